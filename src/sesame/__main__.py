@@ -1,0 +1,3 @@
+from sesame.cli.main import main
+
+main()

@@ -1,0 +1,82 @@
+"""One AWS API call from bytes to bytes: authenticate → route → parse → validate → provider → serialize.
+
+Every failure leaves here as an AWS-shaped error in the protocol of the request (XML for v1 paths, JSON
+for ``/v2/`` paths): a ServiceError as it is, anything unexpected as ``InternalFailure`` (500) with the
+traceback logged. Providers are looked up by ``botocore.xform_name(operation)``; an operation no
+provider implements answers ``NotImplemented`` (501) naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from botocore import xform_name
+
+from sesame.awsapi import errors, spec, validation
+from sesame.awsapi.context import RequestContext
+from sesame.awsapi.messages import AwsRequest, AwsResponse
+from sesame.awsapi.protocols import query, rest_json
+
+log = logging.getLogger(__name__)
+
+#: (request) -> (account id, region, access key id); raises ServiceError when refused.
+Authenticate = Callable[[AwsRequest], Awaitable[tuple[str, str, str | None]]]
+
+
+def is_v2(path: str) -> bool:
+    return path.startswith("/v2/")
+
+
+def error_response(req_path: str, err: errors.ServiceError, request_id: str) -> AwsResponse:
+    proto = rest_json if is_v2(req_path) else query
+    return proto.serialize_error(err, request_id)
+
+
+class Dispatcher:
+    def __init__(self, providers: dict[str, Any], authenticate: Authenticate) -> None:
+        self.providers = providers
+        self.authenticate = authenticate
+
+    async def __call__(self, req: AwsRequest) -> AwsResponse:
+        request_id = str(uuid.uuid4())
+        v2 = is_v2(req.path)
+        proto = rest_json if v2 else query
+        try:
+            account_id, region, key_id = await self.authenticate(req)
+            if v2:
+                service: spec.ServiceName = "sesv2"
+                op, uri_params = rest_json.router.match(req.method, req.raw_path)
+                params = rest_json.parse(op, req, uri_params)
+            else:
+                service = "ses"
+                form = query.read_form(req)
+                op = spec.operation_model(service, query.operation_name(form))
+                params = query.parse(op, form)
+            validation.validate(op, params)
+            method = getattr(self.providers.get(service), xform_name(op.name), None)
+            if method is None:
+                raise errors.NotImplementedOperation(service, op.name)
+            ctx = RequestContext(account_id, region, request_id, service, op.name, key_id)
+            result = await method(ctx, params)
+            return proto.serialize(op, result or {}, request_id)
+        except errors.ServiceError as err:
+            return proto.serialize_error(err, request_id)
+        except Exception:
+            log.exception("internal error in %s %s (request %s)", req.method, req.path, request_id)
+            return proto.serialize_error(
+                errors.InternalFailure("The request processing has failed because of an unknown error."),
+                request_id,
+            )
+
+
+def implemented(providers: dict[str, Any]) -> dict[str, list[str]]:
+    """Operation names per service that a provider method serves (for docs/coverage.md)."""
+    out: dict[str, list[str]] = {}
+    for service in spec.SERVICES:
+        provider = providers.get(service)
+        names = spec.service_model(service).operation_names
+        out[service] = [n for n in names if callable(getattr(provider, xform_name(n), None))]
+    return out

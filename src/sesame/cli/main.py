@@ -1,0 +1,194 @@
+"""The ``sesame`` command: dev, serve, accounts, db.
+
+Every command takes the same ``--data-dir``/``--database``/``--config`` flags, so ``sesame accounts …``
+works beside a running server on the same storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sesame import config
+from sesame.errors import ConfigError
+
+
+def storage_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")(fn)
+    fn = click.option("--database", help="Database URL (default: SQLite in the data dir).")(fn)
+    fn = click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (default ./.sesame).")(fn)
+    return fn
+
+
+def _settings(mode: config.Mode, **flags: Any) -> config.Settings:
+    try:
+        return config.load(mode, config_file=flags.pop("config_file", None), **flags)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _with_sesame(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn(sesame, **kw)`` on a migrated database, for the management commands."""
+
+    @functools.wraps(fn)
+    def wrapper(data_dir: Path | None, database: str | None, config_file: Path | None, **kw: Any) -> None:
+        from sesame.runtime import Sesame
+
+        settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
+        sesame = Sesame(settings)
+        sesame.migrate()
+
+        async def go() -> None:
+            try:
+                await fn(sesame, **kw)
+            finally:
+                await sesame.close()
+
+        asyncio.run(go())
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="sesame")
+def main() -> None:
+    """Sesame: the Amazon SES APIs, self-hosted, delivering for real."""
+
+
+@main.command()
+@storage_options
+@click.option("--http", help="HOST:PORT for the API (default 127.0.0.1:4587; port 0 picks one).")
+def dev(**flags: Any) -> None:
+    """Run for local development: SQLite, any access key, no sandbox, mail captured."""
+    from sesame.cli import server
+
+    server.main(_settings("dev", **flags))
+
+
+@main.command()
+@storage_options
+@click.option("--http", help="HOST:PORT for the API (default 127.0.0.1:4587; port 0 picks one).")
+def serve(**flags: Any) -> None:
+    """Run for production: SigV4 access keys, sandbox and quotas for new accounts."""
+    from sesame.cli import server
+
+    server.main(_settings("serve", **flags))
+
+
+@main.group()
+def accounts() -> None:
+    """Create, list and change accounts."""
+
+
+@accounts.command("create")
+@storage_options
+@click.argument("name")
+@click.option("--id", "account_id", help="A 12-digit account id (default: random).")
+@_with_sesame
+async def accounts_create(sesame: Any, name: str, account_id: str | None) -> None:
+    """Create an account and its first access key; prints them as JSON."""
+    try:
+        new = await sesame.accounts.create(name, account_id)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # duplicate id
+        if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
+            raise click.ClickException(f"account {account_id} already exists") from exc
+        raise
+    click.echo(json.dumps(new.as_json()))
+
+
+@accounts.command("list")
+@storage_options
+@_with_sesame
+async def accounts_list(sesame: Any) -> None:
+    """List accounts as JSON."""
+    click.echo(json.dumps(await sesame.accounts.list(), indent=2))
+
+
+@accounts.command("create-key")
+@storage_options
+@click.argument("account_id")
+@_with_sesame
+async def accounts_create_key(sesame: Any, account_id: str) -> None:
+    """Add an access key to an account; prints it as JSON."""
+    from sesame.domain.accounts import AccountNotFound
+
+    try:
+        key_id, secret = await sesame.accounts.create_access_key(account_id)
+    except AccountNotFound:
+        raise click.ClickException(f"no account {account_id}") from None
+    click.echo(json.dumps({"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}))
+
+
+@accounts.command("update")
+@storage_options
+@click.argument("account_id")
+@click.option("--sandbox/--production", default=None, help="Put the account in or out of the sandbox.")
+@click.option("--max-send-rate", type=float, help="Messages per second (-1: unlimited).")
+@click.option("--max-24-hour-send", type=float, help="Messages per 24 hours (-1: unlimited).")
+@click.option("--region", help="Only this region (default: the account's defaults and every region).")
+@_with_sesame
+async def accounts_update(sesame: Any, account_id: str, **changes: Any) -> None:
+    """Change sandbox status and quotas."""
+    from sesame.domain.accounts import AccountNotFound
+
+    try:
+        await sesame.accounts.update(account_id, **changes)
+    except AccountNotFound:
+        raise click.ClickException(f"no account {account_id}") from None
+    listed = [a for a in await sesame.accounts.list() if a["AccountId"] == account_id]
+    click.echo(json.dumps(listed[0]))
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+def _db_url(data_dir: Path | None, database: str | None, config_file: Path | None) -> str:
+    settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.database_url
+
+
+@db.command("upgrade")
+@storage_options
+@click.argument("revision", default="head")
+def db_upgrade(revision: str, **flags: Any) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from sesame.storage import migrate
+
+    migrate.upgrade(_db_url(**flags), revision)
+    click.echo(f"database at {revision}", err=True)
+
+
+@db.command("downgrade")
+@storage_options
+@click.argument("revision")
+def db_downgrade(revision: str, **flags: Any) -> None:
+    """Revert migrations down to REVISION ('base' for an empty schema)."""
+    from sesame.storage import migrate
+
+    migrate.downgrade(_db_url(**flags), revision)
+
+
+@db.command("current")
+@storage_options
+def db_current(**flags: Any) -> None:
+    """Print the current schema revision."""
+    from sesame.storage import migrate
+
+    migrate.current(_db_url(**flags))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Run the listeners: bind first (port 0 allowed), announce each real address, then ``ready``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from sesame.config import Settings
+from sesame.http.app import create_app
+from sesame.runtime import Sesame
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _dev_banner(host: str, port: int, settings: Settings) -> str:
+    endpoint = f"http://{host}:{port}"
+    return f"""
+Sesame dev server: {endpoint}  (data in {settings.data_dir}, any access key works)
+
+  aws sesv2 get-account --endpoint-url {endpoint} --region us-east-1
+
+  import boto3
+  ses = boto3.client("sesv2", endpoint_url="{endpoint}", region_name="us-east-1",
+                     aws_access_key_id="test", aws_secret_access_key="test")
+  print(ses.get_account()["SendQuota"])
+"""
+
+
+async def run(settings: Settings) -> None:
+    sesame = Sesame(settings)
+    sesame.migrate()
+    host, port = settings.http_address()
+    sock = _bind(host, port)
+    real_host, real_port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_app(sesame),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+        # A slowloris or a runaway header block gets 431/400 from the HTTP parser, never a hang.
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+            return
+        await asyncio.sleep(0.01)
+    print(f"listening http {real_host}:{real_port}", file=sys.stderr, flush=True)
+    if settings.mode == "dev":
+        print(_dev_banner(real_host, real_port, settings), file=sys.stderr, flush=True)
+    print("ready", file=sys.stderr, flush=True)
+    try:
+        await task  # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests, returns
+    finally:
+        await sesame.close()
+
+
+def main(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(settings))

@@ -1,0 +1,125 @@
+"""Typed settings: defaults, then a TOML file (``--config``), then ``SESAME_*`` environment variables,
+then command-line flags, each later source overriding the earlier ones.
+
+Unknown keys in the file are an error, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sesame.errors import ConfigError
+
+Mode = Literal["dev", "serve"]
+
+
+@dataclass
+class AccountDefaults:
+    """What a new account (and each region it first uses) starts with in ``serve`` mode.
+
+    SES gives a new account the sandbox, 200 messages per 24 hours and 1 message per second.
+    ``dev`` mode ignores these and gives every account production access without limits.
+    """
+
+    sandbox: bool = True
+    max_24_hour_send: float = 200.0
+    max_send_rate: float = 1.0
+
+
+@dataclass
+class Settings:
+    mode: Mode = "dev"
+    #: Where the SQLite database, the secret-encryption key and blobs live.
+    data_dir: Path = Path(".sesame")
+    #: SQLAlchemy URL; empty means SQLite in ``data_dir``. ``postgresql://`` URLs use asyncpg.
+    database: str = ""
+    #: HOST:PORT of the HTTP listener (AWS API, /health, dev endpoints). Port 0 picks a free port.
+    http: str = "127.0.0.1:4587"
+    #: The region assumed when a request names none (unsigned dev requests).
+    default_region: str = "us-east-1"
+    #: In dev mode, an access key id that is not 12 digits maps to this account.
+    default_account: str = "000000000000"
+    #: Largest request body accepted; larger ones get 413 RequestEntityTooLarge. SES v2 accepts 40 MB
+    #: messages, and base64 inside JSON inflates them by a third.
+    max_request_bytes: int = 60 * 1024 * 1024
+    accounts: AccountDefaults = field(default_factory=AccountDefaults)
+
+    @property
+    def database_url(self) -> str:
+        if self.database:
+            url = self.database
+            # The user writes the ordinary URL; the async drivers are an implementation detail.
+            if url.startswith(("postgresql://", "postgres://")):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sesame.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def http_address(self) -> tuple[str, int]:
+        host, _, port = self.http.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"http must be HOST:PORT, not {self.http!r}")
+        return host.strip("[]"), int(port)
+
+
+def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+    known = {f.name: f for f in dataclasses.fields(target)}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a table")
+            _apply(current, value, f"{where}.{key}")
+        elif isinstance(current, Path):
+            setattr(target, name, Path(value))
+        elif isinstance(current, bool):
+            if isinstance(value, str):
+                value = value.lower() in ("1", "true", "yes", "on")
+            setattr(target, name, bool(value))
+        elif isinstance(current, (int, float)) and not isinstance(current, bool):
+            try:
+                setattr(target, name, type(current)(value))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: {key} must be a number, not {value!r}") from None
+        else:
+            setattr(target, name, value)
+
+
+def load(
+    mode: Mode = "dev", config_file: Path | None = None, env: dict[str, str] | None = None, **flags: Any
+) -> Settings:
+    settings = Settings(mode=mode)
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {config_file}: {exc}") from exc
+        _apply(settings, data, str(config_file))
+    env = os.environ if env is None else env
+    from_env: dict[str, Any] = {}
+    for key, value in env.items():
+        if key.startswith("SESAME_") and key != "SESAME_TEST_DATABASE":
+            parts = key[len("SESAME_") :].lower().split("__")  # SESAME_ACCOUNTS__SANDBOX=false
+            node = from_env
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+    _apply(settings, from_env, "environment")
+    _apply(settings, {k: v for k, v in flags.items() if v is not None}, "command line")
+    if settings.mode not in ("dev", "serve"):
+        raise ConfigError(f"mode must be dev or serve, not {settings.mode!r}")
+    settings.http_address()
+    return settings

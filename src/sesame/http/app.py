@@ -1,0 +1,95 @@
+"""The HTTP listener: the AWS endpoint (SES v1 and v2 on one host, as SES has), /health, and in dev
+mode LocalStack- and moto-compatible helpers.
+
+The AWS endpoint is every path not claimed by another route. The body is read with a hard cap, so a
+client cannot make the process buffer more than ``max_request_bytes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sesame.awsapi import errors
+from sesame.awsapi.dispatch import error_response
+from sesame.awsapi.messages import AwsRequest, AwsResponse
+from sesame.runtime import Sesame
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _to_response(r: AwsResponse) -> Response:
+    return Response(r.body, status_code=r.status, headers=r.headers)
+
+
+def create_app(sesame: Sesame) -> Starlette:
+    settings = sesame.settings
+
+    async def aws(request: Request) -> Response:
+        scope = request.scope
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        path = scope["path"]
+        try:
+            body = await _read_body(request, settings.max_request_bytes)
+        except BodyTooLarge:
+            err = errors.RequestEntityTooLarge(
+                f"Request body must be at most {settings.max_request_bytes} bytes."
+            )
+            response = _to_response(error_response(path, err, "-"))
+            response.headers["connection"] = "close"  # the rest of the body is not read
+            return response
+        req = AwsRequest(
+            method=request.method,
+            path=path,
+            raw_path=raw_path.decode("latin-1"),
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+            body=body,
+        )
+        return _to_response(await sesame.dispatch(req))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "mode": settings.mode})
+
+    async def localstack_messages(request: Request) -> Response:
+        # LocalStack's GET /_aws/ses answers {"messages": [...]} of captured sends, filterable by
+        # ?id= and ?email=; DELETE clears them. Sending operations arrive with the next issue, so
+        # there is nothing captured yet.
+        if request.method == "DELETE":
+            return Response(status_code=204)
+        return JSONResponse({"messages": []})
+
+    async def reset(request: Request) -> Response:
+        await sesame.reset()
+        return JSONResponse({"status": "reset"})
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+    routes: list[Any] = [Route("/health", health, methods=["GET"])]
+    if settings.mode == "dev":
+        routes += [
+            Route("/_aws/ses", localstack_messages, methods=["GET", "DELETE"]),
+            Route("/_sesame/reset", reset, methods=["POST"]),
+            Route("/moto-api/reset", reset, methods=["POST"]),
+        ]
+    routes.append(Route("/{path:path}", aws, methods=methods))
+    return Starlette(routes=routes)

@@ -1,0 +1,105 @@
+"""SES API v2 (REST-JSON): thin adapters from operations to the domain.
+
+One method per operation, named ``botocore.xform_name(operation)``, taking the request context and
+the parsed, validated parameters and returning the output shape as a dict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sesame.awsapi.context import RequestContext
+from sesame.awsapi.errors import service_errors
+from sesame.domain.accounts import Accounts
+from sesame.domain.quotas import send_quota
+from sesame.domain.tags import TagError, Tags
+
+E = service_errors("sesv2")
+
+#: SES enables the account-level suppression list for bounces and complaints on new accounts.
+DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
+
+
+class SesV2Provider:
+    def __init__(self, accounts: Accounts, tags: Tags) -> None:
+        self.accounts = accounts
+        self.tags = tags
+
+    # -- account ----------------------------------------------------------------------------------
+
+    async def get_account(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        row = await self.accounts.region(ctx.account_id, ctx.region)
+        suppression = row.suppression_attributes or {"SuppressedReasons": DEFAULT_SUPPRESSED_REASONS}
+        out: dict[str, Any] = {
+            "DedicatedIpAutoWarmupEnabled": row.dedicated_ip_auto_warmup,
+            "EnforcementStatus": row.enforcement_status,
+            "ProductionAccessEnabled": row.production_access,
+            "SendQuota": send_quota(row),
+            "SendingEnabled": row.sending_enabled,
+            "SuppressionAttributes": suppression,
+        }
+        if row.details:
+            out["Details"] = row.details
+        if row.vdm_attributes:
+            out["VdmAttributes"] = row.vdm_attributes
+        return out
+
+    async def put_account_details(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        if not await self.accounts.request_production_access(ctx.account_id, ctx.region, params):
+            raise E.ConflictException("There is already an ongoing account details update under review.")
+        return {}
+
+    async def put_account_sending_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        await self.accounts.modify_region(
+            ctx.account_id, ctx.region, sending_enabled=bool(params.get("SendingEnabled", False))
+        )
+        return {}
+
+    async def put_account_suppression_attributes(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"SuppressedReasons": list(params.get("SuppressedReasons") or [])}
+        if "ValidationAttributes" in params:
+            attributes["ValidationAttributes"] = params["ValidationAttributes"]
+        await self.accounts.modify_region(ctx.account_id, ctx.region, suppression_attributes=attributes)
+        return {}
+
+    async def put_account_dedicated_ip_warmup_attributes(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.accounts.modify_region(
+            ctx.account_id, ctx.region, dedicated_ip_auto_warmup=bool(params.get("AutoWarmupEnabled", False))
+        )
+        return {}
+
+    async def put_account_vdm_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        await self.accounts.modify_region(ctx.account_id, ctx.region, vdm_attributes=params["VdmAttributes"])
+        return {}
+
+    # -- tags -------------------------------------------------------------------------------------
+
+    async def list_tags_for_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _tag_errors():
+            return {"Tags": await self.tags.list(ctx.account_id, ctx.region, params["ResourceArn"])}
+
+    async def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _tag_errors():
+            await self.tags.tag(ctx.account_id, ctx.region, params["ResourceArn"], params["Tags"])
+        return {}
+
+    async def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _tag_errors():
+            await self.tags.untag(ctx.account_id, ctx.region, params["ResourceArn"], params["TagKeys"])
+        return {}
+
+
+@contextlib.contextmanager
+def _tag_errors() -> Iterator[None]:
+    """TagError → the SES v2 error a client expects."""
+    try:
+        yield
+    except TagError as exc:
+        cls = E.NotFoundException if exc.kind == "not-found" else E.BadRequestException
+        raise cls(str(exc)) from exc

@@ -1,0 +1,84 @@
+"""Engine and session factory for SQLite (aiosqlite, the embedded default) and PostgreSQL (asyncpg).
+
+Invariants:
+- Writers on SQLite take the database lock up front (``BEGIN IMMEDIATE``) so two writers never
+  deadlock upgrading a read lock, and wait (busy timeout) instead of failing when another process
+  holds it.
+- Readers never block writers: SQLite runs in WAL mode.
+- Sessions do not expire objects on commit: results stay usable after the transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+#: How long a SQLite writer waits for another process's write lock before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # We issue BEGIN ourselves (below); pysqlite's implicit transactions would defeat BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers and one writer at once
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across process crashes
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _make_engine(url: str, *, immediate: bool = False, **kw: Any) -> AsyncEngine:
+    engine = create_async_engine(url, **kw)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """Hands out read sessions and write sessions; on PostgreSQL both come from one pool."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _make_engine(url, pool_size=pool_size, max_overflow=20)
+            # One write connection per process: SQLite has one writer anyway, and queueing here is
+            # cheaper than queueing on the file lock.
+            self.write_engine = _make_engine(url, immediate=True, pool_size=1, max_overflow=0)
+        else:
+            self.engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+            self.write_engine = self.engine
+        self._read = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._write() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
+
+
+def null_pool_engine(url: str) -> AsyncEngine:
+    """A poolless engine for one-off work (migrations, CLI commands)."""
+    return _make_engine(url, immediate=True, poolclass=NullPool)

@@ -1,0 +1,105 @@
+"""SQLAlchemy 2 table models. One schema for SQLite and PostgreSQL; JSON columns are plain ``JSON``
+(SQLite stores text, PostgreSQL ``json``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so Alembic's batch mode on SQLite can find them again.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
+
+
+class Account(Base):
+    """An SES account (12-digit id) and the defaults each region starts with."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sandbox: Mapped[bool] = mapped_column(default=True)
+    max_24_hour_send: Mapped[float] = mapped_column(sa.Float, default=200.0)
+    max_send_rate: Mapped[float] = mapped_column(sa.Float, default=1.0)
+
+
+class AccessKey(Base):
+    """An access key; the secret is stored encrypted (Fernet, key in the data dir)."""
+
+    __tablename__ = "access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    secret_encrypted: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class AccountRegion(Base):
+    """Everything SES keeps per account *and region*: sandbox, quotas, sending switch, settings."""
+
+    __tablename__ = "account_regions"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    production_access: Mapped[bool] = mapped_column(default=False)
+    max_24_hour_send: Mapped[float] = mapped_column(sa.Float)
+    max_send_rate: Mapped[float] = mapped_column(sa.Float)
+    sending_enabled: Mapped[bool] = mapped_column(default=True)
+    enforcement_status: Mapped[str] = mapped_column(sa.String(32), default="HEALTHY")
+    dedicated_ip_auto_warmup: Mapped[bool] = mapped_column(default=False)
+    # PutAccountDetails, as given, plus ReviewDetails.
+    details: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    suppression_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    vdm_attributes: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Tag(Base):
+    """Tags on any taggable SES resource, keyed by its ARN."""
+
+    __tablename__ = "tags"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource_arn: Mapped[str] = mapped_column(sa.String(1011), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(256), default="")

@@ -1,0 +1,104 @@
+"""Sesame as a subprocess on a free port, the way a user runs it; for tests and benchmarks.
+
+    with SesameProcess("serve", data_dir=tmp, database=url) as sesame:
+        boto3.client("sesv2", endpoint_url=sesame.endpoint, ...)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_LISTENING = re.compile(r"^listening (\w+) (\S+):(\d+)$")
+
+
+class SesameProcess:
+    def __init__(
+        self,
+        mode: str = "dev",
+        *,
+        data_dir: Path,
+        database: str | None = None,
+        config_file: Path | None = None,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.args = [sys.executable, "-m", "sesame", mode, "--http", "127.0.0.1:0", "--data-dir", str(data_dir)]
+        if database:
+            self.args += ["--database", database]
+        if config_file:
+            self.args += ["--config", str(config_file)]
+        self.env = {**os.environ, **(env or {})}
+        self.startup_timeout = startup_timeout
+        self.listeners: dict[str, tuple[str, int]] = {}
+        self.stderr_lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.listeners["http"]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SesameProcess:
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env=self.env,
+        )
+        ready = threading.Event()
+
+        def pump() -> None:  # keep reading so the child never blocks on a full pipe
+            assert self.proc is not None and self.proc.stderr is not None
+            for line in self.proc.stderr:
+                line = line.rstrip("\n")
+                self.stderr_lines.append(line)
+                if m := _LISTENING.match(line):
+                    self.listeners[m[1]] = (m[2], int(m[3]))
+                elif line == "ready":
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + self.startup_timeout
+        while not ready.wait(0.05):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("sesame did not become ready:\n" + "\n".join(self.stderr_lines))
+        if "http" not in self.listeners:
+            self.stop()
+            raise RuntimeError("sesame exited before listening:\n" + "\n".join(self.stderr_lines))
+        return self
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> SesameProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def sesame_cli(*args: str, data_dir: Path, database: str | None = None, check: bool = True) -> str:
+    """Run a management command (``sesame accounts create x``) and return its stdout."""
+    cmd = [sys.executable, "-m", "sesame", *args, "--data-dir", str(data_dir)]
+    if database:
+        cmd += ["--database", database]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout

@@ -1,0 +1,83 @@
+"""Shared fixtures: both databases, Sesame processes on free ports, boto3 clients."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from sesame.testing.databases import BACKENDS, temporary_database
+from sesame.testing.servers import SesameProcess, sesame_cli
+
+# Tests must not pick up a developer's AWS settings or Sesame overrides.
+for _var in list(os.environ):
+    if _var.startswith(("AWS_", "SESAME_")) and _var != "SESAME_TEST_POSTGRES":
+        del os.environ[_var]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path) -> Iterator[str]:
+    with temporary_database(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with temporary_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+def client(service: str, endpoint: str, key: str = "test", secret: str = "test", region: str = "us-east-1",
+           validate: bool = True) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, parameter_validation=validate),
+    )
+
+
+class Serve:
+    """A running ``sesame serve`` and a way to make accounts on its storage."""
+
+    def __init__(self, proc: SesameProcess, data_dir: Path, database: str) -> None:
+        self.proc = proc
+        self.data_dir = data_dir
+        self.database = database
+        self.endpoint = proc.endpoint
+
+    def cli(self, *args: str) -> str:
+        return sesame_cli(*args, data_dir=self.data_dir, database=self.database)
+
+    def new_account(self, name: str = "acme") -> dict[str, str]:
+        return json.loads(self.cli("accounts", "create", name))
+
+    def client(self, service: str, account: dict[str, str], region: str = "us-east-1", **kw: Any) -> Any:
+        return client(service, self.endpoint, account["AccessKeyId"], account["SecretAccessKey"], region, **kw)
+
+
+@pytest.fixture(scope="module")
+def serve(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    data_dir = tmp_path_factory.mktemp("serve")
+    with SesameProcess("serve", data_dir=data_dir, database=module_database) as proc:
+        yield Serve(proc, data_dir, module_database)
+
+
+@pytest.fixture(scope="module")
+def dev(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SesameProcess]:
+    data_dir = tmp_path_factory.mktemp("dev")
+    with SesameProcess("dev", data_dir=data_dir, database=module_database) as proc:
+        yield proc

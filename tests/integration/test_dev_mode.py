@@ -1,0 +1,45 @@
+"""dev mode: any key, no sandbox, LocalStack- and moto-compatible helpers."""
+
+from __future__ import annotations
+
+import httpx
+
+from sesame.testing.servers import SesameProcess
+from tests.conftest import client
+
+
+def test_any_key_works_and_twelve_digits_pick_the_account(dev: SesameProcess) -> None:
+    default = client("sesv2", dev.endpoint, "anything", "whatever")
+    got = default.get_account()
+    assert got["ProductionAccessEnabled"] is True
+    assert got["SendQuota"]["Max24HourSend"] == -1.0
+    default.put_account_sending_attributes(SendingEnabled=False)
+    other = client("sesv2", dev.endpoint, "111122223333", "x")
+    assert other.get_account()["SendingEnabled"] is True
+    again = client("sesv2", dev.endpoint, "some-other-key", "y")  # also the default account
+    assert again.get_account()["SendingEnabled"] is False
+    # The account id shows in ARNs it owns.
+    arn = "arn:aws:ses:us-east-1:111122223333:identity/example.com"
+    other.tag_resource(ResourceArn=arn, Tags=[{"Key": "k", "Value": "v"}])
+    assert other.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+
+
+def test_health_and_localstack_messages(dev: SesameProcess) -> None:
+    assert httpx.get(f"{dev.endpoint}/health").json() == {"status": "ok", "mode": "dev"}
+    assert httpx.get(f"{dev.endpoint}/_aws/ses").json() == {"messages": []}
+    assert httpx.delete(f"{dev.endpoint}/_aws/ses").status_code == 204
+
+
+def test_reset_endpoints_wipe_state(dev: SesameProcess) -> None:
+    for path in ("/_sesame/reset", "/moto-api/reset"):
+        ses = client("sesv2", dev.endpoint, "444455556666", "x")
+        ses.put_account_sending_attributes(SendingEnabled=False)
+        assert ses.get_account()["SendingEnabled"] is False
+        assert httpx.post(dev.endpoint + path).status_code == 200
+        assert ses.get_account()["SendingEnabled"] is True
+
+
+def test_v1_works_in_dev_mode(dev: SesameProcess) -> None:
+    ses = client("ses", dev.endpoint, "test", "test", region="eu-central-1")
+    assert ses.get_send_quota()["MaxSendRate"] == -1.0
+    assert ses.get_account_sending_enabled()["Enabled"] is True

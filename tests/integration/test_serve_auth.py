@@ -1,0 +1,85 @@
+"""serve mode: SigV4 with access keys made by `sesame accounts create`, refused with AWS's codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.conftest import Serve, client
+
+
+def test_new_account_gets_sandbox_quota_over_sigv4(serve: Serve) -> None:
+    account = serve.new_account("quota")
+    assert len(account["AccountId"]) == 12 and account["AccountId"].isdigit()
+    v2 = serve.client("sesv2", account)
+    got = v2.get_account()
+    assert got["ProductionAccessEnabled"] is False
+    assert got["SendQuota"] == {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0}
+    assert got["SendingEnabled"] is True
+    assert got["EnforcementStatus"] == "HEALTHY"
+    v1 = serve.client("ses", account)
+    quota = v1.get_send_quota()
+    assert (quota["Max24HourSend"], quota["MaxSendRate"], quota["SentLast24Hours"]) == (200.0, 1.0, 0.0)
+
+
+def test_wrong_secret_is_signature_does_not_match(serve: Serve) -> None:
+    account = serve.new_account("wrong-secret")
+    for service, call in (("sesv2", "get_account"), ("ses", "get_send_quota")):
+        bad = client(service, serve.endpoint, account["AccessKeyId"], "not-the-secret")
+        with pytest.raises(ClientError) as err:
+            getattr(bad, call)()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_unknown_key_is_invalid_client_token_id(serve: Serve) -> None:
+    for service, call in (("sesv2", "get_account"), ("ses", "get_send_quota")):
+        stranger = client(service, serve.endpoint, "AKIAUNKNOWNUNKNOWN00", "whatever")
+        with pytest.raises(ClientError) as err:
+            getattr(stranger, call)()
+        assert err.value.response["Error"]["Code"] == "InvalidClientTokenId"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_unsigned_request_is_refused(serve: Serve) -> None:
+    r = httpx.get(f"{serve.endpoint}/v2/email/account")
+    assert r.status_code == 403
+    assert r.headers["x-amzn-ErrorType"].startswith("MissingAuthenticationToken")
+    r = httpx.post(serve.endpoint, data={"Action": "GetSendQuota", "Version": "2010-12-01"})
+    assert r.status_code == 403
+    assert "<Code>MissingAuthenticationToken</Code>" in r.text
+
+
+def _signed(serve: Serve, account: dict[str, str], when: dt.datetime, monkeypatch: pytest.MonkeyPatch) -> httpx.Response:
+    req = AWSRequest("GET", f"{serve.endpoint}/v2/email/account")
+    signer = SigV4Auth(Credentials(account["AccessKeyId"], account["SecretAccessKey"]), "ses", "us-east-1")
+    # botocore stamps X-Amz-Date from its clock: sign as a client whose clock reads `when`.
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: when.replace(tzinfo=None))
+    signer.add_auth(req)
+    return httpx.get(req.url, headers=dict(req.headers.items()))
+
+
+def test_request_older_than_15_minutes_is_refused(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = serve.new_account("clock")
+    now = dt.datetime.now(dt.UTC)
+    assert _signed(serve, account, now - dt.timedelta(minutes=5), monkeypatch).status_code == 200
+    stale = _signed(serve, account, now - dt.timedelta(minutes=20), monkeypatch)
+    assert stale.status_code == 403
+    assert "expired" in stale.text.lower() or "Signature" in stale.headers.get("x-amzn-ErrorType", "")
+    future = _signed(serve, account, now + dt.timedelta(minutes=20), monkeypatch)
+    assert future.status_code == 403
+
+
+def test_accounts_are_isolated_and_regional(serve: Serve) -> None:
+    a, b = serve.new_account("a"), serve.new_account("b")
+    serve.client("sesv2", a).put_account_sending_attributes(SendingEnabled=False)
+    assert serve.client("sesv2", a).get_account()["SendingEnabled"] is False
+    assert serve.client("sesv2", b).get_account()["SendingEnabled"] is True
+    assert serve.client("sesv2", a, region="eu-west-1").get_account()["SendingEnabled"] is True
+    assert serve.client("ses", a).get_account_sending_enabled()["Enabled"] is False
