@@ -51,8 +51,8 @@ _GONE: Any = object()
 def on_the_wire(value: Any) -> Any:
     """What of ``value`` a query request can carry: an empty structure has no parameters at all.
 
-    (examples.example() cuts deep shapes off at depth 4 with ``{}``, e.g. SendBounce's ExtensionFields,
-    so botocore's validation is off below and those holes are expected to vanish.)
+    (examples.example() leaves a structure empty where all its members would recur, so botocore's
+    validation is off below and such holes are expected to vanish.)
     """
     if isinstance(value, dict):
         kept = {k: v for k, v in ((k, on_the_wire(v)) for k, v in value.items()) if v is not _GONE}

@@ -47,6 +47,7 @@ InvalidParameterValue = _common("InvalidParameterValue", "InvalidParameterValue"
 InvalidParameterCombination = _common("InvalidParameterCombination", "InvalidParameterCombination", 400)
 MissingParameter = _common("MissingParameter", "MissingParameter", 400)
 MalformedQueryString = _common("MalformedQueryString", "MalformedQueryString", 404)
+MalformedInput = _common("MalformedInput", "MalformedInput", 400)  # a value that does not convert
 MissingAction = _common("MissingAction", "MissingAction", 400)
 InvalidAction = _common("InvalidAction", "InvalidAction", 400)
 UnknownOperationException = _common("UnknownOperationException", "UnknownOperationException", 404)
@@ -54,9 +55,9 @@ SerializationException = _common("SerializationException", "SerializationExcepti
 UnsupportedMediaType = _common("UnsupportedMediaType", "UnsupportedMediaTypeException", 415)
 RequestEntityTooLarge = _common("RequestEntityTooLarge", "RequestEntityTooLarge", 413)
 Throttling = _common("Throttling", "Throttling", 400)
-# Authentication (HTTP 403, as AWS answers).
+# Authentication (HTTP 403, as AWS answers, but for a malformed Authorization header).
 MissingAuthenticationToken = _common("MissingAuthenticationToken", "MissingAuthenticationToken", 403)
-IncompleteSignature = _common("IncompleteSignature", "IncompleteSignature", 403)
+IncompleteSignature = _common("IncompleteSignature", "IncompleteSignature", 400)  # 400, as AWS answers
 InvalidClientTokenId = _common("InvalidClientTokenId", "InvalidClientTokenId", 403)
 SignatureDoesNotMatch = _common("SignatureDoesNotMatch", "SignatureDoesNotMatch", 403)
 RequestExpired = _common("RequestExpired", "RequestExpired", 403)

@@ -1,8 +1,9 @@
 """Example values for any botocore shape: the input of the protocol round-trip tests.
 
-Every member is filled (not only the required ones), lists get two items and maps two entries, so
-that each member's wire form is exercised. Values respect enums and length/range bounds; patterns
-are not honoured (the round trip tests parsing, not validation).
+Every member is filled (not only the required ones; a union gets exactly one), lists get two items
+(or their max) and maps two entries, so that each member's wire form is exercised. Values respect
+enums (map keys too) and length/range bounds; patterns are not honoured (the round trip tests
+parsing, not validation). A recursive shape is filled once and left out where it recurs.
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ from botocore.model import Shape
 _TIMESTAMP = dt.datetime(2026, 11, 23, 12, 30, 45, tzinfo=dt.UTC)
 
 
-def example(shape: Shape | None, name: str = "value", depth: int = 0) -> Any:
+def example(shape: Shape | None, name: str = "value", _open: frozenset[str] = frozenset()) -> Any:
     if shape is None:
         return {}
     t = shape.type_name
     if t == "structure":
-        if depth > 4:  # recursive shapes: stop before the tree explodes
-            return {}
-        return {m: example(s, m, depth + 1) for m, s in shape.members.items()}
+        inside = _open | {shape.name}
+        members = [(m, s) for m, s in shape.members.items() if s.name not in inside]
+        if shape.metadata.get("union"):
+            members = members[:1]
+        return {m: example(s, m, inside) for m, s in members}
     if t == "list":
-        n = max(2, shape.metadata.get("min", 0)) if depth <= 4 else 1
-        return [example(shape.member, f"{name}{i}", depth + 1) for i in range(n)]
+        n = min(max(2, shape.metadata.get("min", 0)), shape.metadata.get("max", 2))
+        return [example(shape.member, f"{name}{i}", _open) for i in range(n)]
     if t == "map":
-        return {f"key{i}": example(shape.value, f"{name}{i}", depth + 1) for i in range(2)}
+        keys = (shape.key.enum or [f"key{i}" for i in range(2)])[-2:]
+        return {k: example(shape.value, f"{name}{i}", _open) for i, k in enumerate(keys)}
     if t == "string":
         if shape.enum:
             return shape.enum[-1]

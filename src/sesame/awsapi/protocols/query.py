@@ -39,11 +39,8 @@ _OPERATIONS = frozenset(_MODEL.operation_names)
 _FORM = "application/x-www-form-urlencoded"
 
 # SES reports undecodable values with the framework code MalformedInput (observed: a bad
-# RawMessage.Data answers 400 MalformedInput "Invalid Base64 encoding"). errors.py has no class for it
-# yet; use its class as soon as it has one.
-MalformedInput: type[errors.ServiceError] = getattr(errors, "MalformedInput", None) or type(
-    "MalformedInput", (errors.ServiceError,), {"code": "MalformedInput", "status": 400}
-)
+# RawMessage.Data answers 400 MalformedInput "Invalid Base64 encoding").
+MalformedInput = errors.MalformedInput
 
 _SYNTAX = "The query string contains a syntax error:"  # AWS's text for MalformedQueryString
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
