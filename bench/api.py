@@ -69,7 +69,9 @@ async def level(endpoint: str, headers: dict[str, str], concurrency: int, second
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--seconds", type=float, default=5.0, help="time bound per concurrency level")
     parser.add_argument("--max-requests", type=int, default=20000, help="count bound per concurrency level")
@@ -81,11 +83,15 @@ def main() -> None:
             account = json.loads(sesame_cli("accounts", "create", "bench", data_dir=data_dir, database=url))
             headers = signed_headers(sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"])
             print(f"GetAccount (SigV4 verified), sesame serve on {args.database}")
-            print(f"{'concurrency':>11} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+            print(
+                f"{'concurrency':>11} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+            )
             for c in (int(x) for x in args.concurrency.split(",")):
                 r = asyncio.run(level(sesame.endpoint, headers, c, args.seconds, args.max_requests))
-                print(f"{r['concurrency']:>11} {r['requests']:>9} {r['errors']:>6} {r['rps']:>8.0f} "
-                      f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}")
+                print(
+                    f"{r['concurrency']:>11} {r['requests']:>9} {r['errors']:>6} {r['rps']:>8.0f} "
+                    f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -33,13 +33,21 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def module_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     with temporary_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
 
 
-def client(service: str, endpoint: str, key: str = "test", secret: str = "test", region: str = "us-east-1",
-           validate: bool = True) -> Any:
+def client(
+    service: str,
+    endpoint: str,
+    key: str = "test",
+    secret: str = "test",
+    region: str = "us-east-1",
+    validate: bool = True,
+) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -66,7 +74,9 @@ class Serve:
         return json.loads(self.cli("accounts", "create", name))
 
     def client(self, service: str, account: dict[str, str], region: str = "us-east-1", **kw: Any) -> Any:
-        return client(service, self.endpoint, account["AccessKeyId"], account["SecretAccessKey"], region, **kw)
+        return client(
+            service, self.endpoint, account["AccessKeyId"], account["SecretAccessKey"], region, **kw
+        )
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,9 @@ def test_operator_sets_quotas(serve: Serve) -> None:
     account = serve.new_account("quotas")
     v1 = serve.client("ses", account)
     assert v1.get_send_quota()["Max24HourSend"] == 200.0
-    serve.cli("accounts", "update", account["AccountId"], "--max-send-rate", "14", "--max-24-hour-send", "50000")
+    serve.cli(
+        "accounts", "update", account["AccountId"], "--max-send-rate", "14", "--max-24-hour-send", "50000"
+    )
     quota = v1.get_send_quota()
     assert (quota["MaxSendRate"], quota["Max24HourSend"]) == (14.0, 50000.0)
     # A region first used after the change starts from the new defaults too.

@@ -20,7 +20,9 @@ def test_accounts_create_list_update(database: str, tmp_path: Path) -> None:
     assert created["AccessKeyId"].startswith("AKIA") and len(created["AccessKeyId"]) == 20
     assert len(created["SecretAccessKey"]) == 40
     fixed = json.loads(
-        sesame_cli("accounts", "create", "fixed", "--id", "123456789012", data_dir=tmp_path, database=database)
+        sesame_cli(
+            "accounts", "create", "fixed", "--id", "123456789012", data_dir=tmp_path, database=database
+        )
     )
     assert fixed["AccountId"] == "123456789012"
     listed = json.loads(sesame_cli("accounts", "list", data_dir=tmp_path, database=database))
@@ -28,35 +30,71 @@ def test_accounts_create_list_update(database: str, tmp_path: Path) -> None:
     assert listed[0]["AccessKeyIds"] == [created["AccessKeyId"]]
     assert listed[0]["Sandbox"] is True
     updated = json.loads(
-        sesame_cli("accounts", "update", "123456789012", "--production", "--max-send-rate", "50",
-                   data_dir=tmp_path, database=database)
+        sesame_cli(
+            "accounts",
+            "update",
+            "123456789012",
+            "--production",
+            "--max-send-rate",
+            "50",
+            data_dir=tmp_path,
+            database=database,
+        )
     )
     assert updated["Sandbox"] is False and updated["MaxSendRate"] == 50.0
     # Secrets are encrypted at rest: the plaintext is nowhere in a SQLite file.
     if database.startswith("sqlite"):
-        assert created["SecretAccessKey"].encode() not in Path(database[len("sqlite:///"):]).read_bytes()
+        assert created["SecretAccessKey"].encode() not in Path(database[len("sqlite:///") :]).read_bytes()
 
 
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "sesame", "accounts", "update", "999999999999", "--production",
-         "--data-dir", str(tmp_path)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sesame",
+            "accounts",
+            "update",
+            "999999999999",
+            "--production",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "no account 999999999999" in done.stderr
     done = subprocess.run(
-        [sys.executable, "-m", "sesame", "accounts", "create", "x", "--id", "12", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sesame",
+            "accounts",
+            "create",
+            "x",
+            "--id",
+            "12",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "12 digits" in done.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text("htp = '127.0.0.1:1'\n")
-    done = subprocess.run([sys.executable, "-m", "sesame", "dev", "--config", str(bad)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sesame", "dev", "--config", str(bad)], capture_output=True, text=True
+    )
     assert done.returncode != 0 and "unknown setting 'htp'" in done.stderr
 
 
 def test_config_file_and_environment(tmp_path: Path) -> None:
     cfg = tmp_path / "sesame.toml"
     cfg.write_text('default_account = "222233334444"\ndefault_region = "eu-west-1"\n')
-    with SesameProcess("dev", data_dir=tmp_path / "d", config_file=cfg,
-                       env={"SESAME_ACCOUNTS__SANDBOX": "false"}) as proc:
+    with SesameProcess(
+        "dev", data_dir=tmp_path / "d", config_file=cfg, env={"SESAME_ACCOUNTS__SANDBOX": "false"}
+    ) as proc:
         arn = "arn:aws:ses:eu-west-1:222233334444:identity/example.com"
         ses = client("sesv2", proc.endpoint, "not-an-account-id", "x", region="eu-west-1")
         ses.tag_resource(ResourceArn=arn, Tags=[{"Key": "k", "Value": "v"}])
@@ -69,6 +107,7 @@ def test_graceful_shutdown(tmp_path: Path, sig: signal.Signals) -> None:
     assert proc.proc is not None
     proc.proc.send_signal(sig)
     assert proc.proc.wait(15) == 0
+    assert proc.stop() == 0
 
 
 def test_db_commands(database: str, tmp_path: Path) -> None:
@@ -76,6 +115,19 @@ def test_db_commands(database: str, tmp_path: Path) -> None:
     sesame_cli("db", "downgrade", "base", data_dir=tmp_path, database=database)
     sesame_cli("db", "upgrade", data_dir=tmp_path, database=database)
     done = subprocess.run(
-        [sys.executable, "-m", "sesame", "db", "current", "--data-dir", str(tmp_path), "--database", database],
-        capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-m",
+            "sesame",
+            "db",
+            "current",
+            "--data-dir",
+            str(tmp_path),
+            "--database",
+            database,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "0001" in done.stdout + done.stderr

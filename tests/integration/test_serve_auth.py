@@ -56,7 +56,9 @@ def test_unsigned_request_is_refused(serve: Serve) -> None:
     assert "<Code>MissingAuthenticationToken</Code>" in r.text
 
 
-def _signed(serve: Serve, account: dict[str, str], when: dt.datetime, monkeypatch: pytest.MonkeyPatch) -> httpx.Response:
+def _signed(
+    serve: Serve, account: dict[str, str], when: dt.datetime, monkeypatch: pytest.MonkeyPatch
+) -> httpx.Response:
     req = AWSRequest("GET", f"{serve.endpoint}/v2/email/account")
     signer = SigV4Auth(Credentials(account["AccessKeyId"], account["SecretAccessKey"]), "ses", "us-east-1")
     # botocore stamps X-Amz-Date from its clock: sign as a client whose clock reads `when`.

@@ -27,7 +27,9 @@ def test_migrations_produce_exactly_the_models(database: str, tmp_path: Path) ->
         engine = null_pool_engine(settings.database_url)
         async with engine.connect() as conn:
             result = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                )
             )
         await engine.dispose()
         return result
@@ -40,8 +42,12 @@ def test_second_process_on_the_same_sqlite_file(tmp_path: Path) -> None:
     data = tmp_path / "shared"
     with SesameProcess("dev", data_dir=data) as a, SesameProcess("dev", data_dir=data) as b:
         procs = [
-            subprocess.Popen([sys.executable, "-m", "sesame", "accounts", "create", f"acct{i}", "--data-dir", str(data)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-m", "sesame", "accounts", "create", f"acct{i}", "--data-dir", str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for i in range(4)
         ]
         for n in range(20):
@@ -52,9 +58,15 @@ def test_second_process_on_the_same_sqlite_file(tmp_path: Path) -> None:
         assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
         created = {json.loads(o[0])["AccountId"] for o in outs}
         for n in range(20):
-            assert client("sesv2", a.endpoint, f"{100000000000 + n:012d}", "x").get_account()["SendingEnabled"] is (
-                n % 2 == 0
-            )
-    listed = json.loads(subprocess.run([sys.executable, "-m", "sesame", "accounts", "list", "--data-dir", str(data)],
-                                       capture_output=True, text=True, check=True).stdout)
+            assert client("sesv2", a.endpoint, f"{100000000000 + n:012d}", "x").get_account()[
+                "SendingEnabled"
+            ] is (n % 2 == 0)
+    listed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "sesame", "accounts", "list", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert created <= {a["AccountId"] for a in listed}

@@ -59,7 +59,9 @@ def botocore_request(op_name: str, params: dict[str, Any]) -> AwsRequest:
     op = SESV2.operation_model(op_name)
     built = create_serializer("rest-json", include_validation=False).serialize_to_request(params, op)
     prepare_request_dict(built, ENDPOINT)
-    prepared = AWSRequest(method=built["method"], url=built["url"], data=built["body"], headers=built["headers"])
+    prepared = AWSRequest(
+        method=built["method"], url=built["url"], data=built["body"], headers=built["headers"]
+    )
     return to_aws_request(prepared.prepare())
 
 
@@ -71,7 +73,11 @@ def route_and_parse(req: AwsRequest) -> tuple[str, dict[str, Any]]:
 def botocore_parse(resp: AwsResponse, shape: Any) -> dict[str, Any]:
     return create_parser("rest-json").parse(
         # HTTP header names are case-insensitive; botocore reads them lower-cased, as urllib3 hands them.
-        {"status_code": resp.status, "headers": {k.lower(): v for k, v in resp.headers.items()}, "body": resp.body},
+        {
+            "status_code": resp.status,
+            "headers": {k.lower(): v for k, v in resp.headers.items()},
+            "body": resp.body,
+        },
         shape,
     )
 
@@ -266,7 +272,7 @@ def client() -> Any:
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda c: c.__name__)
 def test_error_round_trip(cls: type[errors.ServiceError], client: Any) -> None:
-    resp = rest_json.serialize_error(cls("Value <x> & \"y\" is wrong."), "req-9")
+    resp = rest_json.serialize_error(cls('Value <x> & "y" is wrong.'), "req-9")
     assert resp.status == cls.status
     parsed = botocore_parse(resp, None)
     assert parsed["Error"]["Code"] == cls.code

@@ -1,6 +1,6 @@
 """docs/coverage.md: which SES operations Sesame implements, generated from the models and providers.
 
-    python -m sesame.awsapi.coverage > docs/coverage.md     (a test keeps the file current)
+python -m sesame.awsapi.coverage > docs/coverage.md     (a test keeps the file current)
 """
 
 from __future__ import annotations

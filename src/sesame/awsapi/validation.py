@@ -43,13 +43,33 @@ from sesame.awsapi.errors import InvalidParameterValue, ServiceError, Validation
 
 Check = Callable[[Any], bool]
 SKIPPED_PATTERNS: set[str] = set()
-_POSIX = {"Lower": "a-z", "Upper": "A-Z", "ASCII": "\\x00-\\x7f", "Alpha": "a-zA-Z", "Digit": "0-9",
-          "Alnum": "a-zA-Z0-9", "Punct": "!-/:-@\\[-`{-~", "Graph": "!-~", "Print": " -~",
-          "Blank": " \\t", "Cntrl": "\\x00-\\x1f\\x7f", "XDigit": "0-9a-fA-F", "Space": " \\t\\n\\x0b\\f\\r"}
+_POSIX = {
+    "Lower": "a-z",
+    "Upper": "A-Z",
+    "ASCII": "\\x00-\\x7f",
+    "Alpha": "a-zA-Z",
+    "Digit": "0-9",
+    "Alnum": "a-zA-Z0-9",
+    "Punct": "!-/:-@\\[-`{-~",
+    "Graph": "!-~",
+    "Print": " -~",
+    "Blank": " \\t",
+    "Cntrl": "\\x00-\\x1f\\x7f",
+    "XDigit": "0-9a-fA-F",
+    "Space": " \\t\\n\\x0b\\f\\r",
+}
 _HSPACE = " \\t\\xa0\\u1680\\u180e\\u2000-\\u200a\\u202f\\u205f\\u3000"
 _PY_TYPES: dict[str, type | tuple[type, ...]] = {
-    "structure": dict, "map": dict, "list": list, "string": str, "blob": (bytes, bytearray, str),
-    "integer": int, "long": int, "float": (int, float), "double": (int, float)}
+    "structure": dict,
+    "map": dict,
+    "list": list,
+    "string": str,
+    "blob": (bytes, bytearray, str),
+    "integer": int,
+    "long": int,
+    "float": (int, float),
+    "double": (int, float),
+}
 _PROP = re.compile(r"\\([pP])\{(\w+)\}")
 _CATEGORY = re.compile(r"[A-Z][a-z]?")
 
@@ -132,12 +152,22 @@ def _rules(shape: Shape, with_enum: bool = True) -> list[tuple[str, str, Check]]
         ok = (lambda v, lo=lo: len(v) >= lo) if sized else (lambda v, lo=lo: v >= lo)
         rules.append((kind, f"Member must have {what} greater than or equal to {lo}", ok))
     if t == "string" and "pattern" in meta and (rx := _pattern(meta["pattern"])) is not None:
-        rules.append(("pattern", f"Member must satisfy regular expression pattern: {meta['pattern']}",
-                      lambda v, rx=rx: rx.fullmatch(v) is not None))
+        rules.append(
+            (
+                "pattern",
+                f"Member must satisfy regular expression pattern: {meta['pattern']}",
+                lambda v, rx=rx: rx.fullmatch(v) is not None,
+            )
+        )
     if t == "string" and shape.enum and with_enum:
         values = frozenset(shape.enum)
-        rules.append(("enum", f"Member must satisfy enum value set: [{', '.join(shape.enum)}]",
-                      lambda v, values=values: v in values))
+        rules.append(
+            (
+                "enum",
+                f"Member must satisfy enum value set: [{', '.join(shape.enum)}]",
+                lambda v, values=values: v in values,
+            )
+        )
     return rules
 
 
@@ -156,6 +186,7 @@ def _compile(shape: Shape, memo: dict[str, Check | None]) -> Check | None:
         required = tuple(shape.required_members)
         subs = tuple((n, c) for n, s in shape.members.items() if (c := _compile(s, memo)) is not None)
         if required or subs:
+
             def fn(d: Any) -> bool:
                 for n in required:
                     if d.get(n) is None:
@@ -170,9 +201,15 @@ def _compile(shape: Shape, memo: dict[str, Check | None]) -> Check | None:
         key = _compile(shape.key, memo) if t == "map" else None
         val = _compile(shape.value, memo) if t == "map" else None
         if oks or item or key or val:
+
             def fn(v: Any) -> bool:
-                return (all(ok(v) for ok in oks) and (item is None or all(map(item, v)))
-                        and (key is None or all(map(key, v))) and (val is None or all(map(val, v.values()))))
+                return (
+                    all(ok(v) for ok in oks)
+                    and (item is None or all(map(item, v)))
+                    and (key is None or all(map(key, v)))
+                    and (val is None or all(map(val, v.values())))
+                )
+
     memo[shape.name] = fn
     return fn
 
@@ -224,8 +261,9 @@ def _handler_enum(shape: Shape, v: Any, path: str, out: list[Violation]) -> None
     if (enum := shape.metadata.get("enum")) and isinstance(v, str) and v not in enum:
         name = [s for s in path.split(".") if s != "member" and not s.isdigit()][-1]
         words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name).lower()
-        out.append(Violation("handler-enum", path,
-                             f"Invalid {words}: {v}. Valid values are: {', '.join(enum)}."))
+        out.append(
+            Violation("handler-enum", path, f"Invalid {words}: {v}. Valid values are: {', '.join(enum)}.")
+        )
 
 
 def _collect(shape: Shape, v: Any, path: str, v1: bool, out: list[Violation]) -> None:
@@ -244,8 +282,11 @@ def _collect(shape: Shape, v: Any, path: str, v1: bool, out: list[Violation]) ->
                 _collect(member, x, sub, v1, out)
             elif name in shape.required_members:
                 at = "Value null at" if v1 else "Value at"
-                out.append(Violation("null", sub, f"{at} '{sub}' failed to satisfy constraint: "
-                                                  "Member must not be null"))
+                out.append(
+                    Violation(
+                        "null", sub, f"{at} '{sub}' failed to satisfy constraint: Member must not be null"
+                    )
+                )
         return
     for kind, text, ok in _rules(shape, with_enum=not v1):
         if not ok(v):

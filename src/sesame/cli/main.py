@@ -21,9 +21,13 @@ from sesame.errors import ConfigError
 
 
 def storage_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")(fn)
+    fn = click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")(
+        fn
+    )
     fn = click.option("--database", help="Database URL (default: SQLite in the data dir).")(fn)
-    fn = click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (default ./.sesame).")(fn)
+    fn = click.option(
+        "--data-dir", type=click.Path(path_type=Path), help="Data directory (default ./.sesame)."
+    )(fn)
     return fn
 
 

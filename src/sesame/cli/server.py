@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -38,6 +41,26 @@ Sesame dev server: {endpoint}  (data in {settings.data_dir}, any access key work
 """
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM/SIGINT ends in a clean exit (status 0) after the graceful stop.
+
+    uvicorn re-raises the signal once it has stopped, so the process would die by it (status -15);
+    a supervisor should see an orderly shutdown as one. A second signal still forces the exit.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+
 async def run(settings: Settings) -> None:
     sesame = Sesame(settings)
     sesame.migrate()
@@ -53,7 +76,7 @@ async def run(settings: Settings) -> None:
         # A slowloris or a runaway header block gets 431/400 from the HTTP parser, never a hang.
         h11_max_incomplete_event_size=64 * 1024,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

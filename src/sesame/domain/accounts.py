@@ -89,7 +89,11 @@ class Accounts:
                 )
             )
             await s.flush()
-            s.add(AccessKey(access_key_id=key_id, account_id=account_id, secret_encrypted=self.box.encrypt(secret)))
+            s.add(
+                AccessKey(
+                    access_key_id=key_id, account_id=account_id, secret_encrypted=self.box.encrypt(secret)
+                )
+            )
         return NewAccount(account_id, name, key_id, secret)
 
     async def ensure(self, account_id: str) -> None:
@@ -99,8 +103,15 @@ class Accounts:
                 return
         async with self.db.write() as s:
             if await s.get(Account, account_id) is None:
-                s.add(Account(id=account_id, name=f"dev-{account_id}", sandbox=False,
-                              max_24_hour_send=-1.0, max_send_rate=-1.0))
+                s.add(
+                    Account(
+                        id=account_id,
+                        name=f"dev-{account_id}",
+                        sandbox=False,
+                        max_24_hour_send=-1.0,
+                        max_send_rate=-1.0,
+                    )
+                )
 
     async def list(self) -> list[dict[str, Any]]:
         async with self.db.read() as s:
@@ -143,7 +154,9 @@ class Accounts:
                     account.max_24_hour_send = max_24_hour_send
                 if max_send_rate is not None:
                     account.max_send_rate = max_send_rate
-                rows = (await s.scalars(sa.select(AccountRegion).where(AccountRegion.account_id == account_id))).all()
+                rows = (
+                    await s.scalars(sa.select(AccountRegion).where(AccountRegion.account_id == account_id))
+                ).all()
             else:
                 rows = [await self._region_row(s, account, region)]
             for row in rows:
@@ -170,7 +183,11 @@ class Accounts:
         async with self.db.write() as s:
             if await s.get(Account, account_id) is None:
                 raise AccountNotFound(account_id)
-            s.add(AccessKey(access_key_id=key_id, account_id=account_id, secret_encrypted=self.box.encrypt(secret)))
+            s.add(
+                AccessKey(
+                    access_key_id=key_id, account_id=account_id, secret_encrypted=self.box.encrypt(secret)
+                )
+            )
         return key_id, secret
 
     async def credentials(self, access_key_id: str) -> tuple[str, str] | None:
@@ -181,7 +198,11 @@ class Accounts:
             return hit[1]
         async with self.db.read() as s:
             key = await s.get(AccessKey, access_key_id)
-        found = (key.account_id, self.box.decrypt(key.secret_encrypted)) if key is not None and key.active else None
+        found = (
+            (key.account_id, self.box.decrypt(key.secret_encrypted))
+            if key is not None and key.active
+            else None
+        )
         if len(self._key_cache) > 10_000:  # bound memory against floods of random key ids
             self._key_cache.clear()
         self._key_cache[access_key_id] = (now, found)

@@ -52,4 +52,6 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
-            raise ConfigError("a stored secret cannot be decrypted: wrong secret.key for this database") from exc
+            raise ConfigError(
+                "a stored secret cannot be decrypted: wrong secret.key for this database"
+            ) from exc

@@ -18,7 +18,9 @@ from sesame.storage.models import Tag
 #: Per-resource limit [DG: tagging]. The key/value lengths are checked from the model.
 MAX_TAGS_PER_RESOURCE = 50
 
-_ARN = re.compile(r"^arn:aws[a-z-]*:ses:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<type>[a-z-]+)/(?P<name>.+)$")
+_ARN = re.compile(
+    r"^arn:aws[a-z-]*:ses:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<type>[a-z-]+)/(?P<name>.+)$"
+)
 TAGGABLE_TYPES = frozenset(
     {
         "configuration-set",
@@ -76,7 +78,9 @@ class Tags:
         async with self.db.write() as s:
             existing = {
                 t.key: t
-                for t in await s.scalars(sa.select(Tag).where(Tag.account_id == account_id, Tag.resource_arn == arn))
+                for t in await s.scalars(
+                    sa.select(Tag).where(Tag.account_id == account_id, Tag.resource_arn == arn)
+                )
             }
             if len(existing.keys() | wanted.keys()) > MAX_TAGS_PER_RESOURCE:
                 raise TagError("limit", f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags.")

@@ -20,11 +20,17 @@ class SesV1Provider:
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return send_quota(await self.accounts.region(ctx.account_id, ctx.region))
 
-    async def get_account_sending_enabled(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def get_account_sending_enabled(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
         row = await self.accounts.region(ctx.account_id, ctx.region)
         return {"Enabled": row.sending_enabled}
 
-    async def update_account_sending_enabled(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def update_account_sending_enabled(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
         # SES treats an omitted Enabled as false.
-        await self.accounts.modify_region(ctx.account_id, ctx.region, sending_enabled=bool(params.get("Enabled")))
+        await self.accounts.modify_region(
+            ctx.account_id, ctx.region, sending_enabled=bool(params.get("Enabled"))
+        )
         return {}

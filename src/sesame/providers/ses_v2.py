@@ -51,7 +51,9 @@ class SesV2Provider:
             raise E.ConflictException("There is already an ongoing account details update under review.")
         return {}
 
-    async def put_account_sending_attributes(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def put_account_sending_attributes(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
         await self.accounts.modify_region(
             ctx.account_id, ctx.region, sending_enabled=bool(params.get("SendingEnabled", False))
         )

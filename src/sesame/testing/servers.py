@@ -1,7 +1,7 @@
 """Sesame as a subprocess on a free port, the way a user runs it; for tests and benchmarks.
 
-    with SesameProcess("serve", data_dir=tmp, database=url) as sesame:
-        boto3.client("sesv2", endpoint_url=sesame.endpoint, ...)
+with SesameProcess("serve", data_dir=tmp, database=url) as sesame:
+    boto3.client("sesv2", endpoint_url=sesame.endpoint, ...)
 """
 
 from __future__ import annotations
@@ -29,7 +29,16 @@ class SesameProcess:
         env: dict[str, str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        self.args = [sys.executable, "-m", "sesame", mode, "--http", "127.0.0.1:0", "--data-dir", str(data_dir)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "sesame",
+            mode,
+            "--http",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+        ]
         if database:
             self.args += ["--database", database]
         if config_file:
@@ -39,6 +48,7 @@ class SesameProcess:
         self.listeners: dict[str, tuple[str, int]] = {}
         self.stderr_lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
+        self._pump: threading.Thread = threading.Thread()
 
     @property
     def endpoint(self) -> str:
@@ -47,8 +57,12 @@ class SesameProcess:
 
     def start(self) -> SesameProcess:
         self.proc = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=self.env,
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
         )
         ready = threading.Event()
 
@@ -63,7 +77,8 @@ class SesameProcess:
                     ready.set()
             ready.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         deadline = time.monotonic() + self.startup_timeout
         while not ready.wait(0.05):
             if time.monotonic() > deadline:
@@ -84,6 +99,10 @@ class SesameProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # The pump ends at EOF; then the pipe is closed here rather than left to the garbage collector.
+        self._pump.join(5)
+        if self.proc.stderr is not None and not self._pump.is_alive():
+            self.proc.stderr.close()
         return self.proc.returncode
 
     def __enter__(self) -> SesameProcess:

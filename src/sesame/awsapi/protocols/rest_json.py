@@ -225,7 +225,11 @@ def _from_json(shape: Shape, value: Any, where: str) -> Any:
     if kind == "list":
         if not isinstance(value, list):
             raise _wrong_type(shape, value, where)
-        return [_from_json(shape.member, item, f"{where}[{i}]") for i, item in enumerate(value) if item is not None]
+        return [
+            _from_json(shape.member, item, f"{where}[{i}]")
+            for i, item in enumerate(value)
+            if item is not None
+        ]
     if kind == "map":
         if not isinstance(value, dict):
             raise _wrong_type(shape, value, where)
