@@ -47,6 +47,9 @@ class Settings:
     #: Largest request body accepted; larger ones get 413 RequestEntityTooLarge. SES v2 accepts 40 MB
     #: messages, and base64 inside JSON inflates them by a third.
     max_request_bytes: int = 60 * 1024 * 1024
+    #: Largest header block (names and values) accepted; larger ones get RequestHeaderSectionTooLarge.
+    #: Blocks past 64 KB do not even reach Sesame: the HTTP parser answers 400 and closes.
+    max_header_bytes: int = 16 * 1024
     accounts: AccountDefaults = field(default_factory=AccountDefaults)
 
     @property

@@ -54,6 +54,7 @@ UnknownOperationException = _common("UnknownOperationException", "UnknownOperati
 SerializationException = _common("SerializationException", "SerializationException", 400)
 UnsupportedMediaType = _common("UnsupportedMediaType", "UnsupportedMediaTypeException", 415)
 RequestEntityTooLarge = _common("RequestEntityTooLarge", "RequestEntityTooLarge", 413)
+RequestHeaderSectionTooLarge = _common("RequestHeaderSectionTooLarge", "RequestHeaderSectionTooLarge", 400)
 Throttling = _common("Throttling", "Throttling", 400)
 # Authentication (HTTP 403, as AWS answers, but for a malformed Authorization header).
 MissingAuthenticationToken = _common("MissingAuthenticationToken", "MissingAuthenticationToken", 403)

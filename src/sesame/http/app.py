@@ -7,6 +7,7 @@ client cannot make the process buffer more than ``max_request_bytes``.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from starlette.applications import Starlette
@@ -49,13 +50,19 @@ def create_app(sesame: Sesame) -> Starlette:
         scope = request.scope
         raw_path = scope.get("raw_path") or scope["path"].encode()
         path = scope["path"]
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if header_bytes > settings.max_header_bytes:
+            err = errors.RequestHeaderSectionTooLarge(
+                f"The request's headers take {header_bytes} bytes; at most {settings.max_header_bytes} are allowed."
+            )
+            return _to_response(error_response(path, err, str(uuid.uuid4())))
         try:
             body = await _read_body(request, settings.max_request_bytes)
         except BodyTooLarge:
             err = errors.RequestEntityTooLarge(
                 f"Request body must be at most {settings.max_request_bytes} bytes."
             )
-            response = _to_response(error_response(path, err, "-"))
+            response = _to_response(error_response(path, err, str(uuid.uuid4())))
             response.headers["connection"] = "close"  # the rest of the body is not read
             return response
         req = AwsRequest(
