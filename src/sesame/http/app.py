@@ -53,7 +53,8 @@ def create_app(sesame: Sesame) -> Starlette:
         header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
         if header_bytes > settings.max_header_bytes:
             err = errors.RequestHeaderSectionTooLarge(
-                f"The request's headers take {header_bytes} bytes; at most {settings.max_header_bytes} are allowed."
+                f"The request's headers take {header_bytes} bytes;"
+                f" at most {settings.max_header_bytes} are allowed."
             )
             return _to_response(error_response(path, err, str(uuid.uuid4())))
         try:

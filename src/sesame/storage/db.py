@@ -5,6 +5,11 @@ Invariants:
   deadlock upgrading a read lock, and wait (busy timeout) instead of failing when another process
   holds it.
 - Readers never block writers: SQLite runs in WAL mode.
+- On SQLite, reads run inline on the event loop (pysqlite, behind the same AsyncSession API) and writes
+  on aiosqlite's thread. A WAL reader never waits for a lock, and a cached page read costs microseconds,
+  while each aiosqlite call is a thread round trip: measured on GetAccount, a read session took 1.8 ms
+  through aiosqlite and 0.45 ms inline. Writes stay off the loop because they may wait for another
+  process's lock (busy timeout) and pay for the commit.
 - Sessions do not expire objects on commit: results stay usable after the transaction.
 """
 
@@ -14,8 +19,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 #: How long a SQLite writer waits for another process's write lock before giving up (ms).
@@ -33,17 +39,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_events(engine: Engine, immediate: bool) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas)
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+
 def _make_engine(url: str, *, immediate: bool = False, **kw: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kw)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql(begin)
-
+        _sqlite_events(engine.sync_engine, immediate)
     return engine
+
+
+def _inline_reader(url: str, pool_size: int) -> type[Session]:
+    """A Session class on a synchronous pysqlite engine, for AsyncSession(sync_session_class=...).
+
+    AsyncSession runs each call of its sync session in a greenlet; pysqlite never yields, so the call
+    completes inline without a thread hop.
+    """
+    engine = create_engine(
+        url.replace("sqlite+aiosqlite:", "sqlite:", 1), pool_size=pool_size, max_overflow=20
+    )
+    _sqlite_events(engine, immediate=False)
+
+    class InlineReadSession(Session):
+        def __init__(self, bind: Any = None, **kw: Any) -> None:
+            super().__init__(bind=engine, **kw)
+
+    return InlineReadSession
 
 
 class Database:
@@ -53,14 +80,15 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = _make_engine(url, pool_size=pool_size, max_overflow=20)
+            self._reader: type[Session] | None = _inline_reader(url, pool_size)
+            self._read = async_sessionmaker(sync_session_class=self._reader, expire_on_commit=False)
             # One write connection per process: SQLite has one writer anyway, and queueing here is
             # cheaper than queueing on the file lock.
             self.write_engine = _make_engine(url, immediate=True, pool_size=1, max_overflow=0)
         else:
-            self.engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
-            self.write_engine = self.engine
-        self._read = async_sessionmaker(self.engine, expire_on_commit=False)
+            self._reader = None
+            self.write_engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+            self._read = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
@@ -74,9 +102,9 @@ class Database:
             yield session
 
     async def close(self) -> None:
-        await self.engine.dispose()
-        if self.write_engine is not self.engine:
-            await self.write_engine.dispose()
+        await self.write_engine.dispose()
+        if self._reader is not None:
+            self._reader().get_bind().dispose()
 
 
 def null_pool_engine(url: str) -> AsyncEngine:
