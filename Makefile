@@ -16,10 +16,14 @@ dev: $(BIN)/sesame ## set up and run Sesame on the embedded SQLite default
 
 test: $(BIN)/sesame ## set up and run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -n auto -q
 
 lint: $(BIN)/sesame
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 coverage-doc: $(BIN)/sesame ## regenerate docs/coverage.md
 	$(BIN)/python -m sesame.awsapi.coverage > docs/coverage.md

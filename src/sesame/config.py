@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -111,9 +112,9 @@ def load(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {config_file}: {exc}") from exc
         _apply(settings, data, str(config_file))
-    env = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
     from_env: dict[str, Any] = {}
-    for key, value in env.items():
+    for key, value in source.items():
         if key.startswith("SESAME_") and key != "SESAME_TEST_DATABASE":
             parts = key[len("SESAME_") :].lower().split("__")  # SESAME_ACCOUNTS__SANDBOX=false
             node = from_env

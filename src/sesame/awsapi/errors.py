@@ -13,6 +13,7 @@ remembering the literal code ``MessageRejected`` (v1 shape ``AlreadyExistsExcept
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from sesame.awsapi.spec import ServiceName, service_model
@@ -104,7 +105,7 @@ class ServiceErrors:
         except KeyError:
             raise AttributeError(f"{self.service} has no error shape {name}") from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[type[ServiceError]]:
         return iter(self._by_shape.values())
 
 

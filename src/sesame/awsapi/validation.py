@@ -34,7 +34,7 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 from botocore.model import OperationModel, Shape
@@ -138,9 +138,14 @@ def _pattern(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
+def _matches(rx: re.Pattern[str], v: str) -> bool:
+    return rx.fullmatch(v) is not None
+
+
 def _rules(shape: Shape, with_enum: bool = True) -> list[tuple[str, str, Check]]:
     """The constraints of a non-structure shape, in Coral's listing order, as (kind, text, ok)."""
-    meta, t, rules = shape.metadata, shape.type_name, []
+    meta, t = shape.metadata, shape.type_name
+    rules: list[tuple[str, str, Check]] = []
     sized = t in ("string", "blob", "list", "map")
     kind, what = ("length", "length") if sized else ("range", "value")
     if not sized and t not in ("integer", "long", "float", "double"):
@@ -156,7 +161,7 @@ def _rules(shape: Shape, with_enum: bool = True) -> list[tuple[str, str, Check]]
             (
                 "pattern",
                 f"Member must satisfy regular expression pattern: {meta['pattern']}",
-                lambda v, rx=rx: rx.fullmatch(v) is not None,
+                partial(_matches, rx),
             )
         )
     if t == "string" and shape.enum and with_enum:
@@ -165,7 +170,7 @@ def _rules(shape: Shape, with_enum: bool = True) -> list[tuple[str, str, Check]]
             (
                 "enum",
                 f"Member must satisfy enum value set: [{', '.join(shape.enum)}]",
-                lambda v, values=values: v in values,
+                values.__contains__,
             )
         )
     return rules
@@ -178,16 +183,18 @@ def _compile(shape: Shape, memo: dict[str, Check | None]) -> Check | None:
     """A fast all-constraints predicate for ``shape``, or None if nothing under it is constrained."""
     if shape.name in memo:
         if memo[shape.name] is _PASS:  # a recursive shape: look the predicate up once it exists
-            return lambda v, n=shape.name: (memo[n] or _PASS)(v)
+            name = shape.name
+            return lambda v: (memo[name] or _PASS)(v)
         return memo[shape.name]
     memo[shape.name] = _PASS
-    t, fn = shape.type_name, None
+    t = shape.type_name
+    fn: Check | None = None
     if t == "structure":
         required = tuple(shape.required_members)
         subs = tuple((n, c) for n, s in shape.members.items() if (c := _compile(s, memo)) is not None)
         if required or subs:
 
-            def fn(d: Any) -> bool:
+            def check_structure(d: Any) -> bool:
                 for n in required:
                     if d.get(n) is None:
                         return False
@@ -195,6 +202,8 @@ def _compile(shape: Shape, memo: dict[str, Check | None]) -> Check | None:
                     if (v := d.get(n)) is not None and not c(v):
                         return False
                 return True
+
+            fn = check_structure
     else:
         oks = tuple(ok for _, _, ok in _rules(shape))
         item = _compile(shape.member, memo) if t == "list" else None
@@ -202,13 +211,15 @@ def _compile(shape: Shape, memo: dict[str, Check | None]) -> Check | None:
         val = _compile(shape.value, memo) if t == "map" else None
         if oks or item or key or val:
 
-            def fn(v: Any) -> bool:
+            def check_value(v: Any) -> bool:
                 return (
                     all(ok(v) for ok in oks)
                     and (item is None or all(map(item, v)))
                     and (key is None or all(map(key, v)))
                     and (val is None or all(map(val, v.values())))
                 )
+
+            fn = check_value
 
     memo[shape.name] = fn
     return fn
@@ -340,5 +351,10 @@ def validate(op: OperationModel, params: dict[str, Any]) -> None:
 def _error_class(op: OperationModel) -> type[ServiceError]:
     if op.metadata.get("protocol") == "query":
         return ValidationError
-    errs = service_errors(op.service_model.service_name)  # type: ignore[arg-type]
-    return getattr(errs, "BadRequestException", None) or getattr(errs, "ValidationException", ValidationError)
+    errs = service_errors(op.service_model.service_name)
+    for name in ("BadRequestException", "ValidationException"):
+        try:
+            return getattr(errs, name)
+        except AttributeError:
+            continue
+    return ValidationError

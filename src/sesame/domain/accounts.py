@@ -164,7 +164,7 @@ class Accounts:
                     row.production_access = not sandbox
                     details = dict(row.details or {})
                     review = details.get("ReviewDetails")
-                    pending = bool(review) and review.get("Status") == "PENDING"
+                    pending = isinstance(review, dict) and review.get("Status") == "PENDING"
                     if not sandbox or pending:
                         details["ReviewDetails"] = {
                             "Status": "DENIED" if sandbox else "GRANTED",

@@ -64,7 +64,7 @@ class Tags:
         if exists is not None and not await exists(account_id, region, m["name"]):
             raise TagError("not-found", f"Resource not found: {arn}")
 
-    async def list(self, account_id: str, region: str, arn: str) -> list[dict[str, str]]:
+    async def list_tags(self, account_id: str, region: str, arn: str) -> list[dict[str, str]]:
         await self._check(account_id, region, arn)
         async with self.db.read() as s:
             rows = await s.scalars(

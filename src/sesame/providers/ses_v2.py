@@ -84,7 +84,7 @@ class SesV2Provider:
 
     async def list_tags_for_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with _tag_errors():
-            return {"Tags": await self.tags.list(ctx.account_id, ctx.region, params["ResourceArn"])}
+            return {"Tags": await self.tags.list_tags(ctx.account_id, ctx.region, params["ResourceArn"])}
 
     async def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with _tag_errors():

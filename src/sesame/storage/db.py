@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -55,20 +55,26 @@ def _make_engine(url: str, *, immediate: bool = False, **kw: Any) -> AsyncEngine
     return engine
 
 
-def _inline_reader(url: str, pool_size: int) -> type[Session]:
+class _InlineReadSession(Session):
+    engine: ClassVar[Engine]
+
+
+def _inline_reader(url: str, pool_size: int) -> type[_InlineReadSession]:
     """A Session class on a synchronous pysqlite engine, for AsyncSession(sync_session_class=...).
 
     AsyncSession runs each call of its sync session in a greenlet; pysqlite never yields, so the call
     completes inline without a thread hop.
     """
-    engine = create_engine(
+    read_engine = create_engine(
         url.replace("sqlite+aiosqlite:", "sqlite:", 1), pool_size=pool_size, max_overflow=20
     )
-    _sqlite_events(engine, immediate=False)
+    _sqlite_events(read_engine, immediate=False)
 
-    class InlineReadSession(Session):
+    class InlineReadSession(_InlineReadSession):
+        engine = read_engine
+
         def __init__(self, bind: Any = None, **kw: Any) -> None:
-            super().__init__(bind=engine, **kw)
+            super().__init__(bind=read_engine, **kw)
 
     return InlineReadSession
 
@@ -80,7 +86,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self._reader: type[Session] | None = _inline_reader(url, pool_size)
+            self._reader: type[_InlineReadSession] | None = _inline_reader(url, pool_size)
             self._read = async_sessionmaker(sync_session_class=self._reader, expire_on_commit=False)
             # One write connection per process: SQLite has one writer anyway, and queueing here is
             # cheaper than queueing on the file lock.
@@ -104,7 +110,7 @@ class Database:
     async def close(self) -> None:
         await self.write_engine.dispose()
         if self._reader is not None:
-            self._reader().get_bind().dispose()
+            self._reader.engine.dispose()
 
 
 def null_pool_engine(url: str) -> AsyncEngine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +19,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def _in_thread(fn, *args: object) -> None:  # type: ignore[no-untyped-def]
+def _in_thread(fn: Callable[..., object], *args: object) -> None:
     # env.py runs its own event loop; give it a thread of its own when a loop is already running here.
     try:
         asyncio.get_running_loop()
