@@ -33,6 +33,33 @@ class AccountDefaults:
 
 
 @dataclass
+class DnsSettings:
+    """Where Sesame looks things up (identity verification, later MX routing)."""
+
+    #: "HOST" or "HOST:PORT" entries; empty means the system resolver (/etc/resolv.conf). Tests point
+    #: this at a DNS server of their own on loopback.
+    nameservers: list[str] = field(default_factory=list)
+    #: Seconds one lookup may take before it counts as a temporary failure.
+    timeout: float = 5.0
+
+
+@dataclass
+class IdentitySettings:
+    #: How often pending identities are looked up again in DNS (seconds).
+    recheck_interval: float = 300.0
+    #: A GetEmailIdentity / GetIdentityVerificationAttributes looks a pending identity up at once, but
+    #: not more often than this (seconds), so polling clients do not hammer DNS.
+    min_lookup_interval: float = 5.0
+    #: SES gives up on a pending identity after 72 hours (status Failed).
+    verification_timeout_hours: float = 72.0
+    #: RSA key length for new Easy DKIM keys (SES: RSA_2048_BIT by default, RSA_1024_BIT on request).
+    dkim_key_bits: int = 2048
+    #: The host a custom MAIL FROM domain's MX must name (where bounces come back); empty means this
+    #: machine's fully qualified name.
+    mail_from_mx: str = ""
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -52,6 +79,8 @@ class Settings:
     #: Blocks past 64 KB do not even reach Sesame: the HTTP parser answers 400 and closes.
     max_header_bytes: int = 16 * 1024
     accounts: AccountDefaults = field(default_factory=AccountDefaults)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    identities: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def database_url(self) -> str:
@@ -87,6 +116,12 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {key} must be a table")
             _apply(current, value, f"{where}.{key}")
+        elif isinstance(current, list):
+            if isinstance(value, str):  # from the environment: comma-separated
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}: {key} must be a list")
+            setattr(target, name, value)
         elif isinstance(current, Path):
             setattr(target, name, Path(value))
         elif isinstance(current, bool):

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import sqlalchemy as sa
 
 from sesame.awsapi.auth import Authenticator
 from sesame.awsapi.dispatch import Dispatcher
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
+from sesame.domain.identities import Identities
 from sesame.domain.secrets import SecretBox
-from sesame.domain.tags import Tags
+from sesame.domain.tags import Tags, register_resource
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
 from sesame.storage.db import Database
 from sesame.storage.models import Base
+
+log = logging.getLogger(__name__)
 
 
 class Sesame:
@@ -23,14 +29,34 @@ class Sesame:
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
-        self.accounts = Accounts(self.db, settings, SecretBox.from_data_dir(settings.data_dir))
+        box = SecretBox.from_data_dir(settings.data_dir)
+        self.accounts = Accounts(self.db, settings, box)
         self.tags = Tags(self.db)
+        self.identities = Identities(self.db, settings, box)
+        register_resource("identity", self._identity_exists)
         self.providers = {
-            "ses": SesV1Provider(self.accounts),
-            "sesv2": SesV2Provider(self.accounts, self.tags),
+            "ses": SesV1Provider(self.accounts, self.tags, self.identities),
+            "sesv2": SesV2Provider(self.accounts, self.tags, self.identities),
         }
         self.authenticator = Authenticator(self.accounts, settings)
         self.dispatch = Dispatcher(self.providers, self.authenticator)
+
+    async def _identity_exists(self, account_id: str, region: str, name: str) -> bool:
+        return await self.identities.get(account_id, region, name) is not None
+
+    async def background(self) -> None:
+        """The periodic work of a ``serve`` node: DNS look-ups for pending identities.
+
+        Every node may run it; a look-up is idempotent, and each claims the rows it checks by their
+        ``last_checked_at``, so several nodes on one PostgreSQL mostly split the work.
+        """
+        interval = max(1.0, min(60.0, self.settings.identities.recheck_interval / 4))
+        while True:
+            try:
+                await self.identities.refresh_pending()
+            except Exception:
+                log.exception("identity verification pass failed")
+            await asyncio.sleep(interval)
 
     def migrate(self) -> None:
         migrate.upgrade(self.settings.database_url)

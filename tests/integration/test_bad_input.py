@@ -72,7 +72,7 @@ def v2_error(resp: httpx.Response) -> tuple[int, str]:
         (b"Action=SendRawEmail&Version=2010-12-01&RawMessage.Data=***", (400, "MalformedInput")),
         (b"Action=SendRawEmail&Version=2010-12-01", (400, "ValidationError")),
         (
-            b"Action=GetIdentityVerificationAttributes&Identities.member.1=" + b"x" * 10,
+            b"Action=DescribeActiveReceiptRuleSet",
             (501, "NotImplemented"),
         ),
     ],

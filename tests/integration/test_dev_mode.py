@@ -20,6 +20,7 @@ def test_any_key_works_and_twelve_digits_pick_the_account(dev: SesameProcess) ->
     assert again.get_account()["SendingEnabled"] is False
     # The account id shows in ARNs it owns.
     arn = "arn:aws:ses:us-east-1:111122223333:identity/example.com"
+    other.create_email_identity(EmailIdentity="example.com")
     other.tag_resource(ResourceArn=arn, Tags=[{"Key": "k", "Value": "v"}])
     assert other.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
 

@@ -1,4 +1,4 @@
-"""The ``sesame`` command: dev, serve, accounts, db.
+"""The ``sesame`` command: dev, serve, accounts, identities, db.
 
 Every command takes the same ``--data-dir``/``--database``/``--config`` flags, so ``sesame accounts …``
 works beside a running server on the same storage.
@@ -150,6 +150,29 @@ async def accounts_update(sesame: Any, account_id: str, **changes: Any) -> None:
         raise click.ClickException(f"no account {account_id}") from None
     listed = [a for a in await sesame.accounts.list() if a["AccountId"] == account_id]
     click.echo(json.dumps(listed[0]))
+
+
+@main.group()
+def identities() -> None:
+    """Inspect sender identities."""
+
+
+@identities.command("records")
+@storage_options
+@click.argument("domain")
+@click.option("--account", "account_id", required=True, help="The account that owns the identity.")
+@click.option("--region", default=None, help="Its region (default: the default region).")
+@_with_sesame
+async def identities_records(sesame: Any, domain: str, account_id: str, region: str | None) -> None:
+    """Print the DNS records to publish for DOMAIN, in zone-file form."""
+    row = await sesame.identities.get(account_id, region or sesame.settings.default_region, domain)
+    if row is None:
+        raise click.ClickException(f"no identity {domain} in account {account_id}")
+    records = sesame.identities.records(row)
+    if not records:
+        raise click.ClickException(f"{domain} has nothing to publish (an email address identity?)")
+    for record in records:
+        click.echo(record.zone_line())
 
 
 @main.group()

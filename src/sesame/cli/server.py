@@ -89,9 +89,14 @@ async def run(settings: Settings) -> None:
     if settings.mode == "dev":
         print(_dev_banner(real_host, real_port, settings), file=sys.stderr, flush=True)
     print("ready", file=sys.stderr, flush=True)
+    background = asyncio.create_task(sesame.background()) if settings.mode == "serve" else None
     try:
-        await task  # uvicorn handles SIGTERM/SIGINT: stops accepting, finishes requests, returns
+        await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
         await sesame.close()
 
 

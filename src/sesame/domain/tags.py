@@ -96,3 +96,8 @@ class Tags:
             await s.execute(
                 sa.delete(Tag).where(Tag.account_id == account_id, Tag.resource_arn == arn, Tag.key.in_(keys))
             )
+
+    async def drop_resource(self, account_id: str, arn: str) -> None:
+        """The resource is gone: so are its tags (a new one of the same name starts untagged)."""
+        async with self.db.write() as s:
+            await s.execute(sa.delete(Tag).where(Tag.account_id == account_id, Tag.resource_arn == arn))

@@ -7,12 +7,13 @@ client cannot make the process buffer more than ``max_request_bytes``.
 
 from __future__ import annotations
 
+import html
 import uuid
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from sesame.awsapi import errors
@@ -76,6 +77,17 @@ def create_app(sesame: Sesame) -> Starlette:
         )
         return _to_response(await sesame.dispatch(req))
 
+    async def verify_email(request: Request) -> Response:
+        # The link in an address's verification email (SES: valid for 24 hours).
+        row = await sesame.identities.confirm_email(request.query_params.get("token", ""))
+        if row is None:
+            return HTMLResponse("<p>This verification link is not valid.</p>", status_code=404)
+        if row.verification_status != "SUCCESS":
+            return HTMLResponse("<p>This verification link has expired.</p>", status_code=410)
+        return HTMLResponse(
+            f"<p>{html.escape(row.identity)} is verified for sending in {html.escape(row.region)}.</p>"
+        )
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "mode": settings.mode})
 
@@ -92,7 +104,10 @@ def create_app(sesame: Sesame) -> Starlette:
         return JSONResponse({"status": "reset"})
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-    routes: list[Any] = [Route("/health", health, methods=["GET"])]
+    routes: list[Any] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/_sesame/verify-email", verify_email, methods=["GET"]),
+    ]
     if settings.mode == "dev":
         routes += [
             Route("/_aws/ses", localstack_messages, methods=["GET", "DELETE"]),

@@ -10,12 +10,17 @@ from typing import Any
 
 from sesame.awsapi.context import RequestContext
 from sesame.domain.accounts import Accounts
+from sesame.domain.identities import Identities
 from sesame.domain.quotas import send_quota
+from sesame.domain.tags import Tags
+from sesame.providers.v1_identities import IdentitiesV1
 
 
-class SesV1Provider:
-    def __init__(self, accounts: Accounts) -> None:
+class SesV1Provider(IdentitiesV1):
+    def __init__(self, accounts: Accounts, tags: Tags, identities: Identities) -> None:
         self.accounts = accounts
+        self.tags = tags
+        self.identities = identities
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return send_quota(await self.accounts.region(ctx.account_id, ctx.region))

@@ -13,8 +13,10 @@ from typing import Any
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import service_errors
 from sesame.domain.accounts import Accounts
+from sesame.domain.identities import Identities
 from sesame.domain.quotas import send_quota
 from sesame.domain.tags import TagError, Tags
+from sesame.providers.v2_identities import IdentitiesV2
 
 E = service_errors("sesv2")
 
@@ -22,10 +24,11 @@ E = service_errors("sesv2")
 DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
-class SesV2Provider:
-    def __init__(self, accounts: Accounts, tags: Tags) -> None:
+class SesV2Provider(IdentitiesV2):
+    def __init__(self, accounts: Accounts, tags: Tags, identities: Identities) -> None:
         self.accounts = accounts
         self.tags = tags
+        self.identities = identities
 
     # -- account ----------------------------------------------------------------------------------
 

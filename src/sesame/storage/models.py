@@ -103,3 +103,48 @@ class Tag(Base):
     resource_arn: Mapped[str] = mapped_column(sa.String(1011), primary_key=True)
     key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(256), default="")
+
+
+class Identity(Base):
+    """A verified-or-pending sender identity: an email address or a domain, per account and region.
+
+    Statuses use SES v2's spelling (PENDING, SUCCESS, FAILED, TEMPORARY_FAILURE, NOT_STARTED); the v1
+    provider converts. Domain names are stored lower-cased; email addresses as given (SES treats their
+    local part as case-sensitive).
+    """
+
+    __tablename__ = "identities"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    identity: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # EMAIL_ADDRESS | DOMAIN
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    verification_status: Mapped[str] = mapped_column(sa.String(20), default="PENDING")
+    #: v1 VerifyDomainIdentity's token (published as _amazonses TXT), or the email link's secret.
+    verification_token: Mapped[str | None] = mapped_column(sa.String(64), default=None, index=True)
+    verification_started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    verification_error: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    # DKIM: Easy DKIM (origin AWS_SES, three selector tokens, a key Sesame made) or BYODKIM (EXTERNAL).
+    dkim_origin: Mapped[str] = mapped_column(sa.String(32), default="AWS_SES")
+    dkim_signing_enabled: Mapped[bool] = mapped_column(default=True)
+    dkim_status: Mapped[str] = mapped_column(sa.String(20), default="NOT_STARTED")
+    dkim_tokens: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    dkim_private_key: Mapped[str | None] = mapped_column(sa.Text, default=None)  # encrypted PEM
+    dkim_key_length: Mapped[str | None] = mapped_column(sa.String(16), default=None)
+    dkim_next_key_length: Mapped[str | None] = mapped_column(sa.String(16), default=None)
+    dkim_key_generated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # Custom MAIL FROM.
+    mail_from_domain: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    mail_from_behavior: Mapped[str] = mapped_column(sa.String(24), default="USE_DEFAULT_VALUE")
+    mail_from_status: Mapped[str | None] = mapped_column(sa.String(20), default=None)
+    feedback_forwarding: Mapped[bool] = mapped_column(default=True)
+    configuration_set_name: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    #: v1 notification settings: {"BounceTopic": arn, "HeadersInBounceNotificationsEnabled": bool, ...}
+    notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Sending-authorization policies, name → JSON document.
+    policies: Mapped[dict[str, Any]] = mapped_column(default=dict)

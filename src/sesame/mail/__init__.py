@@ -1,0 +1,1 @@
+"""Building the messages Sesame sends: template rendering and related mail helpers."""

@@ -1,0 +1,63 @@
+"""DNS lookups through the resolver the settings name (``dns.nameservers``), with dnspython.
+
+Answers are reduced to what Sesame decides on: the TXT strings at a name, the MX hosts of a domain.
+A missing name or record type is an empty answer; a server that fails or times out is a
+``LookupTemporaryError``, so callers can tell "not published" from "could not ask".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from sesame.config import DnsSettings
+
+
+class LookupTemporaryError(Exception):
+    """The DNS could not answer now (timeout, SERVFAIL, no server reachable)."""
+
+
+def make_resolver(settings: DnsSettings) -> dns.asyncresolver.Resolver:
+    if not settings.nameservers:
+        resolver = dns.asyncresolver.Resolver()
+    else:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = []
+        ports: set[int] = set()
+        for entry in settings.nameservers:
+            host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+            resolver.nameservers.append(host or entry)
+            ports.add(int(port) if port else 53)
+        # dnspython has one port for all plain nameservers; mixed ports are a configuration error.
+        if len(ports) > 1:
+            raise ValueError("dns.nameservers must all use the same port")
+        resolver.port = ports.pop()
+    resolver.lifetime = settings.timeout
+    resolver.cache = None  # verification must see a record the moment it is published
+    return resolver
+
+
+class Lookup:
+    def __init__(self, settings: DnsSettings) -> None:
+        self.resolver = make_resolver(settings)
+
+    async def _answer(self, name: str, rdtype: str) -> list[Any]:
+        try:
+            answer = await self.resolver.resolve(name, rdtype, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout) as exc:
+            raise LookupTemporaryError(f"{rdtype} {name}: {exc}") from exc
+        return list(answer)
+
+    async def txt(self, name: str) -> list[str]:
+        """Each TXT record's strings joined, as DKIM and SES read them (RFC 6376 §3.6.2.2)."""
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in await self._answer(name, "TXT")]
+
+    async def mx(self, domain: str) -> list[tuple[int, str]]:
+        return sorted(
+            (r.preference, r.exchange.to_text().rstrip(".")) for r in await self._answer(domain, "MX")
+        )
