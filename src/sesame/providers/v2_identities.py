@@ -42,9 +42,12 @@ def decode_token(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        last = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise E.BadRequestException("The NextToken is not valid.") from None
+        last = ""
+    if not last:
+        raise E.BadRequestException("The NextToken is not valid.")
+    return last
 
 
 def check_policy(policy: str) -> None:

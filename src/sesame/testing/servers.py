@@ -43,6 +43,8 @@ class SesameProcess:
             self.args += ["--database", database]
         if config_file:
             self.args += ["--config", str(config_file)]
+        self.data_dir = data_dir
+        self.database = database
         self.env = {**os.environ, **(env or {})}
         self.startup_timeout = startup_timeout
         self.listeners: dict[str, tuple[str, int]] = {}
