@@ -13,7 +13,10 @@ from sesame.config import Settings
 from sesame.domain.accounts import Accounts
 from sesame.domain.identities import Identities
 from sesame.domain.secrets import SecretBox
+from sesame.domain.sending import Sending
+from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
+from sesame.domain.templates import Templates
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
@@ -33,10 +36,13 @@ class Sesame:
         self.accounts = Accounts(self.db, settings, box)
         self.tags = Tags(self.db)
         self.identities = Identities(self.db, settings, box)
+        self.templates = Templates(self.db)
+        self.suppression = Suppression(self.db)
+        self.sending = Sending(self.db, settings, self.accounts, self.identities, self.suppression)
         register_resource("identity", self._identity_exists)
         self.providers = {
-            "ses": SesV1Provider(self.accounts, self.tags, self.identities),
-            "sesv2": SesV2Provider(self.accounts, self.tags, self.identities),
+            "ses": SesV1Provider(self),
+            "sesv2": SesV2Provider(self),
         }
         self.authenticator = Authenticator(self.accounts, settings)
         self.dispatch = Dispatcher(self.providers, self.authenticator)
@@ -70,4 +76,5 @@ class Sesame:
         self.accounts._key_cache.clear()
 
     async def close(self) -> None:
+        await self.sending.close()
         await self.db.close()

@@ -20,7 +20,8 @@ from tests.conftest import Serve, client
 
 
 @pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
+def dns_server(module_database: str) -> Iterator[DnsServer]:
+    """One zone per database run: records published for one must not leak into the other."""
     with DnsServer() as server:
         yield server
 

@@ -44,6 +44,29 @@ def _to_response(r: AwsResponse) -> Response:
     return Response(r.body, status_code=r.status, headers=r.headers)
 
 
+def localstack_view(m: Any) -> dict[str, Any]:
+    """One accepted message in the JSON LocalStack's /_aws/ses gives (its keys, its shapes)."""
+    out: dict[str, Any] = {
+        "Id": m.id,
+        "Region": m.region,
+        "Source": m.from_address,
+        "Timestamp": m.created_at.isoformat(),
+    }
+    summary = m.summary or {}
+    if "RawData" in summary:
+        out["RawData"] = summary["RawData"]
+        out["Destination"] = {"ToAddresses": summary.get("Destinations") or []}
+        return out
+    out["Destination"] = summary.get("Destination") or {}
+    if "Template" in summary:
+        out["Template"] = summary["Template"]
+        out["TemplateData"] = summary["TemplateData"]
+    else:
+        out["Subject"] = summary.get("Subject")
+        out["Body"] = summary.get("Body") or {}
+    return out
+
+
 def create_app(sesame: Sesame) -> Starlette:
     settings = sesame.settings
 
@@ -92,12 +115,14 @@ def create_app(sesame: Sesame) -> Starlette:
         return JSONResponse({"status": "ok", "mode": settings.mode})
 
     async def localstack_messages(request: Request) -> Response:
-        # LocalStack's GET /_aws/ses answers {"messages": [...]} of captured sends, filterable by
-        # ?id= and ?email=; DELETE clears them. Sending operations arrive with the next issue, so
-        # there is nothing captured yet.
+        # LocalStack's GET /_aws/ses: {"messages": [...]} of accepted sends, filterable by ?id= and
+        # ?email= (the source); DELETE clears them (or the one ?id= names).
+        message_id = request.query_params.get("id")
         if request.method == "DELETE":
+            await sesame.sending.forget(message_id)
             return Response(status_code=204)
-        return JSONResponse({"messages": []})
+        rows = await sesame.sending.messages(message_id=message_id, source=request.query_params.get("email"))
+        return JSONResponse({"messages": [localstack_view(m) for m in rows]})
 
     async def reset(request: Request) -> Response:
         await sesame.reset()

@@ -6,24 +6,37 @@ the parsed, validated parameters and returning the output shape as a dict.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sesame.awsapi.context import RequestContext
-from sesame.domain.accounts import Accounts
-from sesame.domain.identities import Identities
 from sesame.domain.quotas import send_quota
-from sesame.domain.tags import Tags
 from sesame.providers.v1_identities import IdentitiesV1
+from sesame.providers.v1_sending import SendingV1
+
+if TYPE_CHECKING:
+    from sesame.runtime import Sesame
 
 
-class SesV1Provider(IdentitiesV1):
-    def __init__(self, accounts: Accounts, tags: Tags, identities: Identities) -> None:
-        self.accounts = accounts
-        self.tags = tags
-        self.identities = identities
+class SesV1Provider(IdentitiesV1, SendingV1):
+    def __init__(self, sesame: Sesame) -> None:
+        self.accounts = sesame.accounts
+        self.tags = sesame.tags
+        self.identities = sesame.identities
+        self.templates = sesame.templates
+        self.sending = sesame.sending
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return send_quota(await self.accounts.region(ctx.account_id, ctx.region))
+        sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)
+        return send_quota(await self.accounts.region(ctx.account_id, ctx.region), sent)
+
+    async def get_send_statistics(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        points = await self.sending.statistics(ctx.account_id, ctx.region)
+        return {
+            "SendDataPoints": [
+                {"Timestamp": when, "DeliveryAttempts": n, "Bounces": 0, "Complaints": 0, "Rejects": 0}
+                for when, n in points
+            ]
+        }
 
     async def get_account_sending_enabled(
         self, ctx: RequestContext, params: dict[str, Any]

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import service_errors
-from sesame.domain.accounts import Accounts
-from sesame.domain.identities import Identities
 from sesame.domain.quotas import send_quota
-from sesame.domain.tags import TagError, Tags
+from sesame.domain.tags import TagError
 from sesame.providers.v2_identities import IdentitiesV2
+from sesame.providers.v2_sending import SendingV2
+
+if TYPE_CHECKING:
+    from sesame.runtime import Sesame
 
 E = service_errors("sesv2")
 
@@ -24,11 +26,14 @@ E = service_errors("sesv2")
 DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
-class SesV2Provider(IdentitiesV2):
-    def __init__(self, accounts: Accounts, tags: Tags, identities: Identities) -> None:
-        self.accounts = accounts
-        self.tags = tags
-        self.identities = identities
+class SesV2Provider(IdentitiesV2, SendingV2):
+    def __init__(self, sesame: Sesame) -> None:
+        self.accounts = sesame.accounts
+        self.tags = sesame.tags
+        self.identities = sesame.identities
+        self.templates = sesame.templates
+        self.sending = sesame.sending
+        self.suppression = sesame.suppression
 
     # -- account ----------------------------------------------------------------------------------
 
@@ -39,7 +44,7 @@ class SesV2Provider(IdentitiesV2):
             "DedicatedIpAutoWarmupEnabled": row.dedicated_ip_auto_warmup,
             "EnforcementStatus": row.enforcement_status,
             "ProductionAccessEnabled": row.production_access,
-            "SendQuota": send_quota(row),
+            "SendQuota": send_quota(row, await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)),
             "SendingEnabled": row.sending_enabled,
             "SuppressionAttributes": suppression,
         }

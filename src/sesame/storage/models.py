@@ -148,3 +148,99 @@ class Identity(Base):
     notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Sending-authorization policies, name → JSON document.
     policies: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Template(Base):
+    """An email template (v1 and v2 share them, as SES's two APIs list the same templates)."""
+
+    __tablename__ = "templates"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    text: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    html: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """An accepted message: written, with its recipients, before the MessageId goes back to the caller.
+
+    The body is stored in the database, in the same transaction: one commit makes the message and its
+    queue entries durable together, on one node or many sharing PostgreSQL.
+    """
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(sa.String(80), primary_key=True)  # SES's MessageId
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    region: Mapped[str] = mapped_column(sa.String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    operation: Mapped[str] = mapped_column(sa.String(40))
+    source: Mapped[str] = mapped_column(sa.String(320))  # envelope sender (MAIL FROM)
+    from_address: Mapped[str] = mapped_column(sa.String(320), index=True)  # identity checked
+    subject: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    configuration_set: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the caller asked for, for the dev-mode inspection endpoint (Destination, Body, Template…).
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: "queued", "captured" (dev mode), or "rendering-failure" (not sent).
+    status: Mapped[str] = mapped_column(sa.String(24), default="queued")
+    size: Mapped[int] = mapped_column(default=0)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class QueueEntry(Base):
+    """One recipient of one message, waiting for (or done with) delivery: the delivery queue."""
+
+    __tablename__ = "queue"
+    __table_args__ = (sa.Index("ix_queue_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    domain: Mapped[str] = mapped_column(sa.String(255))
+    #: "queued", "captured", "delivered", "bounced", "suppressed", …
+    state: Mapped[str] = mapped_column(sa.String(24), default="queued")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_reply: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SendCounter(Base):
+    """Recipients sent per account, region and time bucket: the 24-hour quota and the per-second rate.
+
+    ``span`` is 1 (per-second buckets, kept a minute) or 60 (per-minute buckets, kept a day).
+    """
+
+    __tablename__ = "send_counters"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    span: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # epoch seconds // span
+    count: Mapped[int] = mapped_column(default=0)
+
+
+class SuppressedDestination(Base):
+    """The account-level suppression list (SES v2)."""
+
+    __tablename__ = "suppressed_destinations"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    email_address: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(16))  # BOUNCE | COMPLAINT
+    last_update_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    message_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
+    feedback_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)

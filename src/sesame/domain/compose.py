@@ -1,0 +1,236 @@
+"""Turning the three kinds of send content (Simple, Raw, Template) into one ``Outgoing`` message.
+
+The v1 and v2 providers translate their parameters into these calls; everything SES does to the
+content (MIME building, the X-SES-* control headers, Message-ID and Date rewriting, template
+rendering, size limits, tag rules) happens here, once for both APIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sesame.domain.sending import Outgoing, SendError, bare_address, new_message_id, recipients_of
+from sesame.mail import mime
+from sesame.mail import templates as hb
+from sesame.storage.models import utcnow
+
+V1_MAX_BYTES = 10 * 1024 * 1024  # after base64 [SES quotas]
+V2_MAX_BYTES = 40 * 1024 * 1024
+_TAG_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_.@-]+")
+
+
+@dataclass
+class Envelope:
+    """Who a message is from and to, as the request says."""
+
+    source: str  # the From as given (may carry a display name)
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    return_path: str | None = None
+    from_arn: str | None = None
+    return_path_arn: str | None = None
+    configuration_set: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def check_tags(tags: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Message tags with SES's rules and its error texts."""
+    out: dict[str, str] = {}
+    for name, value in tags:
+        if not name:
+            raise SendError("invalid", "The tag name must be specified.")
+        if not value:
+            raise SendError("invalid", "The tag value must be specified.")
+        if len(name) > 255:
+            raise SendError("invalid", "Tag name cannot exceed 255 characters.")
+        if len(value) > 255:
+            raise SendError("invalid", "Tag value cannot exceed 255 characters.")
+        if not _TAG_NAME.fullmatch(name):
+            raise SendError(
+                "invalid",
+                f"Invalid tag name <{name}>: only alphanumeric ASCII characters, '_',  '-' are allowed.",
+            )
+        if not _TAG_VALUE.fullmatch(value):
+            raise SendError(
+                "invalid",
+                f"Invalid tag value <{value}>: only alphanumeric ASCII characters,"
+                " '_',  '-' , '.', '@' are allowed.",
+            )
+        out[name] = value
+    return out
+
+
+def _too_large(size: int, limit: int) -> None:
+    if (size + 2) // 3 * 4 > limit:  # SES counts the message after base64
+        raise SendError("rejected", f"Message length is more than {limit} bytes long: '{size}'.")
+
+
+def _mime_error(exc: mime.MessageError) -> SendError:
+    if isinstance(exc, mime.MessageTooLarge | mime.UnsupportedAttachment):
+        return SendError("rejected", str(exc))
+    return SendError("invalid", str(exc))
+
+
+def simple(
+    operation: str,
+    region: str,
+    env: Envelope,
+    *,
+    subject: str,
+    subject_charset: str | None = None,
+    text: str | None = None,
+    text_charset: str | None = None,
+    html: str | None = None,
+    html_charset: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    attachments: Sequence[mime.Attachment] = (),
+    limit: int,
+    summary: dict[str, Any] | None = None,
+    rendering_failure: str | None = None,
+) -> Outgoing:
+    from_address = bare_address(env.source)
+    recipients = recipients_of([*env.to, *env.cc, *env.bcc])
+    message_id = new_message_id()
+    for att in attachments:
+        try:
+            mime.check_attachment_filename(att.file_name)
+        except mime.MessageError as exc:
+            raise _mime_error(exc) from None
+    try:
+        body = mime.build_simple(
+            source=env.source,
+            to=env.to,
+            cc=env.cc,
+            reply_to=env.reply_to,
+            subject=subject,
+            subject_charset=subject_charset,
+            text=text,
+            text_charset=text_charset,
+            html=html,
+            html_charset=html_charset,
+            headers=headers,
+            attachments=attachments,
+            message_id=message_id,
+            date=utcnow(),
+            message_id_domain=mime.ses_message_id_domain(region),
+        )
+    except mime.MessageError as exc:
+        raise _mime_error(exc) from None
+    _too_large(len(body), limit)
+    return Outgoing(
+        operation=operation,
+        from_address=from_address,
+        envelope_from=bare_address(env.return_path) if env.return_path else from_address,
+        recipients=recipients,
+        body=body,
+        subject=subject,
+        configuration_set=env.configuration_set,
+        tags=env.tags,
+        summary=summary or {},
+        from_arn=env.from_arn,
+        return_path_arn=env.return_path_arn,
+        rendering_failure=rendering_failure,
+        message_id=message_id,
+    )
+
+
+def raw(
+    operation: str,
+    region: str,
+    data: bytes,
+    *,
+    source: str | None,
+    destinations: list[str] | None,
+    from_arn: str | None,
+    source_arn: str | None,
+    return_path_arn: str | None,
+    configuration_set: str | None,
+    tags: dict[str, str],
+    limit: int,
+) -> Outgoing:
+    """SendRawEmail / v2 Raw content: the message as given but for the X-SES-* fields, Bcc, Message-ID
+    and Date. API parameters win over the X-SES-* headers; API tags replace header tags."""
+    _too_large(len(data), limit)
+    try:
+        body, info = mime.process_raw(data, max_bytes=len(data))
+    except mime.MessageError as exc:
+        raise _mime_error(exc) from None
+    if not body.strip():
+        raise SendError("invalid", "Empty message.")
+    header_from = info.from_addr
+    from_address = bare_address(header_from or source or "")
+    envelope = source or info.return_path or header_from or ""
+    recipients = recipients_of(destinations if destinations else [*info.to, *info.cc, *info.bcc])
+    message_id = new_message_id()
+    body = mime.remove_headers(body, ["bcc"])
+    body = mime.ensure_message_id(body, f"{message_id}@{mime.ses_message_id_domain(region)}")
+    body = mime.ensure_date(body, utcnow())
+    return Outgoing(
+        operation=operation,
+        from_address=from_address,
+        envelope_from=bare_address(envelope),
+        recipients=recipients,
+        body=body,
+        subject=info.subject,
+        configuration_set=configuration_set or info.configuration_set,
+        tags=tags or check_tags(info.message_tags),
+        summary={"RawData": data.decode("utf-8", "replace")},
+        from_arn=from_arn or source_arn or info.from_arn or info.source_arn,
+        return_path_arn=return_path_arn or info.return_path_arn,
+        message_id=message_id,
+    )
+
+
+def decode_raw_base64(data: bytes | str) -> bytes:
+    return data if isinstance(data, bytes) else base64.b64decode(data)
+
+
+def templated(
+    operation: str,
+    region: str,
+    env: Envelope,
+    *,
+    subject: str | None,
+    text: str | None,
+    html: str | None,
+    data: dict[str, Any],
+    template_name: str | None,
+    template_data: str,
+    headers: Sequence[tuple[str, str]] = (),
+    attachments: Sequence[mime.Attachment] = (),
+    limit: int,
+) -> Outgoing:
+    """Render a template for one destination. A missing attribute does not fail the call: the message is
+    accepted and recorded as a rendering failure, never sent (SES's behaviour)."""
+    failure = None
+    try:
+        subject_out, html_out, text_out = hb.render_parts(subject or "", html, text, data)
+    except hb.MissingAttribute as exc:
+        failure = str(exc)  # what the Rendering Failure record will say; the parts render loosely
+        subject_out = hb.render(subject or "", data, strict=False)
+        html_out = None if html is None else hb.render(html, data, strict=False)
+        text_out = None if text is None else hb.render(text, data, strict=False)
+    except hb.TemplateError as exc:
+        failure = str(exc)
+        subject_out, html_out, text_out = subject or "", html, text
+    summary = {"Template": template_name, "TemplateData": template_data}
+    return simple(
+        operation,
+        region,
+        env,
+        subject=subject_out,
+        text=text_out,
+        html=html_out,
+        headers=headers,
+        attachments=attachments,
+        limit=limit,
+        summary=summary,
+        rendering_failure=failure,
+    )

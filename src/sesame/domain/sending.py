@@ -1,0 +1,478 @@
+"""Accepting a message: SES's send-time checks, then a durable write of the message and its queue entries.
+
+Checks that only read (sending switch, verified sender or sending authorization, sandbox recipients,
+recipient count, suppression) run in the request. Checks that count (the per-second rate and the
+24-hour quota, per recipient as SES counts them) run inside the write, so concurrent requests and
+several nodes on one PostgreSQL cannot overshoot them.
+
+The write is group-committed: concurrent sends queue their message for one writer task, which writes a
+batch of messages, queue entries and counter increments in one transaction and one commit (one fsync),
+then answers every caller. A MessageId is returned only after that commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sesame.config import Settings
+from sesame.domain.accounts import Accounts
+from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
+from sesame.domain.suppression import Suppression
+from sesame.storage.db import Database
+from sesame.storage.models import AccountRegion, Identity, Message, QueueEntry, SendCounter, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 50
+SIMULATOR_DOMAIN = "simulator.amazonses.com"
+#: Counter buckets: per second (kept two minutes) for the rate, per minute (kept a day) for the quota,
+#: per 15 minutes (kept two weeks) for GetSendStatistics.
+RATE_SPAN, DAY_SPAN, STATS_SPAN = 1, 60, 900
+DAY_BUCKETS = 24 * 60
+STATS_BUCKETS = 14 * 24 * 4
+MAX_BATCH = 256
+
+
+class SendError(Exception):
+    """``kind``: 'paused', 'rejected', 'invalid', 'rate', 'daily', 'mail-from'."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def new_message_id() -> str:
+    """SES's shape: 16 hex digits (01 and the time in milliseconds), a UUID, and -000000."""
+    return f"01{int(time.time() * 1000):014x}-{uuid.uuid4()}-000000"
+
+
+def is_simulator(address: str) -> bool:
+    return address.rpartition("@")[2].lower() == SIMULATOR_DOMAIN
+
+
+def bare_address(value: str) -> str:
+    """The addr-spec of ``Name <a@b>`` or ``a@b``; a non-ASCII domain becomes punycode (SES's rule)."""
+    found = getaddresses([value])
+    addr = found[0][1] if len(found) == 1 else ""
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain or "." not in domain or not local.isascii():
+        raise SendError("invalid", f"Illegal address: {value}")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise SendError("invalid", f"Illegal address: {value}") from None
+    return f"{local}@{domain}"
+
+
+def recipients_of(addresses: Iterable[str]) -> list[str]:
+    """Envelope recipients, each once (case-insensitively, the first spelling kept), at most 50."""
+    seen: dict[str, str] = {}
+    total = 0
+    for value in addresses:
+        addr = bare_address(value)
+        total += 1
+        seen.setdefault(addr.lower(), addr)
+    if total == 0:
+        raise SendError("invalid", "There are no recipients specified.")
+    if total > MAX_RECIPIENTS:
+        raise SendError("invalid", f"Recipient count exceeds {MAX_RECIPIENTS}.")
+    return list(seen.values())
+
+
+@dataclass
+class Outgoing:
+    """One message to accept, as the send operations describe it."""
+
+    operation: str
+    from_address: str  # the sender identity to check (Source / FromEmailAddress / raw From)
+    envelope_from: str  # MAIL FROM
+    recipients: list[str]
+    body: bytes
+    subject: str | None = None
+    configuration_set: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    #: Sending authorization: the identity ARN authorizing the sender / the return path.
+    from_arn: str | None = None
+    return_path_arn: str | None = None
+    #: Accepted but not sent: a templated send whose data lacks an attribute (SES: Rendering Failure).
+    rendering_failure: str | None = None
+    message_id: str = field(default_factory=new_message_id)
+
+
+@dataclass
+class _Unit:
+    account_id: str
+    region: str
+    message: Outgoing
+    suppressed: dict[str, str]
+    max_rate: float
+    max_24h: float
+    future: asyncio.Future[str]
+
+
+class Sending:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        accounts: Accounts,
+        identities: Identities,
+        suppression: Suppression,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.accounts = accounts
+        self.identities = identities
+        self.suppression = suppression
+        self._pending: list[_Unit] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    async def _covering(self, account_id: str, region: str, address: str) -> Identity | None:
+        """The most specific verified identity that covers ``address``: itself, itself without a
+        +label, its domain, or a parent domain."""
+        local, _, domain = normalize(address).rpartition("@")
+        names = [f"{local}@{domain}"]
+        if "+" in local:
+            names.append(f"{local.split('+', 1)[0]}@{domain}")
+        labels = domain.split(".")
+        names += [".".join(labels[i:]) for i in range(len(labels) - 1)]
+        found = await self.identities.many(account_id, region, names)
+        for name in names:
+            row = found.get(name)
+            if row is not None and row.verification_status == SUCCESS:
+                return row
+        return None
+
+    async def _authorized(
+        self, account_id: str, region: str, address: str, arn: str | None
+    ) -> Identity | None:
+        """The identity that lets ``account_id`` send as ``address``: its own, or another account's whose
+        sending-authorization policy allows it (``arn``)."""
+        if not arn:
+            return await self._covering(account_id, region, address)
+        parts = arn.split(":", 5)
+        if len(parts) != 6 or not parts[5].startswith("identity/") or parts[3] not in (region, "*"):
+            return None
+        owner, name = parts[4], parts[5][len("identity/") :]
+        row = await self.identities.get(owner, region, name)
+        if row is None or row.verification_status != SUCCESS:
+            return None
+        domain = normalize(address).rpartition("@")[2]
+        covers = normalize(address) == row.identity or (
+            row.kind == DOMAIN and (domain == row.identity or domain.endswith("." + row.identity))
+        )
+        if not covers:
+            return None
+        if owner == account_id or _policy_allows(row.policies or {}, account_id, arn):
+            return row
+        return None
+
+    async def _check(
+        self, account_id: str, region: str, msg: Outgoing
+    ) -> tuple[AccountRegion, dict[str, str]]:
+        state = await self.accounts.region(account_id, region)
+        if not state.sending_enabled:
+            raise SendError("paused", "Sending is paused for this account.")
+        failed: list[str] = []
+        sender = await self._authorized(account_id, region, msg.from_address, msg.from_arn)
+        if sender is None:
+            failed.append(msg.from_address)
+        if msg.envelope_from.lower() != msg.from_address.lower():
+            if (
+                await self._authorized(
+                    account_id, region, msg.envelope_from, msg.return_path_arn or msg.from_arn
+                )
+                is None
+            ):
+                failed.append(msg.envelope_from)
+        if not state.production_access:
+            for rcpt in msg.recipients:
+                if not is_simulator(rcpt) and await self._covering(account_id, region, rcpt) is None:
+                    failed.append(rcpt)
+        if failed:
+            shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
+            raise SendError(
+                "rejected",
+                f"Email address is not verified. The following identities failed the check in region "
+                f"{region.upper()}: {shown}",
+            )
+        if sender is not None and sender.mail_from_domain and sender.mail_from_status != SUCCESS:
+            if sender.mail_from_behavior == "REJECT_MESSAGE":
+                raise SendError(
+                    "mail-from", f"The MAIL FROM domain {sender.mail_from_domain} is not verified."
+                )
+        reasons = (state.suppression_attributes or {}).get("SuppressedReasons", ["BOUNCE", "COMPLAINT"])
+        suppressed = await self.suppression.matching(account_id, region, msg.recipients, reasons)
+        return state, suppressed
+
+    # -- accepting --------------------------------------------------------------------------------
+
+    async def send(self, account_id: str, region: str, msg: Outgoing) -> str:
+        """Check and durably accept ``msg``; its MessageId, once committed."""
+        state, suppressed = await self._check(account_id, region, msg)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append(
+            _Unit(account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send, future)
+        )
+        self._wakeup.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="sesame-group-commit")
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Unit]) -> None:
+        try:
+            async with self.db.write() as s:
+                outcomes = await self._write(s, batch)
+        except Exception as exc:  # nothing of the batch was written; every caller hears why
+            log.exception("writing %d accepted messages failed", len(batch))
+            for unit in batch:
+                if not unit.future.done():
+                    unit.future.set_exception(exc)
+            return
+        for unit, outcome in zip(batch, outcomes, strict=True):
+            if unit.future.done():
+                continue  # the caller went away; the message is committed all the same
+            if isinstance(outcome, SendError):
+                unit.future.set_exception(outcome)
+            else:
+                unit.future.set_result(unit.message.message_id)
+
+    async def _write(self, s: AsyncSession, batch: list[_Unit]) -> list[SendError | None]:
+        now = time.time()
+        second, minute = int(now), int(now) // DAY_SPAN
+        keys = sorted({(u.account_id, u.region) for u in batch})
+        if not self.db.is_sqlite:  # serialize quota checks per account across nodes (SQLite: one writer)
+            for account_id, region in keys:
+                await s.execute(
+                    sa.select(AccountRegion.account_id)
+                    .where(AccountRegion.account_id == account_id, AccountRegion.region == region)
+                    .with_for_update()
+                )
+        rate = {k: await self._count(s, *k, RATE_SPAN, second, second) for k in keys}
+        day = {k: await self._count(s, *k, DAY_SPAN, minute - DAY_BUCKETS + 1, minute) for k in keys}
+        outcomes: list[SendError | None] = []
+        messages: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        increments: dict[tuple[str, str, int, int], int] = {}
+        created = utcnow()
+        capture = self.settings.mode == "dev"
+        for unit in batch:
+            k = (unit.account_id, unit.region)
+            msg = unit.message
+            n = len(msg.recipients)
+            counted = sum(1 for r in msg.recipients if not is_simulator(r))
+            if unit.max_rate >= 0 and rate[k] > 0 and rate[k] + n > max(unit.max_rate, 1):
+                outcomes.append(SendError("rate", "Maximum sending rate exceeded."))
+                continue
+            if unit.max_24h >= 0 and day[k] + counted > unit.max_24h:
+                outcomes.append(SendError("daily", "Daily message quota exceeded."))
+                continue
+            rate[k] += n
+            day[k] += counted
+            increments[(*k, RATE_SPAN, second)] = increments.get((*k, RATE_SPAN, second), 0) + n
+            if counted:
+                increments[(*k, DAY_SPAN, minute)] = increments.get((*k, DAY_SPAN, minute), 0) + counted
+            quarter = (*k, STATS_SPAN, second // STATS_SPAN)
+            increments[quarter] = increments.get(quarter, 0) + n
+            status = "rendering-failure" if msg.rendering_failure else ("captured" if capture else "queued")
+            messages.append(
+                {
+                    "id": msg.message_id,
+                    "account_id": unit.account_id,
+                    "region": unit.region,
+                    "created_at": created,
+                    "operation": msg.operation,
+                    "source": msg.envelope_from,
+                    "from_address": msg.from_address,
+                    "subject": msg.subject,
+                    "configuration_set": msg.configuration_set,
+                    "tags": msg.tags,
+                    "summary": msg.summary,
+                    "status": status,
+                    "size": len(msg.body),
+                    "body": msg.body,
+                }
+            )
+            if not msg.rendering_failure:
+                for rcpt in msg.recipients:
+                    suppressed = rcpt.lower() in unit.suppressed
+                    entries.append(
+                        {
+                            "message_id": msg.message_id,
+                            "recipient": rcpt,
+                            "domain": rcpt.rpartition("@")[2].lower(),
+                            "state": "suppressed" if suppressed else status,
+                            "next_attempt_at": created,
+                            "attempts": 0,
+                            "created_at": created,
+                        }
+                    )
+            outcomes.append(None)
+        if messages:
+            await s.execute(sa.insert(Message), messages)
+        if entries:
+            await s.execute(sa.insert(QueueEntry), entries)
+        if increments:
+            await self._add_counts(s, increments)
+        if now - self._last_prune > 60:
+            self._last_prune = now
+            await s.execute(
+                sa.delete(SendCounter).where(
+                    sa.or_(
+                        sa.and_(SendCounter.span == RATE_SPAN, SendCounter.bucket < second - 120),
+                        sa.and_(SendCounter.span == DAY_SPAN, SendCounter.bucket < minute - DAY_BUCKETS),
+                        sa.and_(
+                            SendCounter.span == STATS_SPAN,
+                            SendCounter.bucket < second // STATS_SPAN - STATS_BUCKETS,
+                        ),
+                    )
+                )
+            )
+        return outcomes
+
+    @staticmethod
+    async def _count(s: AsyncSession, account_id: str, region: str, span: int, first: int, last: int) -> int:
+        total = await s.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(SendCounter.count), 0)).where(
+                SendCounter.account_id == account_id,
+                SendCounter.region == region,
+                SendCounter.span == span,
+                SendCounter.bucket.between(first, last),
+            )
+        )
+        return int(total or 0)
+
+    async def _add_counts(self, s: AsyncSession, increments: dict[tuple[str, str, int, int], int]) -> None:
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        rows = [
+            {"account_id": a, "region": r, "span": span, "bucket": b, "count": n}
+            for (a, r, span, b), n in increments.items()
+        ]
+        stmt = insert(SendCounter).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id", "region", "span", "bucket"],
+            set_={"count": SendCounter.count + stmt.excluded.count},
+        )
+        await s.execute(stmt)
+
+    async def sent_last_24_hours(self, account_id: str, region: str) -> int:
+        minute = int(time.time()) // DAY_SPAN
+        async with self.db.read() as s:
+            return await self._count(s, account_id, region, DAY_SPAN, minute - DAY_BUCKETS + 1, minute)
+
+    async def statistics(self, account_id: str, region: str) -> list[tuple[dt.datetime, int]]:
+        """Recipients accepted per 15-minute period over the last two weeks (GetSendStatistics)."""
+        first = int(time.time()) // STATS_SPAN - STATS_BUCKETS
+        async with self.db.read() as s:
+            rows = await s.execute(
+                sa.select(SendCounter.bucket, SendCounter.count)
+                .where(
+                    SendCounter.account_id == account_id,
+                    SendCounter.region == region,
+                    SendCounter.span == STATS_SPAN,
+                    SendCounter.bucket >= first,
+                )
+                .order_by(SendCounter.bucket)
+            )
+            return [(dt.datetime.fromtimestamp(b * STATS_SPAN, dt.UTC), n) for b, n in rows]
+
+    async def messages(self, account_id: str | None = None, message_id: str | None = None,
+                       source: str | None = None) -> list[Message]:  # fmt: skip
+        """Accepted messages, oldest first, for the dev-mode inspection endpoint (GET /_aws/ses)."""
+        q = sa.select(Message).order_by(Message.created_at)
+        if account_id:
+            q = q.where(Message.account_id == account_id)
+        if message_id:
+            q = q.where(Message.id == message_id)
+        if source:
+            q = q.where(Message.from_address == source)
+        async with self.db.read() as s:
+            return list(await s.scalars(q))
+
+    async def forget(self, message_id: str | None = None) -> None:
+        """DELETE /_aws/ses: drop captured messages (one, or all)."""
+        async with self.db.write() as s:
+            q = sa.delete(Message)
+            await s.execute(q.where(Message.id == message_id) if message_id else q)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+
+
+def _policy_allows(policies: dict[str, Any], account_id: str, arn: str) -> bool:
+    """Whether an identity's sending-authorization policies let ``account_id`` send through it.
+
+    Evaluated: Effect, Principal (account id, account ARN, user/role ARNs in it, or ``*``), Action
+    (``ses:Send*`` family) and Resource. Conditions are not evaluated yet: a statement with a Condition
+    does not allow anything, so nothing is authorized that a condition might have refused.
+    """
+    allowed = False
+    for text in policies.values():
+        try:
+            doc = json.loads(text) if isinstance(text, str) else text
+        except ValueError:
+            continue
+        statements = doc.get("Statement", []) if isinstance(doc, dict) else []
+        for st in statements if isinstance(statements, list) else [statements]:
+            if not isinstance(st, dict) or not _principal(st.get("Principal"), account_id):
+                continue
+            actions = _as_list(st.get("Action"))
+            if not any(a in ("ses:*", "ses:Send*", "*") or a.startswith("ses:Send") for a in actions):
+                continue
+            resources = _as_list(st.get("Resource"))
+            if resources and not any(
+                r in ("*", arn) or arn.endswith(r.rpartition(":")[2]) for r in resources
+            ):
+                continue
+            if st.get("Effect") == "Deny":
+                return False
+            if st.get("Effect") == "Allow" and not st.get("Condition"):
+                allowed = True
+    return allowed
+
+
+def _as_list(value: Any) -> Sequence[str]:
+    return [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
+
+
+def _principal(principal: Any, account_id: str) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    entries = _as_list(principal.get("AWS"))
+    return any(e == "*" or e == account_id or f":{account_id}:" in e for e in entries)

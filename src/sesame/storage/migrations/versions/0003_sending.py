@@ -1,0 +1,129 @@
+"""Templates, messages, the delivery queue, send counters, the suppression list.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from sesame.storage.models import UTCDateTime
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.String(length=80), nullable=False),
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("operation", sa.String(length=40), nullable=False),
+        sa.Column("source", sa.String(length=320), nullable=False),
+        sa.Column("from_address", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("configuration_set", sa.String(length=64), nullable=True),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_messages_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_messages_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_messages_from_address"), ["from_address"], unique=False)
+
+    op.create_table(
+        "send_counters",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("span", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_send_counters_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "region", "span", "bucket", name=op.f("pk_send_counters")),
+    )
+    op.create_table(
+        "suppressed_destinations",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("email_address", sa.String(length=320), nullable=False),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("last_update_time", UTCDateTime(), nullable=False),
+        sa.Column("message_id", sa.String(length=80), nullable=True),
+        sa.Column("feedback_id", sa.String(length=80), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_suppressed_destinations_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "account_id", "region", "email_address", name=op.f("pk_suppressed_destinations")
+        ),
+    )
+    op.create_table(
+        "templates",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("html", sa.Text(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_templates_account_id_accounts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("account_id", "region", "name", name=op.f("pk_templates")),
+    )
+    op.create_table(
+        "queue",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("message_id", sa.String(length=80), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("state", sa.String(length=24), nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("locked_by", sa.String(length=64), nullable=True),
+        sa.Column("locked_until", UTCDateTime(), nullable=True),
+        sa.Column("last_reply", sa.Text(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_queue_message_id_messages"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_queue")),
+    )
+    with op.batch_alter_table("queue", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_queue_message_id"), ["message_id"], unique=False)
+        batch_op.create_index("ix_queue_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("queue", schema=None) as batch_op:
+        batch_op.drop_index("ix_queue_state_next_attempt_at")
+        batch_op.drop_index(batch_op.f("ix_queue_message_id"))
+
+    op.drop_table("queue")
+    op.drop_table("templates")
+    op.drop_table("suppressed_destinations")
+    op.drop_table("send_counters")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_from_address"))
+        batch_op.drop_index(batch_op.f("ix_messages_created_at"))
+
+    op.drop_table("messages")
