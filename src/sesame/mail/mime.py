@@ -197,7 +197,7 @@ def build_simple(
     msg = MIMEPart(policy=_POLICY)  # not EmailMessage, which adds MIME-Version to every part it builds
     for name, value in (
         ("Date", format_datetime(date.astimezone(UTC))),
-        ("From", _addresses("From", [source])),
+        ("From", _addresses("From", [source]) if source else ""),  # TestRenderTemplate has no sender
         ("To", _addresses("To", to)),
         ("Cc", _addresses("Cc", cc)),
         ("Reply-To", _addresses("Reply-To", reply_to)),
