@@ -91,3 +91,25 @@ def dev(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     data_dir = tmp_path_factory.mktemp("dev")
     with SesameProcess("dev", data_dir=data_dir, database=module_database) as proc:
         yield proc
+
+
+def query(serve: Serve, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows from the server's own database: for what no API shows yet (the delivery queue)."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from sesame.storage.db import null_pool_engine
+
+    url = serve.database or f"sqlite:///{serve.data_dir / 'sesame.db'}"
+    url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
+
+    async def go() -> list[dict[str, Any]]:
+        engine = null_pool_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(sa.text(sql), params)).mappings()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())

@@ -54,6 +54,8 @@ class IdentitySettings:
     verification_timeout_hours: float = 72.0
     #: RSA key length for new Easy DKIM keys (SES: RSA_2048_BIT by default, RSA_1024_BIT on request).
     dkim_key_bits: int = 2048
+    #: The sender of address-verification emails; empty means no-reply@ this machine's name.
+    verification_from: str = ""
     #: The host a custom MAIL FROM domain's MX must name (where bounces come back); empty means this
     #: machine's fully qualified name.
     mail_from_mx: str = ""
@@ -68,6 +70,9 @@ class Settings:
     database: str = ""
     #: HOST:PORT of the HTTP listener (AWS API, /health, dev endpoints). Port 0 picks a free port.
     http: str = "127.0.0.1:4587"
+    #: The URL people reach this server's HTTP listener at (verification links); empty means
+    #: ``http://`` + the ``http`` setting.
+    public_url: str = ""
     #: The region assumed when a request names none (unsigned dev requests).
     default_region: str = "us-east-1"
     #: In dev mode, an access key id that is not 12 digits maps to this account.

@@ -17,6 +17,7 @@ from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
+from sesame.domain.verification import Verification
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
@@ -39,6 +40,7 @@ class Sesame:
         self.templates = Templates(self.db)
         self.suppression = Suppression(self.db)
         self.sending = Sending(self.db, settings, self.accounts, self.identities, self.suppression)
+        self.verification = Verification(self.db, settings, self.identities, self.sending)
         register_resource("identity", self._identity_exists)
         self.providers = {
             "ses": SesV1Provider(self),

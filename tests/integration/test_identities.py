@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
 import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
@@ -16,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess, sesame_cli
-from tests.conftest import Serve, client
+from tests.conftest import Serve, client, query
 
 
 @pytest.fixture(scope="module")
@@ -356,3 +359,62 @@ def test_dev_mode_verifies_at_once(dev: SesameProcess) -> None:
     records = sesame_cli("identities", "records", "instant.test", "--account", "222211113333",
                          data_dir=dev.data_dir, database=dev.database)  # fmt: skip
     assert records.count("._domainkey.instant.test.") == 3
+
+
+def test_email_address_is_verified_by_the_link_in_its_email(sesame: Serve, account: dict[str, str]) -> None:
+    v2, v1 = sesame.client("sesv2", account), sesame.client("ses", account)
+    v2.create_email_identity(EmailIdentity="newcomer@example-three.test")
+    (msg,) = query(sesame, "SELECT * FROM messages WHERE operation = 'VerificationEmail' AND account_id = :a",
+                   a=account["AccountId"])  # fmt: skip
+    parsed = email.message_from_bytes(bytes(msg["body"]), policy=email.policy.default)
+    assert parsed["To"] == "newcomer@example-three.test"
+    body = parsed.get_body(("plain",))
+    assert body is not None
+    link = re.search(r"http://\S+/_sesame/verify-email\?token=\w+", body.get_content())
+    assert link is not None
+    assert sesame.endpoint.split("//")[1] in link.group()  # the link points at this server
+    assert v1.get_send_quota()["SentLast24Hours"] == 0.0  # Sesame's own mail is not counted
+    assert httpx.get(link.group()).status_code == 200
+    assert (
+        v2.get_email_identity(EmailIdentity="newcomer@example-three.test")["VerificationStatus"] == "SUCCESS"
+    )
+    assert v1.list_verified_email_addresses()["VerifiedEmailAddresses"] == ["newcomer@example-three.test"]
+    assert httpx.get(link.group()).status_code == 404  # a link works once
+
+
+def test_custom_verification_email(sesame: Serve, account: dict[str, str], dns_server: DnsServer) -> None:
+    v2, v1 = sesame.client("sesv2", account), sesame.client("ses", account)
+    v2.create_email_identity(EmailIdentity="brand.test")
+    dns_server.add_zone_lines(records(sesame, account, "brand.test"))
+    assert v2.get_email_identity(EmailIdentity="brand.test")["VerificationStatus"] == "SUCCESS"
+    fields = {"FromEmailAddress": "hello@brand.test", "TemplateSubject": "Please confirm",
+              "TemplateContent": "<h1>Welcome to Brand</h1>", "SuccessRedirectionURL": "https://brand.test/ok",
+              "FailureRedirectionURL": "https://brand.test/failed"}  # fmt: skip
+    v1.create_custom_verification_email_template(TemplateName="welcome", **fields)
+    with pytest.raises(v1.exceptions.CustomVerificationEmailTemplateAlreadyExistsException):
+        v1.create_custom_verification_email_template(TemplateName="welcome", **fields)
+    got = v2.get_custom_verification_email_template(TemplateName="welcome")
+    assert got["TemplateContent"] == "<h1>Welcome to Brand</h1>"
+    listed = v1.list_custom_verification_email_templates()["CustomVerificationEmailTemplates"]
+    assert [t["TemplateName"] for t in listed] == ["welcome"] and "TemplateContent" not in listed[0]
+    with pytest.raises(v1.exceptions.ProductionAccessNotGrantedException):  # not in the sandbox
+        v1.send_custom_verification_email(EmailAddress="fan@example.org", TemplateName="welcome")
+    sesame.cli("accounts", "update", account["AccountId"], "--production")
+    sent = v2.send_custom_verification_email(EmailAddress="fan@example.org", TemplateName="welcome")
+    (msg,) = query(sesame, "SELECT body FROM messages WHERE id = :id", id=sent["MessageId"])
+    parsed = email.message_from_bytes(bytes(msg["body"]), policy=email.policy.default)
+    assert (parsed["From"], parsed["Subject"]) == ("hello@brand.test", "Please confirm")
+    html = parsed.get_body(("html",))
+    assert html is not None and "<h1>Welcome to Brand</h1>" in html.get_content()
+    link = re.search(r'href="([^"]+)"', html.get_content())
+    assert link is not None
+    answer = httpx.get(link.group(1).replace("&amp;", "&"))
+    assert (answer.status_code, answer.headers["location"]) == (302, "https://brand.test/ok")
+    assert v2.get_email_identity(EmailIdentity="fan@example.org")["VerificationStatus"] == "SUCCESS"
+    v2.update_custom_verification_email_template(
+        TemplateName="welcome", **{**fields, "TemplateSubject": "New"}
+    )
+    assert v1.get_custom_verification_email_template(TemplateName="welcome")["TemplateSubject"] == "New"
+    v1.delete_custom_verification_email_template(TemplateName="welcome")
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.get_custom_verification_email_template(TemplateName="welcome")

@@ -6,7 +6,6 @@ loopback, which the server under test resolves through.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import email
 import email.policy
@@ -17,13 +16,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from botocore.exceptions import ClientError
 
-from sesame.storage.db import null_pool_engine
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
-from tests.conftest import Serve
+from tests.conftest import Serve, query
 
 MESSAGE_ID = re.compile(
     r"^01[0-9a-f]{14}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-000000$"
@@ -88,25 +85,12 @@ def code(err: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
 
 
 def stored(sesame: Serve, message_id: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The message row and its queue entries, read from the server's database (the delivery engine's
-    view; no API shows the queue yet)."""
-    url = sesame.database or f"sqlite:///{sesame.data_dir / 'sesame.db'}"
-    url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
-
-    async def go() -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        engine = null_pool_engine(url)
-        async with engine.connect() as conn:
-            found = await conn.execute(sa.text("SELECT * FROM messages WHERE id = :id"), {"id": message_id})
-            msg = dict(found.mappings().one())
-            rows = await conn.execute(
-                sa.text("SELECT recipient, state FROM queue WHERE message_id = :id ORDER BY id"),
-                {"id": message_id},
-            )
-            entries = [(r, s) for r, s in rows]
-        await engine.dispose()
-        return msg, entries
-
-    return asyncio.run(go())
+    """The message row and its queue entries (the delivery engine's view; no API shows the queue yet)."""
+    (msg,) = query(sesame, "SELECT * FROM messages WHERE id = :id", id=message_id)
+    rows = query(
+        sesame, "SELECT recipient, state FROM queue WHERE message_id = :id ORDER BY id", id=message_id
+    )
+    return msg, [(r["recipient"], r["state"]) for r in rows]
 
 
 # ------------------------------------------------------------------------------------------ sends

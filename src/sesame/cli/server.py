@@ -69,6 +69,8 @@ async def run(settings: Settings) -> None:
     host, port = settings.http_address()
     sock = _bind(host, port)
     real_host, real_port = sock.getsockname()[:2]
+    if not settings.public_url:  # links in mail (verification) must carry the port really bound
+        settings.public_url = f"http://{real_host}:{real_port}"
     config = uvicorn.Config(
         create_app(sesame),
         log_level="warning",

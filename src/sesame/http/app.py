@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sesame.awsapi import errors
@@ -105,7 +105,11 @@ def create_app(sesame: Sesame) -> Starlette:
         row = await sesame.identities.confirm_email(request.query_params.get("token", ""))
         if row is None:
             return HTMLResponse("<p>This verification link is not valid.</p>", status_code=404)
-        if row.verification_status != "SUCCESS":
+        ok = row.verification_status == "SUCCESS"
+        # A custom verification template sends the person on to its success or failure page.
+        if target := await sesame.verification.redirect_for(row, ok):
+            return RedirectResponse(target, status_code=302)
+        if not ok:
             return HTMLResponse("<p>This verification link has expired.</p>", status_code=410)
         return HTMLResponse(
             f"<p>{html.escape(row.identity)} is verified for sending in {html.escape(row.region)}.</p>"

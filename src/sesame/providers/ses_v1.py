@@ -12,18 +12,20 @@ from sesame.awsapi.context import RequestContext
 from sesame.domain.quotas import send_quota
 from sesame.providers.v1_identities import IdentitiesV1
 from sesame.providers.v1_sending import SendingV1
+from sesame.providers.verification import VerificationV1
 
 if TYPE_CHECKING:
     from sesame.runtime import Sesame
 
 
-class SesV1Provider(IdentitiesV1, SendingV1):
+class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
         self.identities = sesame.identities
         self.templates = sesame.templates
         self.sending = sesame.sending
+        self.verification = sesame.verification
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)

@@ -16,6 +16,7 @@ from sesame.domain.quotas import send_quota
 from sesame.domain.tags import TagError
 from sesame.providers.v2_identities import IdentitiesV2
 from sesame.providers.v2_sending import SendingV2
+from sesame.providers.verification import VerificationV2
 
 if TYPE_CHECKING:
     from sesame.runtime import Sesame
@@ -26,7 +27,7 @@ E = service_errors("sesv2")
 DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
-class SesV2Provider(IdentitiesV2, SendingV2):
+class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
@@ -34,6 +35,7 @@ class SesV2Provider(IdentitiesV2, SendingV2):
         self.templates = sesame.templates
         self.sending = sesame.sending
         self.suppression = sesame.suppression
+        self.verification = sesame.verification
 
     # -- account ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import InvalidParameterValue, service_errors
 from sesame.domain.identities import DOMAIN, EMAIL, SUCCESS, Identities, IdentityError, normalize
 from sesame.domain.tags import Tags
+from sesame.domain.verification import Verification
 from sesame.providers.v2_identities import decode_token, encode_token
 
 E = service_errors("ses")
@@ -38,6 +39,7 @@ def _missing(identity: str) -> Exception:
 class IdentitiesV1:
     identities: Identities
     tags: Tags
+    verification: Verification
 
     async def verify_email_identity(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         await self._verify(ctx, params["EmailAddress"], EMAIL)
@@ -59,9 +61,12 @@ class IdentitiesV1:
         if ("@" in name) != (kind == EMAIL):
             raise InvalidParameterValue(f"Invalid {'email address' if kind == EMAIL else 'domain'} <{name}>.")
         try:
-            return await self.identities.create(ctx.account_id, ctx.region, name, exists_ok=True, **kw)
+            row = await self.identities.create(ctx.account_id, ctx.region, name, exists_ok=True, **kw)
         except IdentityError as exc:
             raise InvalidParameterValue(exc.message) from None
+        if kind == EMAIL:
+            await self.verification.start(row)  # SES sends (again) the verification email
+        return row
 
     async def list_identities(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         kind = _V1_KIND.get(params.get("IdentityType") or "")

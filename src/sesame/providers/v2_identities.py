@@ -13,6 +13,7 @@ from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import service_errors
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, IdentityError, normalize
 from sesame.domain.tags import Tags
+from sesame.domain.verification import Verification
 from sesame.storage.models import Identity
 
 E = service_errors("sesv2")
@@ -82,6 +83,7 @@ def dkim_attributes(row: Identity, parent: Identity | None = None) -> dict[str, 
 class IdentitiesV2:
     identities: Identities
     tags: Tags
+    verification: Verification
 
     async def _parent(self, row: Identity) -> Identity | None:
         if row.kind == DOMAIN:
@@ -117,6 +119,7 @@ class IdentitiesV2:
             await self.tags.tag(
                 ctx.account_id, ctx.region, ctx.arn(f"identity/{row.identity}"), params["Tags"]
             )
+        await self.verification.start(row)  # an address: the email with its verification link
         return {
             "IdentityType": row.kind,
             "VerifiedForSendingStatus": row.verification_status == SUCCESS,

@@ -148,6 +148,8 @@ class Identity(Base):
     notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Sending-authorization policies, name → JSON document.
     policies: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The custom verification email template whose redirection URLs the link uses, if any.
+    verification_template: Mapped[str | None] = mapped_column(sa.String(64), default=None)
 
 
 class Template(Base):
@@ -244,3 +246,21 @@ class SuppressedDestination(Base):
     last_update_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
     message_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
     feedback_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
+
+
+class CustomVerificationTemplate(Base):
+    """A custom verification email template (SES v1 and v2 share them)."""
+
+    __tablename__ = "custom_verification_templates"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    from_email_address: Mapped[str] = mapped_column(sa.String(320))
+    subject: Mapped[str] = mapped_column(sa.Text)
+    content: Mapped[str] = mapped_column(sa.Text)
+    success_url: Mapped[str] = mapped_column(sa.Text)
+    failure_url: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("configuration_set_name", sa.String(64), nullable=True),
         sa.Column("notifications", sa.JSON(), nullable=False),
         sa.Column("policies", sa.JSON(), nullable=False),
+        sa.Column("verification_template", sa.String(64), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],

@@ -77,6 +77,27 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "custom_verification_templates",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("from_email_address", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("success_url", sa.Text(), nullable=False),
+        sa.Column("failure_url", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_custom_verification_templates_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "account_id", "region", "name", name=op.f("pk_custom_verification_templates")
+        ),
+    )
+    op.create_table(
         "templates",
         sa.Column("account_id", sa.String(length=12), nullable=False),
         sa.Column("region", sa.String(length=32), nullable=False),
@@ -120,6 +141,7 @@ def downgrade() -> None:
 
     op.drop_table("queue")
     op.drop_table("templates")
+    op.drop_table("custom_verification_templates")
     op.drop_table("suppressed_destinations")
     op.drop_table("send_counters")
     with op.batch_alter_table("messages", schema=None) as batch_op:
