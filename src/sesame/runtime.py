@@ -11,6 +11,7 @@ from sesame.awsapi.auth import Authenticator
 from sesame.awsapi.dispatch import Dispatcher
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
+from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
 from sesame.domain.identities import Identities
 from sesame.domain.secrets import SecretBox
 from sesame.domain.sending import Sending
@@ -39,7 +40,11 @@ class Sesame:
         self.identities = Identities(self.db, settings, box)
         self.templates = Templates(self.db)
         self.suppression = Suppression(self.db)
-        self.sending = Sending(self.db, settings, self.accounts, self.identities, self.suppression)
+        self.configuration_sets = ConfigurationSets(self.db)
+        register_resource("configuration-set", self._configuration_set_exists)
+        self.sending = Sending(
+            self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
+        )
         self.verification = Verification(self.db, settings, self.identities, self.sending)
         register_resource("identity", self._identity_exists)
         self.providers = {
@@ -48,6 +53,13 @@ class Sesame:
         }
         self.authenticator = Authenticator(self.accounts, settings)
         self.dispatch = Dispatcher(self.providers, self.authenticator)
+
+    async def _configuration_set_exists(self, account_id: str, region: str, name: str) -> bool:
+        try:
+            await self.configuration_sets.get(account_id, region, name)
+        except ConfigurationSetError:
+            return False
+        return True
 
     async def _identity_exists(self, account_id: str, region: str, name: str) -> bool:
         return await self.identities.get(account_id, region, name) is not None

@@ -78,6 +78,7 @@ def test_tags_round_trip_and_stay_in_their_account(serve: Serve) -> None:
     account, other = serve.new_account("tags"), serve.new_account("other")
     v2 = serve.client("sesv2", account)
     arn = f"arn:aws:ses:us-east-1:{account['AccountId']}:configuration-set/my-set"
+    v2.create_configuration_set(ConfigurationSetName="my-set")
     v2.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "mail"}, {"Key": "env", "Value": "prod"}])
     v2.tag_resource(ResourceArn=arn, Tags=[{"Key": "env", "Value": "staging"}])
     assert v2.list_tags_for_resource(ResourceArn=arn)["Tags"] == [

@@ -232,6 +232,9 @@ def test_raw_email_keeps_the_body_and_drops_ses_headers(sesame: Serve, sender: S
         "Message-ID: <mine@client.example>\r\nSubject: raw\r\nContent-Type: text/plain; charset=latin-1\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"
     ).encode() + body
+    with pytest.raises(sender.v1.exceptions.ConfigurationSetDoesNotExistException):
+        sender.v1.send_raw_email(RawMessage={"Data": raw})
+    sender.v2.create_configuration_set(ConfigurationSetName="my-set")
     out = sender.v1.send_raw_email(RawMessage={"Data": raw})
     msg, entries = stored(sesame, out["MessageId"])
     data = bytes(msg["body"])
@@ -569,3 +572,118 @@ def test_dev_mode_captures_for_localstack_clients(dev: SesameProcess) -> None:
     )
     assert httpx.delete(f"{dev.endpoint}/_aws/ses", params={"id": raw_id}).status_code == 204
     assert httpx.get(f"{dev.endpoint}/_aws/ses", params={"id": raw_id}).json()["messages"] == []
+
+
+# ------------------------------------------------------------------------------- configuration sets
+
+
+def test_configuration_sets_at_send_time(sesame: Serve, sender: Sender) -> None:
+    sender.production()
+    v1, v2 = sender.v1, sender.v2
+    simple = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}
+
+    def send(**kw: Any) -> str:
+        return v2.send_email(
+            FromEmailAddress=f"me@{sender.domain}",
+            Destination={"ToAddresses": ["gone@example.org"]},
+            Content=simple,
+            **kw,
+        )["MessageId"]
+
+    with pytest.raises(v2.exceptions.NotFoundException):
+        send(ConfigurationSetName="nope")
+    with pytest.raises(v1.exceptions.ConfigurationSetDoesNotExistException):
+        v1.send_email(
+            Source=f"me@{sender.domain}", Destination={"ToAddresses": ["a@example.org"]},
+            Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}, ConfigurationSetName="nope",
+        )  # fmt: skip
+    v2.put_suppressed_destination(EmailAddress="gone@example.org", Reason="BOUNCE")
+    # A set with its own (empty) suppression reasons sends to an address the account would suppress.
+    v2.create_configuration_set(
+        ConfigurationSetName="no-suppression",
+        SuppressionOptions={"SuppressedReasons": []},
+        Tags=[{"Key": "k", "Value": "v"}],
+    )
+    assert stored(sesame, send(ConfigurationSetName="no-suppression"))[1] == [("gone@example.org", "queued")]
+    assert stored(sesame, send())[1] == [("gone@example.org", "suppressed")]
+    # The identity's default configuration set applies when a send names none.
+    v2.put_email_identity_configuration_set_attributes(
+        EmailIdentity=sender.domain, ConfigurationSetName="no-suppression"
+    )
+    msg, entries = stored(sesame, send())
+    assert msg["configuration_set"] == "no-suppression" and entries == [("gone@example.org", "queued")]
+    v1.update_configuration_set_sending_enabled(ConfigurationSetName="no-suppression", Enabled=False)
+    with pytest.raises(v2.exceptions.SendingPausedException):
+        send()
+    with pytest.raises(v1.exceptions.ConfigurationSetSendingPausedException):
+        v1.send_email(
+            Source=f"me@{sender.domain}", Destination={"ToAddresses": ["a@example.org"]},
+            Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}},
+        )  # fmt: skip
+    v2.put_configuration_set_sending_options(ConfigurationSetName="no-suppression", SendingEnabled=True)
+    got = v2.get_configuration_set(ConfigurationSetName="no-suppression")
+    assert got["SendingOptions"] == {"SendingEnabled": True}
+    assert "LastFreshStart" in got["ReputationOptions"]  # re-enabling is a fresh start
+    assert got["SuppressionOptions"] == {"SuppressedReasons": []}
+    assert got["Tags"] == [{"Key": "k", "Value": "v"}]
+
+
+def test_configuration_set_crud_v1_and_v2(sender: Sender) -> None:
+    v1, v2 = sender.v1, sender.v2
+    v1.create_configuration_set(ConfigurationSet={"Name": "alpha"})
+    with pytest.raises(v1.exceptions.ConfigurationSetAlreadyExistsException):
+        v1.create_configuration_set(ConfigurationSet={"Name": "alpha"})
+    with pytest.raises(v2.exceptions.AlreadyExistsException):
+        v2.create_configuration_set(ConfigurationSetName="alpha")
+    v2.create_configuration_set(
+        ConfigurationSetName="beta", DeliveryOptions={"TlsPolicy": "REQUIRE", "MaxDeliverySeconds": 600}
+    )
+    assert [c["Name"] for c in v1.list_configuration_sets()["ConfigurationSets"]] == ["alpha", "beta"]
+    first = v2.list_configuration_sets(PageSize=1)
+    assert first["ConfigurationSets"] == ["alpha"]
+    assert v2.list_configuration_sets(NextToken=first["NextToken"])["ConfigurationSets"] == ["beta"]
+    v1.put_configuration_set_delivery_options(
+        ConfigurationSetName="alpha", DeliveryOptions={"TlsPolicy": "Require"}
+    )
+    v1.create_configuration_set_tracking_options(
+        ConfigurationSetName="alpha", TrackingOptions={"CustomRedirectDomain": "t.example.org"}
+    )
+    with pytest.raises(v1.exceptions.TrackingOptionsAlreadyExistsException):
+        v1.create_configuration_set_tracking_options(
+            ConfigurationSetName="alpha", TrackingOptions={"CustomRedirectDomain": "x.org"}
+        )
+    v1.update_configuration_set_reputation_metrics_enabled(ConfigurationSetName="alpha", Enabled=True)
+    described = v1.describe_configuration_set(
+        ConfigurationSetName="alpha",
+        ConfigurationSetAttributeNames=[
+            "trackingOptions",
+            "deliveryOptions",
+            "reputationOptions",
+            "eventDestinations",
+        ],
+    )
+    assert described["ConfigurationSet"] == {"Name": "alpha"}
+    assert described["TrackingOptions"] == {"CustomRedirectDomain": "t.example.org"}
+    assert described["DeliveryOptions"] == {"TlsPolicy": "Require"}
+    assert described["ReputationOptions"]["ReputationMetricsEnabled"] is True
+    assert described["EventDestinations"] == []
+    v2.put_configuration_set_tracking_options(
+        ConfigurationSetName="alpha", CustomRedirectDomain="u.example.org", HttpsPolicy="REQUIRE"
+    )
+    v2.put_configuration_set_vdm_options(
+        ConfigurationSetName="alpha", VdmOptions={"DashboardOptions": {"EngagementMetrics": "ENABLED"}}
+    )
+    got = v2.get_configuration_set(ConfigurationSetName="alpha")
+    assert got["TrackingOptions"] == {"CustomRedirectDomain": "u.example.org", "HttpsPolicy": "REQUIRE"}
+    assert got["VdmOptions"] == {"DashboardOptions": {"EngagementMetrics": "ENABLED"}}
+    assert v2.get_configuration_set(ConfigurationSetName="beta")["DeliveryOptions"] == {
+        "TlsPolicy": "REQUIRE", "MaxDeliverySeconds": 600}  # fmt: skip
+    v1.delete_configuration_set_tracking_options(ConfigurationSetName="alpha")
+    with pytest.raises(v1.exceptions.TrackingOptionsDoesNotExistException):
+        v1.delete_configuration_set_tracking_options(ConfigurationSetName="alpha")
+    v1.delete_configuration_set(ConfigurationSetName="alpha")
+    v2.delete_configuration_set(ConfigurationSetName="beta")
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.get_configuration_set(ConfigurationSetName="beta")
+    with pytest.raises(v1.exceptions.ConfigurationSetDoesNotExistException):
+        v1.delete_configuration_set(ConfigurationSetName="alpha")

@@ -28,6 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
+from sesame.domain.configuration_sets import (
+    ConfigurationSetError,
+    ConfigurationSets,
+    sending_enabled,
+    suppressed_reasons,
+)
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
 from sesame.domain.suppression import Suppression
 from sesame.storage.db import Database
@@ -46,7 +52,8 @@ MAX_BATCH = 256
 
 
 class SendError(Exception):
-    """``kind``: 'paused', 'rejected', 'invalid', 'rate', 'daily', 'mail-from'."""
+    """``kind``: 'paused', 'rejected', 'invalid', 'rate', 'daily', 'mail-from', 'config-missing',
+    'config-paused'."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -134,8 +141,10 @@ class Sending:
         accounts: Accounts,
         identities: Identities,
         suppression: Suppression,
+        configuration_sets: ConfigurationSets,
     ) -> None:
         self.db = db
+        self.configuration_sets = configuration_sets
         self.settings = settings
         self.accounts = accounts
         self.identities = identities
@@ -222,6 +231,17 @@ class Sending:
                     "mail-from", f"The MAIL FROM domain {sender.mail_from_domain} is not verified."
                 )
         reasons = (state.suppression_attributes or {}).get("SuppressedReasons", ["BOUNCE", "COMPLAINT"])
+        if msg.configuration_set is None and sender is not None and sender.configuration_set_name:
+            msg.configuration_set = sender.configuration_set_name  # the identity's default set
+        if msg.configuration_set:
+            try:
+                config = await self.configuration_sets.get(account_id, region, msg.configuration_set)
+            except ConfigurationSetError as exc:
+                raise SendError("config-missing", exc.message) from None
+            if not sending_enabled(config):
+                raise SendError("config-paused", f"Sending is paused for configuration set {config.name}.")
+            own = suppressed_reasons(config)
+            reasons = reasons if own is None else own
         suppressed = await self.suppression.matching(account_id, region, msg.recipients, reasons)
         return state, suppressed
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sesame.awsapi.context import RequestContext
 from sesame.domain.quotas import send_quota
+from sesame.providers.configuration_sets import ConfigurationSetsV1
 from sesame.providers.v1_identities import IdentitiesV1
 from sesame.providers.v1_sending import SendingV1
 from sesame.providers.verification import VerificationV1
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from sesame.runtime import Sesame
 
 
-class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1):
+class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
@@ -26,6 +27,7 @@ class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1):
         self.templates = sesame.templates
         self.sending = sesame.sending
         self.verification = sesame.verification
+        self.configuration_sets = sesame.configuration_sets
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)

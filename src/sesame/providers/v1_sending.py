@@ -25,6 +25,8 @@ _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "rate": (Throttling, "AccountThrottled"),
     "daily": (Throttling, "AccountDailyQuotaExceeded"),
     "mail-from": (E.MailFromDomainNotVerifiedException, "MailFromDomainNotVerified"),
+    "config-missing": (E.ConfigurationSetDoesNotExistException, "ConfigurationSetDoesNotExist"),
+    "config-paused": (E.ConfigurationSetSendingPausedException, "ConfigurationSetSendingPaused"),
 }
 _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": E.TemplateDoesNotExistException,

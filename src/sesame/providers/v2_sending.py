@@ -27,6 +27,8 @@ _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "rate": (E.TooManyRequestsException, "ACCOUNT_THROTTLED"),
     "daily": (E.LimitExceededException, "ACCOUNT_DAILY_QUOTA_EXCEEDED"),
     "mail-from": (E.MailFromDomainNotVerifiedException, "MAIL_FROM_DOMAIN_NOT_VERIFIED"),
+    "config-missing": (E.NotFoundException, "CONFIGURATION_SET_NOT_FOUND"),
+    "config-paused": (E.SendingPausedException, "CONFIGURATION_SET_SENDING_PAUSED"),
 }
 _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": E.NotFoundException,

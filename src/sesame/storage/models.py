@@ -264,3 +264,18 @@ class CustomVerificationTemplate(Base):
     success_url: Mapped[str] = mapped_column(sa.Text)
     failure_url: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ConfigurationSet(Base):
+    """A configuration set. Its option groups are kept as SES v2 spells them (DeliveryOptions,
+    SendingOptions, SuppressionOptions, …) in one JSON document; v1 reads and writes the same groups."""
+
+    __tablename__ = "configuration_sets"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,4 +1,4 @@
-"""Templates, messages, the delivery queue, send counters, the suppression list.
+"""Templates, configuration sets, messages, the delivery queue, send counters, the suppression list.
 
 Revision ID: 0003
 Revises: 0002
@@ -77,6 +77,21 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "configuration_sets",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_configuration_sets_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "region", "name", name=op.f("pk_configuration_sets")),
+    )
+    op.create_table(
         "custom_verification_templates",
         sa.Column("account_id", sa.String(length=12), nullable=False),
         sa.Column("region", sa.String(length=32), nullable=False),
@@ -142,6 +157,7 @@ def downgrade() -> None:
     op.drop_table("queue")
     op.drop_table("templates")
     op.drop_table("custom_verification_templates")
+    op.drop_table("configuration_sets")
     op.drop_table("suppressed_destinations")
     op.drop_table("send_counters")
     with op.batch_alter_table("messages", schema=None) as batch_op:

@@ -1,0 +1,280 @@
+"""Configuration-set operations, v1 and v2 (provider mixins). Event destinations are not here yet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sesame.awsapi.context import RequestContext
+from sesame.awsapi.errors import InvalidParameterValue, ServiceError, service_errors
+from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
+from sesame.domain.tags import Tags
+from sesame.providers.v2_identities import decode_token, encode_token
+
+V1 = service_errors("ses")
+V2 = service_errors("sesv2")
+
+_V1_ERRORS: dict[str, type[ServiceError]] = {
+    "not-found": V1.ConfigurationSetDoesNotExistException,
+    "exists": V1.ConfigurationSetAlreadyExistsException,
+    "invalid": V1.InvalidConfigurationSetException,
+    "limit": V1.LimitExceededException,
+}
+_V2_ERRORS: dict[str, type[ServiceError]] = {
+    "not-found": V2.NotFoundException,
+    "exists": V2.AlreadyExistsException,
+    "invalid": V2.BadRequestException,
+    "limit": V2.LimitExceededException,
+}
+#: v2 option groups a v2 call may set, as CreateConfigurationSet / GetConfigurationSet name them.
+V2_GROUPS = (
+    "TrackingOptions",
+    "DeliveryOptions",
+    "ReputationOptions",
+    "SendingOptions",
+    "SuppressionOptions",
+    "VdmOptions",
+    "ArchivingOptions",
+    "MessageSecurityOptions",
+)
+
+
+@contextmanager
+def _errors(table: dict[str, type[ServiceError]]) -> Iterator[None]:
+    try:
+        yield
+    except ConfigurationSetError as exc:
+        raise table[exc.kind](exc.message) from None
+
+
+class ConfigurationSetsV1:
+    configuration_sets: ConfigurationSets
+
+    async def create_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _errors(_V1_ERRORS):
+            await self.configuration_sets.create(
+                ctx.account_id, ctx.region, params["ConfigurationSet"]["Name"], {}
+            )
+        return {}
+
+    async def delete_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _errors(_V1_ERRORS):
+            await self.configuration_sets.delete(ctx.account_id, ctx.region, params["ConfigurationSetName"])
+        return {}
+
+    async def describe_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _errors(_V1_ERRORS):
+            row = await self.configuration_sets.get(
+                ctx.account_id, ctx.region, params["ConfigurationSetName"]
+            )
+        wanted = set(params.get("ConfigurationSetAttributeNames") or [])
+        options = row.options or {}
+        out: dict[str, Any] = {"ConfigurationSet": {"Name": row.name}}
+        if "eventDestinations" in wanted:
+            out["EventDestinations"] = []
+        if "trackingOptions" in wanted and options.get("TrackingOptions", {}).get("CustomRedirectDomain"):
+            out["TrackingOptions"] = {
+                "CustomRedirectDomain": options["TrackingOptions"]["CustomRedirectDomain"]
+            }
+        if "deliveryOptions" in wanted and options.get("DeliveryOptions", {}).get("TlsPolicy"):
+            out["DeliveryOptions"] = {"TlsPolicy": options["DeliveryOptions"]["TlsPolicy"].capitalize()}
+        if "reputationOptions" in wanted:
+            reputation = options.get("ReputationOptions") or {}
+            out["ReputationOptions"] = {
+                "SendingEnabled": options.get("SendingOptions", {}).get("SendingEnabled", True),
+                "ReputationMetricsEnabled": reputation.get("ReputationMetricsEnabled", False),
+            }
+            if reputation.get("LastFreshStart"):
+                out["ReputationOptions"]["LastFreshStart"] = reputation["LastFreshStart"]
+        return out
+
+    async def list_configuration_sets(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        limit = params.get("MaxItems") or 1000
+        try:
+            after = decode_token(params.get("NextToken"))
+        except ServiceError:
+            raise InvalidParameterValue("The NextToken is not valid.") from None
+        rows, last = await self.configuration_sets.page(ctx.account_id, ctx.region, after, limit)
+        out: dict[str, Any] = {"ConfigurationSets": [{"Name": r.name} for r in rows]}
+        if last:
+            out["NextToken"] = encode_token(last)
+        return out
+
+    async def _put_v1(self, ctx: RequestContext, name: str, group: str, value: dict[str, Any] | None) -> None:
+        with _errors(_V1_ERRORS):
+            await self.configuration_sets.put(ctx.account_id, ctx.region, name, group, value)
+
+    async def update_configuration_set_sending_enabled(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        enabled = bool(params["Enabled"])
+        await self._put_v1(ctx, params["ConfigurationSetName"], "SendingOptions", {"SendingEnabled": enabled})
+        return {}
+
+    async def update_configuration_set_reputation_metrics_enabled(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = await self._v1_get(ctx, params["ConfigurationSetName"])
+        reputation = {
+            **(row.options or {}).get("ReputationOptions", {}),
+            "ReputationMetricsEnabled": params["Enabled"],
+        }
+        await self._put_v1(ctx, row.name, "ReputationOptions", reputation)
+        return {}
+
+    async def _v1_get(self, ctx: RequestContext, name: str) -> Any:
+        with _errors(_V1_ERRORS):
+            return await self.configuration_sets.get(ctx.account_id, ctx.region, name)
+
+    async def put_configuration_set_delivery_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = await self._v1_get(ctx, params["ConfigurationSetName"])
+        given = dict(params.get("DeliveryOptions") or {})
+        if "TlsPolicy" in given:  # stored in v2's spelling: Require → REQUIRE
+            given["TlsPolicy"] = given["TlsPolicy"].upper()
+        delivery = {**(row.options or {}).get("DeliveryOptions", {}), **given}
+        await self._put_v1(ctx, row.name, "DeliveryOptions", delivery)
+        return {}
+
+    async def create_configuration_set_tracking_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = await self._v1_get(ctx, params["ConfigurationSetName"])
+        if (row.options or {}).get("TrackingOptions"):
+            raise V1.TrackingOptionsAlreadyExistsException(
+                f"Tracking options already exist for configuration set {row.name}."
+            )
+        await self._put_v1(ctx, row.name, "TrackingOptions", dict(params.get("TrackingOptions") or {}))
+        return {}
+
+    async def update_configuration_set_tracking_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = await self._v1_get(ctx, params["ConfigurationSetName"])
+        if not (row.options or {}).get("TrackingOptions") and "TrackingOptions" not in (row.options or {}):
+            raise V1.TrackingOptionsDoesNotExistException(
+                f"Tracking options do not exist for configuration set {row.name}."
+            )
+        await self._put_v1(ctx, row.name, "TrackingOptions", dict(params.get("TrackingOptions") or {}))
+        return {}
+
+    async def delete_configuration_set_tracking_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = await self._v1_get(ctx, params["ConfigurationSetName"])
+        if "TrackingOptions" not in (row.options or {}):
+            raise V1.TrackingOptionsDoesNotExistException(
+                f"Tracking options do not exist for configuration set {row.name}."
+            )
+        await self._put_v1(ctx, row.name, "TrackingOptions", None)
+        return {}
+
+
+class ConfigurationSetsV2:
+    configuration_sets: ConfigurationSets
+    tags: Tags
+
+    async def create_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ConfigurationSetName"]
+        with _errors(_V2_ERRORS):
+            await self.configuration_sets.create(
+                ctx.account_id, ctx.region, name, {g: params.get(g) for g in V2_GROUPS}
+            )
+        if params.get("Tags"):
+            await self.tags.tag(
+                ctx.account_id, ctx.region, ctx.arn(f"configuration-set/{name}"), params["Tags"]
+            )
+        return {}
+
+    async def get_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with _errors(_V2_ERRORS):
+            row = await self.configuration_sets.get(
+                ctx.account_id, ctx.region, params["ConfigurationSetName"]
+            )
+        out: dict[str, Any] = {"ConfigurationSetName": row.name}
+        out.update({g: v for g, v in (row.options or {}).items() if g in V2_GROUPS})
+        out["Tags"] = await self.tags.list_tags(
+            ctx.account_id, ctx.region, ctx.arn(f"configuration-set/{row.name}")
+        )
+        return out
+
+    async def list_configuration_sets(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        size = params.get("PageSize") or 1000
+        rows, last = await self.configuration_sets.page(
+            ctx.account_id, ctx.region, decode_token(params.get("NextToken")), size
+        )
+        out: dict[str, Any] = {"ConfigurationSets": [r.name for r in rows]}
+        if last:
+            out["NextToken"] = encode_token(last)
+        return out
+
+    async def delete_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ConfigurationSetName"]
+        with _errors(_V2_ERRORS):
+            await self.configuration_sets.delete(ctx.account_id, ctx.region, name)
+        await self.tags.drop_resource(ctx.account_id, ctx.arn(f"configuration-set/{name}"))
+        return {}
+
+    async def _put(
+        self, ctx: RequestContext, params: dict[str, Any], group: str, value: dict[str, Any] | None
+    ) -> dict:
+        with _errors(_V2_ERRORS):
+            await self.configuration_sets.put(
+                ctx.account_id, ctx.region, params["ConfigurationSetName"], group, value
+            )
+        return {}
+
+    @staticmethod
+    def _members(params: dict[str, Any], *names: str) -> dict[str, Any]:
+        return {n: params[n] for n in names if params.get(n) is not None}
+
+    async def put_configuration_set_delivery_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict:
+        value = self._members(params, "TlsPolicy", "SendingPoolName", "MaxDeliverySeconds")
+        return await self._put(ctx, params, "DeliveryOptions", value)
+
+    async def put_configuration_set_reputation_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict:
+        with _errors(_V2_ERRORS):
+            row = await self.configuration_sets.get(
+                ctx.account_id, ctx.region, params["ConfigurationSetName"]
+            )
+        reputation = {
+            **(row.options or {}).get("ReputationOptions", {}),
+            "ReputationMetricsEnabled": bool(params.get("ReputationMetricsEnabled", False)),
+        }
+        return await self._put(ctx, params, "ReputationOptions", reputation)
+
+    async def put_configuration_set_sending_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict:
+        value = {"SendingEnabled": bool(params.get("SendingEnabled", False))}
+        return await self._put(ctx, params, "SendingOptions", value)
+
+    async def put_configuration_set_suppression_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict:
+        value = self._members(params, "SuppressedReasons", "ValidationOptions")
+        value.setdefault("SuppressedReasons", [])
+        return await self._put(ctx, params, "SuppressionOptions", value)
+
+    async def put_configuration_set_tracking_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict:
+        value = self._members(params, "CustomRedirectDomain", "HttpsPolicy")
+        return await self._put(ctx, params, "TrackingOptions", value)
+
+    async def put_configuration_set_vdm_options(self, ctx: RequestContext, params: dict[str, Any]) -> dict:
+        return await self._put(ctx, params, "VdmOptions", params.get("VdmOptions") or {})
+
+    async def put_configuration_set_archiving_options(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict:
+        return await self._put(ctx, params, "ArchivingOptions", self._members(params, "ArchiveArn") or None)
+
+    async def update_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict:
+        return await self._put(ctx, params, "MessageSecurityOptions", params.get("MessageSecurityOptions"))
