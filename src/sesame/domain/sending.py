@@ -37,7 +37,13 @@ from sesame.domain.configuration_sets import (
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
 from sesame.domain.suppression import Suppression
 from sesame.storage.db import Database
-from sesame.storage.models import AccountRegion, Identity, Message, QueueEntry, SendCounter, utcnow
+from sesame.storage.models import (
+    AccountRegion,
+    Message,
+    QueueEntry,
+    SendCounter,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,58 @@ class Outgoing:
     message_id: str = field(default_factory=new_message_id)
 
 
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class SenderState:
+    """What a send needs of the account's regional state (from a row of account_regions)."""
+
+    production_access: bool
+    sending_enabled: bool
+    max_send_rate: float
+    max_24_hour_send: float
+    suppression_attributes: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> SenderState:
+        return cls(
+            bool(row["production_access"]),
+            bool(row["sending_enabled"]),
+            float(row["max_send_rate"]),
+            float(row["max_24_hour_send"]),
+            _json(row["suppression_attributes"]) or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SenderIdentity:
+    """What a send needs of an identity (from a row of identities)."""
+
+    identity: str
+    kind: str
+    verification_status: str
+    mail_from_domain: str | None
+    mail_from_status: str | None
+    mail_from_behavior: str
+    configuration_set_name: str | None
+    policies: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> SenderIdentity:
+        return cls(
+            row["identity"],
+            row["kind"],
+            row["verification_status"],
+            row["mail_from_domain"],
+            row["mail_from_status"],
+            row["mail_from_behavior"],
+            row["configuration_set_name"],
+            _json(row["policies"]) or {},
+        )
+
+
 @dataclass
 class _Unit:
     account_id: str
@@ -156,34 +214,24 @@ class Sending:
 
     # -- checks -----------------------------------------------------------------------------------
 
-    async def _covering(self, account_id: str, region: str, address: str) -> Identity | None:
-        """The most specific verified identity that covers ``address``: itself, itself without a
-        +label, its domain, or a parent domain."""
-        local, _, domain = normalize(address).rpartition("@")
-        names = [f"{local}@{domain}"]
-        if "+" in local:
-            names.append(f"{local.split('+', 1)[0]}@{domain}")
-        labels = domain.split(".")
-        names += [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    async def _covering(self, account_id: str, region: str, address: str) -> SenderIdentity | None:
+        """The most specific verified identity of the account that covers ``address``."""
+        names = _candidates(address)
         found = await self.identities.many(account_id, region, names)
-        for name in names:
-            row = found.get(name)
-            if row is not None and row.verification_status == SUCCESS:
-                return row
-        return None
+        return _most_specific(names, {k: SenderIdentity.of(v.__dict__) for k, v in found.items()})
 
     async def _authorized(
-        self, account_id: str, region: str, address: str, arn: str | None
-    ) -> Identity | None:
-        """The identity that lets ``account_id`` send as ``address``: its own, or another account's whose
-        sending-authorization policy allows it (``arn``)."""
-        if not arn:
-            return await self._covering(account_id, region, address)
+        self, account_id: str, region: str, address: str, arn: str, own: dict[str, SenderIdentity]
+    ) -> SenderIdentity | None:
+        """The identity that lets ``account_id`` send as ``address`` under ``arn``: its own, or another
+        account's whose sending-authorization policy allows it."""
         parts = arn.split(":", 5)
         if len(parts) != 6 or not parts[5].startswith("identity/") or parts[3] not in (region, "*"):
             return None
         owner, name = parts[4], parts[5][len("identity/") :]
-        row = await self.identities.get(owner, region, name)
+        row = own.get(normalize(name)) if owner == account_id else None
+        if row is None and (found := await self.identities.get(owner, region, name)) is not None:
+            row = SenderIdentity.of(found.__dict__)
         if row is None or row.verification_status != SUCCESS:
             return None
         domain = normalize(address).rpartition("@")[2]
@@ -196,28 +244,65 @@ class Sending:
             return row
         return None
 
-    async def _check(
-        self, account_id: str, region: str, msg: Outgoing
-    ) -> tuple[AccountRegion, dict[str, str]]:
-        state = await self.accounts.region(account_id, region)
+    async def _load(
+        self, account_id: str, region: str, addresses: list[str], recipients: list[str]
+    ) -> tuple[SenderState | None, dict[str, SenderIdentity], list[tuple[str, str]]]:
+        """Everything the checks read, in one read transaction: the account's regional state, the
+        identities that could cover the addresses, and the recipients' suppression entries."""
+        names = sorted({n for a in addresses for n in _candidates(a)})
+        key = {"a": account_id, "r": region}
+        state, identities, suppressed = await self.db.fetch(
+            [
+                (
+                    "SELECT production_access, sending_enabled, max_send_rate, max_24_hour_send,"
+                    " suppression_attributes FROM account_regions WHERE account_id = :a AND region = :r",
+                    key,
+                ),
+                (
+                    "SELECT identity, kind, verification_status, mail_from_domain, mail_from_status,"
+                    " mail_from_behavior, configuration_set_name, policies FROM identities"
+                    " WHERE account_id = :a AND region = :r AND identity IN :names",
+                    {**key, "names": names},
+                ),
+                (
+                    "SELECT email_address, reason FROM suppressed_destinations"
+                    " WHERE account_id = :a AND region = :r AND email_address IN :addrs",
+                    {**key, "addrs": sorted({r.lower() for r in recipients})},
+                ),
+            ]
+        )
+        return (
+            SenderState.of(state[0]) if state else None,
+            {r["identity"]: SenderIdentity.of(r) for r in identities},
+            [(r["email_address"], r["reason"]) for r in suppressed],
+        )
+
+    async def _check(self, account_id: str, region: str, msg: Outgoing) -> tuple[SenderState, dict[str, str]]:
+        sandbox_checked = [r for r in msg.recipients if not is_simulator(r)]
+        state, own, suppressed = await self._load(
+            account_id, region, [msg.from_address, msg.envelope_from, *sandbox_checked], msg.recipients
+        )
+        if state is None:  # the account's first call in this region
+            state = SenderState.of((await self.accounts.region(account_id, region)).__dict__)
         if not state.sending_enabled:
             raise SendError("paused", "Sending is paused for this account.")
         failed: list[str] = []
-        sender = await self._authorized(account_id, region, msg.from_address, msg.from_arn)
+        if msg.from_arn:
+            sender = await self._authorized(account_id, region, msg.from_address, msg.from_arn, own)
+        else:
+            sender = _most_specific(_candidates(msg.from_address), own)
         if sender is None:
             failed.append(msg.from_address)
         if msg.envelope_from.lower() != msg.from_address.lower():
-            if (
-                await self._authorized(
-                    account_id, region, msg.envelope_from, msg.return_path_arn or msg.from_arn
-                )
-                is None
-            ):
+            arn = msg.return_path_arn or msg.from_arn
+            if arn:
+                ok = await self._authorized(account_id, region, msg.envelope_from, arn, own) is not None
+            else:
+                ok = _most_specific(_candidates(msg.envelope_from), own) is not None
+            if not ok:
                 failed.append(msg.envelope_from)
         if not state.production_access:
-            for rcpt in msg.recipients:
-                if not is_simulator(rcpt) and await self._covering(account_id, region, rcpt) is None:
-                    failed.append(rcpt)
+            failed += [r for r in sandbox_checked if _most_specific(_candidates(r), own) is None]
         if failed:
             shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
             raise SendError(
@@ -240,10 +325,9 @@ class Sending:
                 raise SendError("config-missing", exc.message) from None
             if not sending_enabled(config):
                 raise SendError("config-paused", f"Sending is paused for configuration set {config.name}.")
-            own = suppressed_reasons(config)
-            reasons = reasons if own is None else own
-        suppressed = await self.suppression.matching(account_id, region, msg.recipients, reasons)
-        return state, suppressed
+            own_reasons = suppressed_reasons(config)
+            reasons = reasons if own_reasons is None else own_reasons
+        return state, {a: r for a, r in suppressed if r in reasons}
 
     # -- accepting --------------------------------------------------------------------------------
 
@@ -466,6 +550,25 @@ class Sending:
                 await self._writer
             except asyncio.CancelledError:
                 pass
+
+
+def _candidates(address: str) -> list[str]:
+    """The identities that could cover ``address``, most specific first: the address, the address
+    without a +label, its domain, each parent domain."""
+    local, _, domain = normalize(address).rpartition("@")
+    names = [f"{local}@{domain}"] if local else []
+    if "+" in local:
+        names.append(f"{local.split('+', 1)[0]}@{domain}")
+    labels = domain.split(".")
+    return names + [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
+def _most_specific(names: list[str], found: dict[str, SenderIdentity]) -> SenderIdentity | None:
+    for name in names:
+        row = found.get(name)
+        if row is not None and row.verification_status == SUCCESS:
+            return row
+    return None
 
 
 def _policy_allows(policies: dict[str, Any], account_id: str, arn: str) -> bool:

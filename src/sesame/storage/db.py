@@ -16,9 +16,11 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -79,6 +81,14 @@ def _inline_reader(url: str, pool_size: int) -> type[_InlineReadSession]:
         def __init__(self, bind: Any = None, **kw: Any) -> None:
             super().__init__(bind=read_engine, **kw)
 
+        def execute(self, *args: Any, **kw: Any) -> Any:
+            result = super().execute(*args, **kw)
+            # A Core statement's result still holds its pysqlite cursor, which AsyncSession would try
+            # to close the async way; take the rows now (ORM results come buffered already).
+            if getattr(result, "_is_cursor", False) and getattr(result, "cursor", None) is not None:
+                return result.freeze()()
+            return result
+
     return InlineReadSession
 
 
@@ -110,6 +120,42 @@ class Database:
         async with self._write() as session, session.begin():
             yield session
 
+    async def fetch(self, statements: list[tuple[str, dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """Run plain SELECTs (``:name`` parameters; a list or tuple value expands for ``IN :name``) in
+        one read transaction; each statement's rows as dicts.
+
+        For the few reads on the hot path of every send: SQLAlchemy costs 0.2–0.4 ms per statement, a
+        pysqlite statement 10 µs. On SQLite the rows come straight from a pooled pysqlite connection; on
+        PostgreSQL through SQLAlchemy (the network round trip dominates there). JSON columns come back
+        as text and booleans as 0/1 on SQLite: callers decode what they use.
+        """
+        if self._reader is None:
+            out = []
+            async with self.read() as session:
+                for sql, params in statements:
+                    stmt = sa.text(sql).bindparams(
+                        *(
+                            sa.bindparam(k, expanding=True)
+                            for k, v in params.items()
+                            if isinstance(v, list | tuple)
+                        )
+                    )
+                    out.append([dict(r) for r in (await session.execute(stmt, params)).mappings()])
+            return out
+        conn = self._reader.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN")
+            out = []
+            for sql, params in statements:
+                cursor.execute(*_qmark(sql, params))
+                names = [d[0] for d in cursor.description]
+                out.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
+            cursor.execute("COMMIT")
+            return out
+        finally:
+            conn.close()  # back to the pool
+
     async def close(self) -> None:
         await self.write_engine.dispose()
         if self._reader is not None:
@@ -119,3 +165,21 @@ class Database:
 def null_pool_engine(url: str) -> AsyncEngine:
     """A poolless engine for one-off work (migrations, CLI commands)."""
     return _make_engine(url, immediate=True, poolclass=NullPool)
+
+
+_PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _qmark(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``:name`` parameters to pysqlite's ``?``, expanding list values into ``(?, ?, …)``."""
+    values: list[Any] = []
+
+    def one(m: re.Match[str]) -> str:
+        value = params[m[1]]
+        if isinstance(value, list | tuple):
+            values.extend(value)
+            return "(" + ", ".join("?" * len(value)) + ")" if value else "(NULL)"
+        values.append(value)
+        return "?"
+
+    return _PARAM.sub(one, sql), values
