@@ -144,7 +144,7 @@ class Accounts:
     ) -> None:
         """Operator changes. Without ``region``: the account's defaults and every region it uses."""
         async with self.db.write() as s:
-            account = await s.get(Account, account_id)
+            account = await self._locked(s, account_id)
             if account is None:
                 raise AccountNotFound(account_id)
             if region is None:
@@ -210,6 +210,12 @@ class Accounts:
 
     # -- per-region state -------------------------------------------------------------------------
 
+    @staticmethod
+    async def _locked(s: Any, account_id: str) -> Account | None:
+        """The account row, locked for this transaction on PostgreSQL (SQLite's writer already holds the
+        database lock): two first calls in a region must not both create its row."""
+        return await s.get(Account, account_id, with_for_update=True)
+
     async def _region_row(self, s: Any, account: Account, region: str) -> AccountRegion:
         row = await s.get(AccountRegion, (account.id, region))
         if row is None:
@@ -236,14 +242,14 @@ class Accounts:
         if row is not None:
             return row
         async with self.db.write() as s:
-            account = await s.get(Account, account_id)
+            account = await self._locked(s, account_id)
             if account is None:
                 raise AccountNotFound(account_id)
             return await self._region_row(s, account, region)
 
     async def modify_region(self, account_id: str, region: str, **changes: Any) -> AccountRegion:
         async with self.db.write() as s:
-            account = await s.get(Account, account_id)
+            account = await self._locked(s, account_id)
             if account is None:
                 raise AccountNotFound(account_id)
             row = await self._region_row(s, account, region)
@@ -257,7 +263,7 @@ class Accounts:
         Returns False when a review is already pending (SES answers ConflictException).
         """
         async with self.db.write() as s:
-            account = await s.get(Account, account_id)
+            account = await self._locked(s, account_id)
             if account is None:
                 raise AccountNotFound(account_id)
             row = await self._region_row(s, account, region)
