@@ -92,7 +92,7 @@ def _inline_reader(url: str, pool_size: int) -> type[_InlineReadSession]:
 
 
 class Database:
-    """Hands out read sessions and write sessions; on PostgreSQL both come from one pool."""
+    """Hands out read sessions and write sessions, each from its own pool."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -105,8 +105,11 @@ class Database:
             self.write_engine = _make_engine(url, immediate=True, pool_size=1, max_overflow=0)
         else:
             self._reader = None
-            self.write_engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
-            self._read = async_sessionmaker(self.write_engine, expire_on_commit=False)
+            # Separate pools: a burst of reads must not keep a writer (the group commit above all)
+            # waiting for a connection.
+            self.write_engine = _make_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+            self.read_engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+            self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
@@ -129,7 +132,7 @@ class Database:
         on SQLite): callers decode what they use.
         """
         if self._reader is None:
-            async with self.write_engine.connect() as conn:
+            async with self.read_engine.connect() as conn:
                 apg: Any = (await conn.get_raw_connection()).driver_connection  # the asyncpg connection
                 # No transaction: each statement reads committed data, and BEGIN/COMMIT would double
                 # the round trips of a check that tolerates a change landing between two statements.
@@ -150,6 +153,8 @@ class Database:
 
     async def close(self) -> None:
         await self.write_engine.dispose()
+        if self._reader is None:
+            await self.read_engine.dispose()
         if self._reader is not None:
             self._reader.engine.dispose()
 
