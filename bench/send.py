@@ -273,6 +273,8 @@ def bench_sesame(backend: str, args: argparse.Namespace) -> list[dict] | None:
         "SESAME_DNS__NAMESERVERS": "",
         "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
         "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+        # Acceptance alone: delivery is bench/delivery.py's subject, and would share these two cores.
+        "SESAME_DELIVERY__ENABLED": "false",
     }
     with (
         tempfile.TemporaryDirectory() as tmp,

@@ -62,6 +62,39 @@ class IdentitySettings:
 
 
 @dataclass
+class DeliverySettings:
+    """The delivery engine (``serve`` mode; ``dev`` mode captures instead of delivering)."""
+
+    #: "smtp" delivers to the recipients' mail servers; "capture" keeps messages (dev mode's default).
+    mode: str = ""
+    #: Run the delivery engine in this process. Off on API-only nodes (another node on the same
+    #: PostgreSQL delivers) and in tests that look at the queue itself.
+    enabled: bool = True
+    #: Port of the MX hosts (25; tests point it at their sink servers).
+    mx_port: int = 25
+    #: Per-domain transport map: {"example.test" = "smtp:[127.0.0.1]:2525"} or "host:port".
+    routes: dict[str, str] = field(default_factory=dict)
+    #: Send everything through one relay ("host:port"), bypassing MX lookups.
+    smarthost: str = ""
+    #: The name given in EHLO; empty means this machine's fully qualified name.
+    helo_name: str = ""
+    #: Messages delivered at once by one process.
+    concurrency: int = 16
+    #: How long a claimed queue entry stays ours; a worker that dies loses its claim after this.
+    lease_seconds: float = 300.0
+    #: How often a process looks for due retries and other nodes' mail, besides being woken by its own.
+    poll_interval: float = 1.0
+    #: First retry after this many seconds, doubling (with jitter) up to ``retry_max``.
+    retry_base: float = 60.0
+    retry_max: float = 3600.0
+    #: SES keeps retrying for about 12 hours, then bounces (Transient); MaxDeliverySeconds lowers it.
+    max_age_seconds: float = 12 * 3600.0
+    #: SMTP timeouts (seconds).
+    connect_timeout: float = 30.0
+    command_timeout: float = 120.0
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -86,6 +119,7 @@ class Settings:
     accounts: AccountDefaults = field(default_factory=AccountDefaults)
     dns: DnsSettings = field(default_factory=DnsSettings)
     identities: IdentitySettings = field(default_factory=IdentitySettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @property
     def database_url(self) -> str:
@@ -121,6 +155,12 @@ def _apply(target: Any, values: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {key} must be a table")
             _apply(current, value, f"{where}.{key}")
+        elif isinstance(current, dict):
+            if isinstance(value, str):  # from the environment: "a=b,c=d"
+                value = dict(item.split("=", 1) for item in value.split(",") if "=" in item)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a table")
+            setattr(target, name, {str(k): str(v) for k, v in value.items()})
         elif isinstance(current, list):
             if isinstance(value, str):  # from the environment: comma-separated
                 value = [v.strip() for v in value.split(",") if v.strip()]

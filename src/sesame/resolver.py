@@ -57,6 +57,14 @@ class Lookup:
         """Each TXT record's strings joined, as DKIM and SES read them (RFC 6376 §3.6.2.2)."""
         return [b"".join(r.strings).decode("utf-8", "replace") for r in await self._answer(name, "TXT")]
 
+    async def has_address(self, name: str) -> bool:
+        """Whether ``name`` has an A or AAAA record (for the implicit MX of RFC 5321 §5.1)."""
+        return bool(await self._answer(name, "A")) or bool(await self._answer(name, "AAAA"))
+
+    async def addresses(self, name: str) -> list[str]:
+        found = [r.address for r in await self._answer(name, "A")]
+        return found + [r.address for r in await self._answer(name, "AAAA")]
+
     async def mx(self, domain: str) -> list[tuple[int, str]]:
         return sorted(
             (r.preference, r.exchange.to_text().rstrip(".")) for r in await self._answer(domain, "MX")

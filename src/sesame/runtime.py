@@ -19,6 +19,7 @@ from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
 from sesame.domain.verification import Verification
+from sesame.mta.engine import DeliveryEngine
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
@@ -46,6 +47,12 @@ class Sesame:
             self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
         )
         self.verification = Verification(self.db, settings, self.identities, self.sending)
+        self.engine: DeliveryEngine | None = None
+        if self.delivers:
+            self.engine = DeliveryEngine(
+                self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
+            )
+            self.sending.on_accept = self.engine.wake
         register_resource("identity", self._identity_exists)
         self.providers = {
             "ses": SesV1Provider(self),
@@ -53,6 +60,12 @@ class Sesame:
         }
         self.authenticator = Authenticator(self.accounts, settings)
         self.dispatch = Dispatcher(self.providers, self.authenticator)
+
+    @property
+    def delivers(self) -> bool:
+        """Whether this process delivers mail (serve mode, unless ``delivery.mode = "capture"``)."""
+        mode = self.settings.delivery.mode or ("capture" if self.settings.mode == "dev" else "smtp")
+        return mode == "smtp" and self.settings.delivery.enabled
 
     async def _configuration_set_exists(self, account_id: str, region: str, name: str) -> bool:
         try:

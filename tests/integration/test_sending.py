@@ -41,6 +41,7 @@ def sesame(
     env = {
         "SESAME_DNS__NAMESERVERS": dns_server.address,
         "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+        "SESAME_DELIVERY__ENABLED": "false",  # these tests look at the queue; delivery has its own
         "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
     }
     with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:

@@ -91,14 +91,16 @@ async def run(settings: Settings) -> None:
     if settings.mode == "dev":
         print(_dev_banner(real_host, real_port, settings), file=sys.stderr, flush=True)
     print("ready", file=sys.stderr, flush=True)
-    background = asyncio.create_task(sesame.background()) if settings.mode == "serve" else None
+    background = [asyncio.create_task(sesame.background())] if settings.mode == "serve" else []
+    if sesame.engine is not None:
+        background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:
-        if background is not None:
-            background.cancel()
+        for job in background:  # a delivery cut short keeps its lease; another run picks it up
+            job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await background
+                await job
         await sesame.close()
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import Any
@@ -211,6 +211,8 @@ class Sending:
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        #: Called after each commit that queued mail (the delivery engine's wake-up).
+        self.on_accept: Callable[[], None] | None = None
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -370,6 +372,8 @@ class Sending:
                 if not unit.future.done():
                     unit.future.set_exception(exc)
             return
+        if self.on_accept is not None and any(o is None for o in outcomes):
+            self.on_accept()
         for unit, outcome in zip(batch, outcomes, strict=True):
             if unit.future.done():
                 continue  # the caller went away; the message is committed all the same
@@ -396,7 +400,8 @@ class Sending:
         entries: list[dict[str, Any]] = []
         increments: dict[tuple[str, str, int, int], int] = {}
         created = utcnow()
-        capture = self.settings.mode == "dev"
+        mode = self.settings.delivery.mode or ("capture" if self.settings.mode == "dev" else "smtp")
+        capture = mode == "capture"
         for unit in batch:
             k = (unit.account_id, unit.region)
             msg = unit.message

@@ -279,3 +279,19 @@ class ConfigurationSet(Base):
     name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DeliveryEvent(Base):
+    """An outcome SES would publish (Delivery, Bounce, DeliveryDelay, Complaint, Reject…), written in the
+    same transaction as the queue change that caused it; event publishing reads from here."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(sa.String(12))
+    region: Mapped[str] = mapped_column(sa.String(32))
+    event_type: Mapped[str] = mapped_column(sa.String(24))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    #: The event's own object as SES spells it (the "delivery", "bounce", … member of the record).
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -147,9 +147,28 @@ def upgrade() -> None:
     with op.batch_alter_table("queue", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_queue_message_id"), ["message_id"], unique=False)
         batch_op.create_index("ix_queue_state_next_attempt_at", ["state", "next_attempt_at"], unique=False)
+    op.create_table(
+        "events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("message_id", sa.String(length=80), nullable=False),
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("event_type", sa.String(length=24), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_events_message_id_messages"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+    )
+    op.create_index(op.f("ix_events_message_id"), "events", ["message_id"])
+    op.create_index(op.f("ix_events_created_at"), "events", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_events_created_at"), table_name="events")
+    op.drop_index(op.f("ix_events_message_id"), table_name="events")
+    op.drop_table("events")
     with op.batch_alter_table("queue", schema=None) as batch_op:
         batch_op.drop_index("ix_queue_state_next_attempt_at")
         batch_op.drop_index(batch_op.f("ix_queue_message_id"))

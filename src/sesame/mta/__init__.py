@@ -1,0 +1,1 @@
+"""The delivery engine: queue, routing, SMTP client, outcomes."""

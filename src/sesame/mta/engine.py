@@ -1,0 +1,346 @@
+"""The delivery engine: claim due queue entries, deliver each message once per recipient domain, settle.
+
+Woken when this process accepts mail, and every ``poll_interval`` for retries and for mail other
+nodes accepted. A message's recipients on one domain go out in one SMTP transaction; each recipient's
+answer becomes its own outcome: Delivery, a DeliveryDelay and a retry with backoff, or a Bounce (and,
+for permanent bounces, an entry on the account's suppression list when its settings say so). Mail to
+the mailbox simulator never leaves: it is answered here as SES answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import socket
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sesame.config import Settings
+from sesame.domain.accounts import Accounts
+from sesame.domain.configuration_sets import ConfigurationSets
+from sesame.domain.identities import SUCCESS, Identities
+from sesame.domain.suppression import Suppression
+from sesame.mail import dkim
+from sesame.mta import bounce, smtp_client
+from sesame.mta.queue import Claimed, DeliveryQueue, Settlement
+from sesame.mta.routing import Hop, NoRoute, Router
+from sesame.resolver import Lookup
+from sesame.storage.db import Database
+from sesame.storage.models import Message, utcnow
+
+log = logging.getLogger(__name__)
+
+SIMULATOR = "simulator.amazonses.com"
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        accounts: Accounts,
+        identities: Identities,
+        suppression: Suppression,
+        configuration_sets: ConfigurationSets,
+    ) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.settings = settings
+        self.delivery = settings.delivery
+        self.identities = identities
+        self.suppression = suppression
+        self.configuration_sets = configuration_sets
+        self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.queue = DeliveryQueue(db, self.worker_id)
+        self.router = Router(settings.delivery, Lookup(settings.dns))
+        self.helo = settings.delivery.helo_name or socket.getfqdn()
+        self._wake = asyncio.Event()
+        self._busy: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        limit = max(1, self.delivery.concurrency)
+        while True:
+            try:
+                claimed = await self.queue.claim(limit * 4, self.delivery.lease_seconds)
+            except Exception:
+                log.exception("claiming queue entries failed")
+                claimed = []
+            if claimed:
+                await self._deliver_all(claimed, asyncio.Semaphore(limit))
+            if len(claimed) >= limit * 4:
+                continue  # more is due: no waiting
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.delivery.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _deliver_all(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> None:
+        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        for entry in claimed:
+            groups[(entry.message_id, entry.domain)].append(entry)
+        messages = await self.queue.messages(sorted({m for m, _ in groups}))
+
+        async def one(key: tuple[str, str], entries: list[Claimed]) -> None:
+            async with gate:
+                message = messages.get(key[0])
+                if message is None:
+                    return
+                try:
+                    await self._deliver(message, key[1], entries)
+                except Exception:
+                    log.exception("delivering %s to %s failed; its lease will expire", *key)
+
+        await asyncio.gather(*(one(k, v) for k, v in groups.items()))
+
+    # -- one message, one domain ------------------------------------------------------------------
+
+    async def _deliver(self, message: Message, domain: str, entries: list[Claimed]) -> None:
+        started = time.monotonic()
+        suppressed = [e for e in entries if e.state == "suppressed"]
+        entries = [e for e in entries if e.state != "suppressed"]
+        settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
+        if entries and domain == SIMULATOR:
+            settlements += self._simulate(message, entries, started)
+        elif entries:
+            settlements += await self._send(message, domain, entries, started)
+        await self.queue.settle(message, settlements)
+        permanent = [
+            (s.entry_id, s)
+            for s in settlements
+            for t, d in s.events
+            if t == "Bounce" and d["bounceType"] == "Permanent"
+        ]
+        if permanent:
+            await self._suppress(message, entries + suppressed, permanent)
+
+    async def _send(
+        self, message: Message, domain: str, entries: list[Claimed], started: float
+    ) -> list[Settlement]:
+        options = await self._options(message)
+        try:
+            hops = await self.router.hops(domain)
+        except NoRoute as exc:
+            verdict = bounce.local(exc.kind, str(exc))
+            return [self._outcome(message, e, verdict, None, options, kind=exc.kind) for e in entries]
+        data = await self._signed(message)
+        mail_from = await self._mail_from(message)
+        recipients = [e.recipient for e in entries]
+        last_error = ""
+        for hop in hops:
+            try:
+                tx = await smtp_client.send(
+                    hop,
+                    helo=self.helo,
+                    mail_from=mail_from,
+                    recipients=recipients,
+                    data=data,
+                    require_tls=options.get("TlsPolicy") == "REQUIRE",
+                    connect_timeout=self.delivery.connect_timeout,
+                    command_timeout=self.delivery.command_timeout,
+                )
+            except smtp_client.TlsUnavailable as exc:
+                verdict = bounce.local("tls-required", str(exc))
+                return [
+                    self._outcome(message, e, verdict, None, options, kind="tls-required") for e in entries
+                ]
+            except smtp_client.ConnectFailed as exc:
+                last_error = str(exc)
+                continue
+            out = []
+            for e in entries:
+                reply = tx.replies.get(e.recipient)
+                if reply is not None and 200 <= reply.code < 300:
+                    out.append(self._delivered(message, e, reply, tx, started))
+                else:
+                    reply = reply or smtp_client.Reply(451, "4.4.0 no answer for this recipient")
+                    verdict = bounce.classify_reply(bounce.SmtpReply(reply.code, None, reply.text))
+                    out.append(self._outcome(message, e, verdict, reply, options, remote=tx))
+            return out
+        verdict = bounce.local("connection-failed", last_error)
+        return [self._outcome(message, e, verdict, None, options, kind="connection-failed") for e in entries]
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def _delivered(
+        self,
+        message: Message,
+        e: Claimed,
+        reply: smtp_client.Reply,
+        tx: smtp_client.Transaction,
+        started: float,
+    ) -> Settlement:
+        now = utcnow()
+        detail = {
+            "timestamp": _iso(now),
+            "processingTimeMillis": int((now - message.created_at).total_seconds() * 1000),
+            "recipients": [e.recipient],
+            "smtpResponse": reply.line(),
+            "reportingMTA": self.helo,
+            "remoteMtaIp": tx.remote_ip,
+        }
+        return Settlement(e.id, "delivered", last_reply=reply.line(), events=(("Delivery", detail),))
+
+    def _bounced(self, message: Message, e: Claimed, verdict: bounce.Verdict) -> Settlement:
+        detail = {
+            "bounceType": verdict.bounce_type,
+            "bounceSubType": verdict.bounce_subtype,
+            "bouncedRecipients": [
+                {
+                    "emailAddress": e.recipient,
+                    "action": verdict.action,
+                    "status": verdict.status,
+                    "diagnosticCode": verdict.diagnostic_code,
+                }
+            ],
+            "timestamp": _iso(utcnow()),
+            "feedbackId": f"{message.id}-{uuid.uuid4()}-000000",
+            "reportingMTA": f"dns; {self.helo}",
+        }
+        return Settlement(e.id, "bounced", last_reply=verdict.diagnostic_code, events=(("Bounce", detail),))
+
+    def _outcome(
+        self,
+        message: Message,
+        e: Claimed,
+        verdict: bounce.Verdict,
+        reply: smtp_client.Reply | None,
+        options: dict[str, Any],
+        remote: smtp_client.Transaction | None = None,
+        kind: str | None = None,
+    ) -> Settlement:
+        if not verdict.temporary:
+            return self._bounced(message, e, verdict)
+        custom = float(options.get("MaxDeliverySeconds") or 1e12)
+        max_age = min(self.delivery.max_age_seconds, custom)
+        expires = message.created_at + dt.timedelta(seconds=max_age)
+        now = utcnow()
+        if now >= expires:
+            final = bounce.give_up(verdict, minutes=int(max_age // 60), custom_timeout=custom <= max_age)
+            return self._bounced(message, e, final)
+        delay = min(self.delivery.retry_max, self.delivery.retry_base * 2 ** max(0, e.attempts - 1))
+        retry_at = min(expires, now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
+        smtp_reply = bounce.SmtpReply(reply.code, None, reply.text) if reply else None
+        detail: dict[str, Any] = {
+            "timestamp": _iso(now),
+            "delayType": bounce.delay_type(smtp_reply, kind),
+            "expirationTime": _iso(expires),
+            "delayedRecipients": [
+                {
+                    "emailAddress": e.recipient,
+                    "status": verdict.status,
+                    "diagnosticCode": verdict.diagnostic_code,
+                }
+            ],
+        }
+        if remote is not None:
+            detail["reportingMTA"] = remote.hop.host
+        return Settlement(
+            e.id,
+            "deferred",
+            next_attempt_at=retry_at,
+            last_reply=verdict.diagnostic_code,
+            events=(("DeliveryDelay", detail),),
+        )
+
+    def _simulate(self, message: Message, entries: list[Claimed], started: float) -> list[Settlement]:
+        """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
+        out = []
+        tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
+        ok = smtp_client.Reply(250, "2.6.0 Message received")
+        for e in entries:
+            local = e.recipient.rpartition("@")[0].split("+", 1)[0].lower()
+            if local == "bounce":
+                out.append(
+                    self._bounced(
+                        message, e, bounce.classify_reply(bounce.SmtpReply(550, "5.1.1", "user unknown"))
+                    )
+                )
+            elif local in ("suppressionlist", "blacklist"):
+                out.append(self._bounced(message, e, bounce.local("global-suppressed")))
+            else:
+                settled = self._delivered(message, e, ok, tx, started)
+                if local == "complaint":
+                    complaint = {
+                        "complainedRecipients": [{"emailAddress": e.recipient}],
+                        "timestamp": _iso(utcnow()),
+                        "feedbackId": f"{message.id}-{uuid.uuid4()}-000000",
+                        "complaintFeedbackType": "abuse",
+                    }
+                    settled.events = (*settled.events, ("Complaint", complaint))
+                out.append(settled)
+        return out
+
+    # -- what a message needs ---------------------------------------------------------------------
+
+    async def _options(self, message: Message) -> dict[str, Any]:
+        """The configuration set's DeliveryOptions (TlsPolicy, MaxDeliverySeconds), if any."""
+        if not message.configuration_set:
+            return {}
+        try:
+            row = await self.configuration_sets.get(
+                message.account_id, message.region, message.configuration_set
+            )
+        except Exception:
+            return {}
+        return dict((row.options or {}).get("DeliveryOptions") or {})
+
+    async def _sending_domain(self, message: Message) -> Any:
+        domain = message.from_address.rpartition("@")[2].lower()
+        row = await self.identities.get(message.account_id, message.region, domain)
+        return row if row is not None and row.verification_status == SUCCESS else None
+
+    async def _signed(self, message: Message) -> bytes:
+        row = await self._sending_domain(message)
+        if row is None or not row.dkim_signing_enabled or row.dkim_status != SUCCESS or not row.dkim_tokens:
+            return bytes(message.body)
+        pem = self.identities.private_key(row)
+        if pem is None:
+            return bytes(message.body)
+        key = dkim.SigningKey(selector=row.dkim_tokens[0], domain=row.identity, private_key_pem=pem)
+        return dkim.sign(bytes(message.body), key)
+
+    async def _mail_from(self, message: Message) -> str:
+        """The envelope sender: the message id at the identity's verified custom MAIL FROM domain (so a
+        bounce names its message), else the sender's own address."""
+        row = await self._sending_domain(message)
+        if row is not None and row.mail_from_domain and row.mail_from_status == SUCCESS:
+            return f"{message.id}@{row.mail_from_domain}"
+        return message.source
+
+    async def _suppress(
+        self, message: Message, entries: list[Claimed], bounced: list[tuple[int, Settlement]]
+    ) -> None:
+        """Permanent bounces join the account's suppression list when its settings (or the configuration
+        set's) include BOUNCE. Simulator addresses never do, as in SES."""
+        state = await self.accounts.region(message.account_id, message.region)
+        reasons = (state.suppression_attributes or {}).get("SuppressedReasons", ["BOUNCE", "COMPLAINT"])
+        if message.configuration_set:
+            try:
+                row = await self.configuration_sets.get(
+                    message.account_id, message.region, message.configuration_set
+                )
+                own = (row.options or {}).get("SuppressionOptions")
+                reasons = reasons if own is None else own.get("SuppressedReasons") or []
+            except Exception:
+                pass
+        if "BOUNCE" not in reasons:
+            return
+        by_id = {e.id: e for e in entries}
+        for entry_id, settlement in bounced:
+            e = by_id.get(entry_id)
+            subtype = settlement.events[0][1]["bounceSubType"]
+            if e is None or e.domain == SIMULATOR or subtype == "OnAccountSuppressionList":
+                continue
+            await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)
