@@ -87,11 +87,8 @@ class DeliveryQueue:
             ids = list(await s.scalars(pick))
             if not ids:
                 return []
-            before = dict(
-                (
-                    await s.execute(sa.select(QueueEntry.id, QueueEntry.state).where(QueueEntry.id.in_(ids)))
-                ).tuples()
-            )
+            found = await s.execute(sa.select(QueueEntry.id, QueueEntry.state).where(QueueEntry.id.in_(ids)))
+            before = {entry_id: state for entry_id, state in found}
             rows = (await s.execute(stmt.where(QueueEntry.id.in_(ids)))).all()
         return [
             Claimed(

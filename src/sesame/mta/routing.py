@@ -8,6 +8,7 @@ as SES retries it. Only this module asks the DNS.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from dataclasses import dataclass
 
@@ -17,8 +18,9 @@ from sesame.resolver import Lookup, LookupTemporaryError
 
 @dataclass(frozen=True)
 class Hop:
-    host: str
+    host: str  # an address: names are resolved here, through the configured resolver
     port: int
+    name: str = ""  # the MX (or route) host name it came from
 
 
 class NoRoute(Exception):
@@ -45,26 +47,50 @@ class Router:
         self.lookup = lookup
 
     async def hops(self, domain: str) -> list[Hop]:
+        """The addresses to try, in order. Raises NoRoute."""
         domain = domain.lower().rstrip(".")
-        if domain in self.settings.routes:
-            return [_parse_target(self.settings.routes[domain], self.settings.mx_port)]
-        if self.settings.smarthost:
-            return [_parse_target(self.settings.smarthost, 25)]
         try:
+            if domain in self.settings.routes:
+                return await self._resolve(
+                    [_parse_target(self.settings.routes[domain], self.settings.mx_port)]
+                )
+            if self.settings.smarthost:
+                return await self._resolve([_parse_target(self.settings.smarthost, 25)])
             records = await self.lookup.mx(domain)
             if not records:
                 if not await self.lookup.has_address(domain):
                     raise NoRoute(
                         f"{domain} has no MX and no address record", permanent=False, kind="no-route"
                     )
-                return [Hop(domain, self.settings.mx_port)]  # implicit MX (RFC 5321 §5.1)
+                records = [(0, domain)]  # implicit MX (RFC 5321 §5.1)
+            if len(records) == 1 and records[0][1] in ("", "."):
+                raise NoRoute(f"{domain} accepts no mail (null MX)", permanent=True, kind="null-mx")
+            names: list[Hop] = []
+            for preference in sorted({p for p, _ in records}):
+                same = [h for p, h in records if p == preference and h not in ("", ".")]
+                random.shuffle(same)  # spread load across equal-preference hosts
+                names += [Hop(h, self.settings.mx_port, h) for h in same]
+            return await self._resolve(names)
         except LookupTemporaryError as exc:
             raise NoRoute(str(exc), permanent=False, kind="dns-failure") from None
-        if len(records) == 1 and records[0][1] in ("", "."):
-            raise NoRoute(f"{domain} accepts no mail (null MX)", permanent=True, kind="null-mx")
-        ordered: list[Hop] = []
-        for preference in sorted({p for p, _ in records}):
-            same = [h for p, h in records if p == preference and h not in ("", ".")]
-            random.shuffle(same)  # spread load across equal-preference hosts
-            ordered += [Hop(h, self.settings.mx_port) for h in same]
-        return ordered
+
+    async def _resolve(self, hops: list[Hop]) -> list[Hop]:
+        """Host names to addresses, through the configured resolver (never the system's)."""
+        out: list[Hop] = []
+        for hop in hops:
+            if _is_address(hop.host):
+                out.append(Hop(hop.host, hop.port, hop.name or hop.host))
+            else:
+                out += [Hop(a, hop.port, hop.host) for a in await self.lookup.addresses(hop.host)]
+        if not out:
+            names = ", ".join(h.host for h in hops)
+            raise NoRoute(f"no address for {names}", permanent=False, kind="no-route")
+        return out
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

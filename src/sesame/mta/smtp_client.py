@@ -76,7 +76,7 @@ async def send(
         await smtp.ehlo()
     except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
         smtp.close()
-        raise ConnectFailed(f"{hop.host}:{hop.port}: {exc}") from exc
+        raise ConnectFailed(f"{hop.name or hop.host} [{hop.host}]:{hop.port}: {exc}") from exc
     peer = smtp.transport.get_extra_info("peername") if smtp.transport else None
     result = Transaction(hop, peer[0] if peer else hop.host, tls=False)
     try:

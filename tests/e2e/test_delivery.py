@@ -1,0 +1,308 @@
+"""The mail really arrives: ``sesame serve`` delivers to sink SMTP servers found through a test DNS server.
+
+Every test domain's MX points at 127.0.0.1, where sinks listen on the port ``delivery.mx_port`` names;
+127.0.0.2 listens on nothing (a dead MX). Outcomes are read from the ``events`` table, which event
+publishing will later turn into SES's notifications.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dkim
+import pytest
+
+from sesame.testing.dns import DnsServer
+from sesame.testing.servers import SesameProcess
+from sesame.testing.smtp import SinkServer
+from tests.conftest import Serve, query
+
+SIMPLE = {
+    "Simple": {"Subject": {"Data": "hello"}, "Body": {"Text": {"Data": "Hello there.\nSecond line.\n"}}}
+}
+
+
+@pytest.fixture(scope="module")
+def sink(module_database: str) -> Iterator[SinkServer]:
+    with SinkServer("127.0.0.1", tls=True, hostname="mx.sink.test") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def plain_sink(module_database: str) -> Iterator[SinkServer]:
+    """A sink without STARTTLS, reached through the transport map."""
+    with SinkServer("127.0.0.1") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dns_server(module_database: str) -> Iterator[DnsServer]:
+    with DnsServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sesame(
+    module_database: str,
+    sink: SinkServer,
+    plain_sink: SinkServer,
+    dns_server: DnsServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Serve]:
+    env = {
+        "SESAME_DNS__NAMESERVERS": dns_server.address,
+        "SESAME_DNS__TIMEOUT": "2",
+        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+        "SESAME_DELIVERY__MX_PORT": str(sink.port),
+        "SESAME_DELIVERY__ROUTES": f"plain.test=127.0.0.1:{plain_sink.port}",
+        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
+        "SESAME_DELIVERY__RETRY_BASE": "0.5",
+        "SESAME_DELIVERY__MAX_AGE_SECONDS": "8",
+        "SESAME_DELIVERY__CONNECT_TIMEOUT": "3",
+        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
+    }
+    data_dir = tmp_path_factory.mktemp("delivery")
+    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
+        yield Serve(proc, data_dir, module_database)
+
+
+def mx(dns_server: DnsServer, domain: str, *hosts: tuple[int, str]) -> None:
+    for preference, host in hosts:
+        dns_server.add(domain, "MX", f"{preference} {host}.")
+
+
+class Sender:
+    def __init__(self, sesame: Serve, dns_server: DnsServer, n: int) -> None:
+        self.account = sesame.new_account(f"sender{n}")
+        self.id = self.account["AccountId"]
+        sesame.cli(
+            "accounts", "update", self.id, "--production", "--max-send-rate=-1", "--max-24-hour-send=-1"
+        )
+        self.v2 = sesame.client("sesv2", self.account)
+        self.domain = f"from{n}.test"
+        self.v2.create_email_identity(EmailIdentity=self.domain)
+        self.zone = sesame.cli("identities", "records", self.domain, "--account", self.id)
+        dns_server.add_zone_lines(self.zone)
+        assert self.v2.get_email_identity(EmailIdentity=self.domain)["VerificationStatus"] == "SUCCESS"
+
+    def send(self, *to: str, content: dict[str, Any] = SIMPLE, **kw: Any) -> str:
+        return self.v2.send_email(
+            FromEmailAddress=f"me@{self.domain}", Destination={"ToAddresses": list(to)}, Content=content, **kw
+        )["MessageId"]
+
+
+_n = iter(range(1000))
+
+
+@pytest.fixture
+def sender(sesame: Serve, dns_server: DnsServer) -> Sender:
+    return Sender(sesame, dns_server, next(_n))
+
+
+def events(sesame: Serve, message_id: str, want: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The message's outcome records, once there are at least ``want``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = query(
+            sesame, "SELECT event_type, detail FROM events WHERE message_id = :m ORDER BY id", m=message_id
+        )
+        if len(rows) >= want or time.monotonic() > deadline:
+            return [{"type": r["event_type"], **_json(r["detail"])} for r in rows]
+        time.sleep(0.1)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def received_by(sink: SinkServer, rcpt: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in sink.messages:
+            if rcpt in m.rcpt_tos:
+                return m
+        time.sleep(0.05)
+    raise AssertionError(f"nothing reached {rcpt}")
+
+
+def test_delivered_byte_exact_and_dkim_signed(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    mx(dns_server, "dest-a.test", (10, "mx.dest-a.test"))
+    dns_server.add("mx.dest-a.test", "A", "127.0.0.1")
+    message_id = sender.send("alice@dest-a.test", "bob@dest-a.test")
+    got = received_by(sink, "alice@dest-a.test")
+    assert sorted(got.rcpt_tos) == ["alice@dest-a.test", "bob@dest-a.test"]  # one transaction per domain
+    assert got.tls  # opportunistic STARTTLS was used
+    assert got.helo == "sesame.test"
+    (stored,) = query(sesame, "SELECT body FROM messages WHERE id = :m", m=message_id)
+    assert got.data.endswith(bytes(stored["body"]))  # the accepted message, with only headers added in front
+    assert got.data.startswith(b"DKIM-Signature:")
+    records = {
+        line.split()[0].rstrip("."): line.split("\t", 4)[4].strip('"') for line in sender.zone.splitlines()
+    }
+    assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: records[name.decode().rstrip(".")].encode())
+    delivered = events(sesame, message_id, want=2)
+    assert [e["type"] for e in delivered] == ["Delivery", "Delivery"]
+    assert delivered[0]["smtpResponse"].startswith("250")
+    assert delivered[0]["remoteMtaIp"] == "127.0.0.1" and delivered[0]["processingTimeMillis"] >= 0
+
+
+def test_mx_fallback_to_the_next_preference(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    mx(dns_server, "dest-b.test", (10, "dead.dest-b.test"), (20, "live.dest-b.test"))
+    dns_server.add("dead.dest-b.test", "A", "127.0.0.2")  # nothing listens there
+    dns_server.add("live.dest-b.test", "A", "127.0.0.1")
+    message_id = sender.send("carol@dest-b.test")
+    received_by(sink, "carol@dest-b.test")
+    assert [e["type"] for e in events(sesame, message_id)] == ["Delivery"]
+
+
+def test_implicit_mx_and_null_mx(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    dns_server.add("implicit.test", "A", "127.0.0.1")  # no MX: the domain itself (RFC 5321 §5.1)
+    sender.send("dave@implicit.test")
+    received_by(sink, "dave@implicit.test")
+    dns_server.add("nomail.test", "MX", "0 .")  # RFC 7505
+    message_id = sender.send("erin@nomail.test")
+    (bounced,) = events(sesame, message_id)
+    assert (bounced["type"], bounced["bounceType"]) == ("Bounce", "Permanent")
+    assert bounced["bouncedRecipients"][0]["status"] == "5.1.10"
+
+
+def test_hard_bounce_is_suppressed(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    dns_server.add("dest-c.test", "A", "127.0.0.1")
+    sink.reply_for("gone@dest-c.test", 550, "5.1.1 No such user here")
+    message_id = sender.send("gone@dest-c.test")
+    (bounced,) = events(sesame, message_id)
+    assert (bounced["bounceType"], bounced["bounceSubType"]) == ("Permanent", "General")
+    recipient = bounced["bouncedRecipients"][0]
+    assert recipient == {"emailAddress": "gone@dest-c.test", "action": "failed", "status": "5.1.1",
+                         "diagnosticCode": "smtp; 550 5.1.1 No such user here"}  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the suppression list is written right after the bounce
+        try:
+            got = sender.v2.get_suppressed_destination(EmailAddress="gone@dest-c.test")
+            break
+        except sender.v2.exceptions.NotFoundException:
+            time.sleep(0.1)
+    assert got["SuppressedDestination"]["Reason"] == "BOUNCE"
+    assert got["SuppressedDestination"]["Attributes"]["MessageId"] == message_id
+    # The next send to it bounces at once, without reaching the server.
+    again = sender.send("gone@dest-c.test")
+    (suppressed,) = events(sesame, again)
+    assert suppressed["bounceSubType"] == "OnAccountSuppressionList"
+
+
+def test_deferral_then_success(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    dns_server.add("dest-d.test", "A", "127.0.0.1")
+    sink.reply_for("busy@dest-d.test", 451, "4.3.2 Try again later")
+    message_id = sender.send("busy@dest-d.test")
+    (delay,) = events(sesame, message_id)
+    assert delay["type"] == "DeliveryDelay" and delay["delayType"] == "RecipientServerError"
+    assert delay["delayedRecipients"][0]["status"] == "4.3.2" and "expirationTime" in delay
+    sink.reply_for("busy@dest-d.test", 250, "2.1.5 OK")
+    received_by(sink, "busy@dest-d.test")
+    assert [e["type"] for e in events(sesame, message_id, want=2)][-1] == "Delivery"
+
+
+def test_deferral_until_max_age_is_a_transient_bounce(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    dns_server.add("dest-e.test", "A", "127.0.0.1")
+    sink.reply_for("never@dest-e.test", 452, "4.2.2 Mailbox full")
+    message_id = sender.send("never@dest-e.test")
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        found = events(sesame, message_id, timeout=0)
+        if found and found[-1]["type"] == "Bounce":
+            break
+        time.sleep(0.2)
+    assert [e["type"] for e in found[:-1]] == ["DeliveryDelay"] * (len(found) - 1) and len(found) >= 2
+    assert found[0]["delayType"] == "MailboxFull"
+    assert (found[-1]["bounceType"], found[-1]["bounceSubType"]) == ("Transient", "MailboxFull")
+
+
+def test_tls_required_is_not_sent_in_clear(sesame: Serve, sender: Sender, plain_sink: SinkServer) -> None:
+    sender.v2.create_configuration_set(ConfigurationSetName="tls", DeliveryOptions={"TlsPolicy": "REQUIRE"})
+    message_id = sender.send("frank@plain.test", ConfigurationSetName="tls")
+    (delay,) = events(sesame, message_id)
+    assert delay["type"] == "DeliveryDelay"
+    assert all("frank@plain.test" not in m.rcpt_tos for m in plain_sink.messages)
+    sender.send("grace@plain.test")  # without the set: delivered over the plain connection
+    assert received_by(plain_sink, "grace@plain.test").tls is False
+
+
+def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer) -> None:
+    outcomes = {}
+    for local in ("success", "bounce", "complaint", "suppressionlist", "success+label", "ooto"):
+        message_id = sender.send(f"{local}@simulator.amazonses.com")
+        want = 2 if local == "complaint" else 1
+        outcomes[local] = [
+            (e["type"], e.get("bounceType"), e.get("bounceSubType")) for e in events(sesame, message_id, want)
+        ]
+    assert outcomes == {
+        "success": [("Delivery", None, None)],
+        "success+label": [("Delivery", None, None)],
+        "ooto": [("Delivery", None, None)],
+        "bounce": [("Bounce", "Permanent", "General")],
+        "complaint": [("Delivery", None, None), ("Complaint", None, None)],
+        "suppressionlist": [("Bounce", "Permanent", "Suppressed")],
+    }
+    assert all(
+        "simulator.amazonses.com" not in r for m in sink.messages for r in m.rcpt_tos
+    )  # never sent out
+    with pytest.raises(sender.v2.exceptions.NotFoundException):  # simulator bounces are not suppressed
+        sender.v2.get_suppressed_destination(EmailAddress="bounce@simulator.amazonses.com")
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(database: str, tmp_path: Any) -> None:
+    """A process killed while it delivers keeps its lease until the lease expires; then another process
+    claims the entry and delivers it."""
+    import signal
+    import socket
+
+    hole = socket.create_server(("127.0.0.1", 0))  # accepts, never greets: delivery hangs here
+    with hole, DnsServer() as dns_server, SinkServer("127.0.0.1") as sink:
+        dns_server.add("dest-f.test", "MX", "10 hole.dest-f.test.")
+        dns_server.add("hole.dest-f.test", "A", "127.0.0.1")
+        env = {
+            "SESAME_DNS__NAMESERVERS": dns_server.address,
+            "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+            "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+            "SESAME_DELIVERY__MX_PORT": str(hole.getsockname()[1]),
+            "SESAME_DELIVERY__LEASE_SECONDS": "2",
+            "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
+            "SESAME_DELIVERY__CONNECT_TIMEOUT": "60",
+        }
+        data_dir = tmp_path / "data"
+        with SesameProcess("serve", data_dir=data_dir, database=database, env=env) as first:
+            serve = Serve(first, data_dir, database)
+            message_id = Sender(serve, dns_server, 900).send("henry@dest-f.test")
+            deadline = time.monotonic() + 10
+            while query(serve, "SELECT state FROM queue WHERE message_id = :m", m=message_id)[0]["state"] != (
+                "delivering"
+            ):
+                assert time.monotonic() < deadline, "the first process never started delivering"
+                time.sleep(0.05)
+            assert first.proc is not None
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait(10)
+        # The next process reaches the real server (a transport-map entry) once the dead lease expires.
+        after = {**env, "SESAME_DELIVERY__ROUTES": f"dest-f.test=127.0.0.1:{sink.port}"}
+        with SesameProcess("serve", data_dir=data_dir, database=database, env=after) as second:
+            got = received_by(sink, "henry@dest-f.test", timeout=20)
+            assert got.rcpt_tos == ["henry@dest-f.test"]
+            assert [e["type"] for e in events(Serve(second, data_dir, database), message_id)] == ["Delivery"]
+        assert len(sink.messages) == 1
