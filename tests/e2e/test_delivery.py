@@ -103,11 +103,14 @@ def sender(sesame: Serve, dns_server: DnsServer) -> Sender:
 
 
 def events(sesame: Serve, message_id: str, want: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
-    """The message's outcome records, once there are at least ``want``."""
+    """The message's delivery outcome records (all but its Send record), once there are ``want``."""
     deadline = time.monotonic() + timeout
     while True:
         rows = query(
-            sesame, "SELECT event_type, detail FROM events WHERE message_id = :m ORDER BY id", m=message_id
+            sesame,
+            "SELECT event_type, detail FROM events"
+            " WHERE message_id = :m AND event_type != 'Send' ORDER BY id",
+            m=message_id,
         )
         if len(rows) >= want or time.monotonic() > deadline:
             return [{"type": r["event_type"], **_json(r["detail"])} for r in rows]
@@ -147,6 +150,10 @@ def test_delivered_byte_exact_and_dkim_signed(
         line.split()[0].rstrip("."): line.split("\t", 4)[4].strip('"') for line in sender.zone.splitlines()
     }
     assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: records[name.decode().rstrip(".")].encode())
+    sent = query(
+        sesame, "SELECT detail FROM events WHERE message_id = :m AND event_type = 'Send'", m=message_id
+    )
+    assert len(sent) == 1  # written with the message, in the same transaction
     delivered = events(sesame, message_id, want=2)
     assert [e["type"] for e in delivered] == ["Delivery", "Delivery"]
     assert delivered[0]["smtpResponse"].startswith("250")

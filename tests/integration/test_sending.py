@@ -431,6 +431,15 @@ def test_templated_sends(sesame: Serve, sender: Sender) -> None:
     )
     msg, entries = stored(sesame, out["MessageId"])
     assert msg["status"] == "rendering-failure" and entries == []
+    (failure,) = query(
+        sesame, "SELECT event_type, detail FROM events WHERE message_id = :m", m=out["MessageId"]
+    )
+    detail = json.loads(failure["detail"]) if isinstance(failure["detail"], str) else failure["detail"]
+    assert failure["event_type"] == "RenderingFailure"
+    assert detail == {
+        "errorMessage": "Attribute 'name' is not present in the rendering data.",
+        "templateName": "t",
+    }
     with pytest.raises(v1.exceptions.TemplateDoesNotExistException):
         v1.send_templated_email(
             Source=f"me@{sender.domain}",

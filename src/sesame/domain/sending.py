@@ -39,6 +39,7 @@ from sesame.domain.suppression import Suppression
 from sesame.storage.db import Database
 from sesame.storage.models import (
     AccountRegion,
+    DeliveryEvent,
     Message,
     QueueEntry,
     SendCounter,
@@ -124,6 +125,18 @@ class Outgoing:
     #: Accepted but not sent: a templated send whose data lacks an attribute (SES: Rendering Failure).
     rendering_failure: str | None = None
     message_id: str = field(default_factory=new_message_id)
+
+
+def _event(unit: _Unit, event_type: str, detail: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
+    """An outcome record row, written with the message (SES's Send or Rendering Failure event)."""
+    return {
+        "message_id": unit.message.message_id,
+        "account_id": unit.account_id,
+        "region": unit.region,
+        "event_type": event_type,
+        "created_at": when,
+        "detail": detail,
+    }
 
 
 def _json(value: Any) -> Any:
@@ -399,6 +412,7 @@ class Sending:
         messages: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
         increments: dict[tuple[str, str, int, int], int] = {}
+        records: list[dict[str, Any]] = []
         created = utcnow()
         mode = self.settings.delivery.mode or ("capture" if self.settings.mode == "dev" else "smtp")
         capture = mode == "capture"
@@ -443,7 +457,11 @@ class Sending:
                     "body": msg.body,
                 }
             )
-            if not msg.rendering_failure:
+            if msg.rendering_failure:
+                failure = {"errorMessage": msg.rendering_failure, "templateName": msg.summary.get("Template")}
+                records.append(_event(unit, "RenderingFailure", failure, created))
+            else:
+                records.append(_event(unit, "Send", {}, created))
                 for rcpt in msg.recipients:
                     suppressed = rcpt.lower() in unit.suppressed
                     entries.append(
@@ -462,6 +480,8 @@ class Sending:
             await s.execute(sa.insert(Message), messages)
         if entries:
             await s.execute(sa.insert(QueueEntry), entries)
+        if records:
+            await s.execute(sa.insert(DeliveryEvent), records)
         if increments:
             await self._add_counts(s, increments)
         if now - self._last_prune > 60:

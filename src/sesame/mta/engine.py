@@ -308,8 +308,12 @@ class DeliveryEngine:
         pem = self.identities.private_key(row)
         if pem is None:
             return bytes(message.body)
-        key = dkim.SigningKey(selector=row.dkim_tokens[0], domain=row.identity, private_key_pem=pem)
-        return dkim.sign(bytes(message.body), key)
+        try:
+            key = dkim.SigningKey(selector=row.dkim_tokens[0], domain=row.identity, private_key_pem=pem)
+            return dkim.sign(bytes(message.body), key)
+        except dkim.DkimError:  # e.g. a raw message without From: deliver it unsigned rather than never
+            log.warning("message %s cannot be DKIM-signed; delivering it unsigned", message.id, exc_info=True)
+            return bytes(message.body)
 
     async def _mail_from(self, message: Message) -> str:
         """The envelope sender: the message id at the identity's verified custom MAIL FROM domain (so a
