@@ -89,6 +89,11 @@ class DeliverySettings:
     retry_max: float = 3600.0
     #: SES keeps retrying for about 12 hours, then bounces (Transient); MaxDeliverySeconds lowers it.
     max_age_seconds: float = 12 * 3600.0
+    #: Connections are reused per destination address: at most this many open to one address, each
+    #: carrying at most ``max_messages_per_connection``, closed after ``idle_seconds`` unused.
+    max_connections_per_site: int = 10
+    max_messages_per_connection: int = 100
+    idle_seconds: float = 5.0
     #: SMTP timeouts (seconds).
     connect_timeout: float = 30.0
     command_timeout: float = 120.0

@@ -103,5 +103,7 @@ class Sesame:
         self.accounts._key_cache.clear()
 
     async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
         await self.sending.close()
         await self.db.close()

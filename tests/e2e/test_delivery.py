@@ -251,6 +251,21 @@ def test_tls_required_is_not_sent_in_clear(sesame: Serve, sender: Sender, plain_
     assert received_by(plain_sink, "grace@plain.test").tls is False
 
 
+def test_connections_are_reused(
+    sesame: Serve, sender: Sender, dns_server: DnsServer, sink: SinkServer
+) -> None:
+    dns_server.add("dest-g.test", "A", "127.0.0.1")
+    before = sink.connections
+    ids = [sender.send(f"user{i}@dest-g.test") for i in range(30)]
+    for i in range(30):
+        received_by(sink, f"user{i}@dest-g.test")
+    assert all(events(sesame, m)[0]["type"] == "Delivery" for m in ids)
+    # 30 messages, sent one by one as the API accepted them, over a handful of kept-open connections.
+    assert sink.connections - before <= 5
+    reused = {m.connection_id for m in sink.messages if m.rcpt_tos[0].endswith("@dest-g.test")}
+    assert len(reused) <= 5
+
+
 def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer) -> None:
     outcomes = {}
     for local in ("success", "bounce", "complaint", "suppressionlist", "success+label", "ooto"):

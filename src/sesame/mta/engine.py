@@ -62,6 +62,14 @@ class DeliveryEngine:
         self.queue = DeliveryQueue(db, self.worker_id)
         self.router = Router(settings.delivery, Lookup(settings.dns))
         self.helo = settings.delivery.helo_name or socket.getfqdn()
+        self.connections = smtp_client.ConnectionCache(
+            helo=self.helo,
+            connect_timeout=self.delivery.connect_timeout,
+            command_timeout=self.delivery.command_timeout,
+            idle_seconds=self.delivery.idle_seconds,
+            max_messages=self.delivery.max_messages_per_connection,
+            max_per_host=self.delivery.max_connections_per_site,
+        )
         self._wake = asyncio.Event()
         self._busy: set[asyncio.Task[None]] = set()
 
@@ -80,11 +88,15 @@ class DeliveryEngine:
                 await self._deliver_all(claimed, asyncio.Semaphore(limit))
             if len(claimed) >= limit * 4:
                 continue  # more is due: no waiting
+            self.connections.prune()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.delivery.poll_interval)
             except TimeoutError:
                 pass
             self._wake.clear()
+
+    async def close(self) -> None:
+        await self.connections.close()
 
     async def _deliver_all(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> None:
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
@@ -140,15 +152,12 @@ class DeliveryEngine:
         last_error = ""
         for hop in hops:
             try:
-                tx = await smtp_client.send(
+                tx = await self.connections.send(
                     hop,
-                    helo=self.helo,
                     mail_from=mail_from,
                     recipients=recipients,
                     data=data,
                     require_tls=options.get("TlsPolicy") == "REQUIRE",
-                    connect_timeout=self.delivery.connect_timeout,
-                    command_timeout=self.delivery.command_timeout,
                 )
             except smtp_client.TlsUnavailable as exc:
                 verdict = bounce.local("tls-required", str(exc))

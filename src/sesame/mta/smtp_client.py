@@ -1,13 +1,19 @@
-"""One SMTP transaction to one host (RFC 5321), with aiosmtplib: the only module that speaks SMTP out.
+"""SMTP transactions to remote hosts (RFC 5321), with aiosmtplib: the only module that speaks SMTP out.
 
-STARTTLS is opportunistic (certificates are not verified, as MTAs do between themselves) unless the
-configuration set requires TLS: then a host without STARTTLS gets no message. Every reply is kept, so
-the caller can turn each recipient's into a Delivery, a deferral or a bounce.
+Connections are kept per destination address and reused for the next message (RSET-free, as RFC 5321
+§4.1.4 allows a new MAIL after a completed transaction) until they have carried ``max_messages`` or sat
+idle for ``idle_seconds``; at most ``max_per_host`` are open to one address at a time. STARTTLS is
+opportunistic (certificates are not verified, as between MTAs, RFC 7435) unless the configuration set
+requires TLS: then a host without STARTTLS gets no message. Every reply is kept, so the caller can turn
+each recipient's into a Delivery, a deferral or a bounce.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -16,7 +22,7 @@ from sesame.mta.routing import Hop
 
 
 class ConnectFailed(Exception):
-    """The host could not be reached or greeted: try the next host, then defer."""
+    """The host could not be reached or greeted, or went away mid-transaction: try the next host."""
 
 
 class TlsUnavailable(Exception):
@@ -45,84 +51,186 @@ class Transaction:
 def _tls_context() -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # opportunistic TLS encrypts; it does not authenticate (RFC 7435)
+    ctx.verify_mode = ssl.CERT_NONE  # opportunistic TLS encrypts; it does not authenticate
     return ctx
 
 
 _TLS = _tls_context()
+_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError)
 
 
-async def send(
-    hop: Hop,
-    *,
-    helo: str,
-    mail_from: str,
-    recipients: list[str],
-    data: bytes,
-    require_tls: bool,
-    connect_timeout: float,
-    command_timeout: float,
-) -> Transaction:
-    smtp = aiosmtplib.SMTP(
-        hostname=hop.host,
-        port=hop.port,
-        local_hostname=helo,
-        timeout=connect_timeout,
-        start_tls=False,
-        use_tls=False,
-    )
-    try:
-        await smtp.connect()
-        await smtp.ehlo()
-    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-        smtp.close()
-        raise ConnectFailed(f"{hop.name or hop.host} [{hop.host}]:{hop.port}: {exc}") from exc
-    peer = smtp.transport.get_extra_info("peername") if smtp.transport else None
-    result = Transaction(hop, peer[0] if peer else hop.host, tls=False)
-    try:
+@dataclass
+class _Connection:
+    smtp: aiosmtplib.SMTP
+    hop: Hop
+    remote_ip: str
+    tls: bool
+    messages: int = 0
+    idle_since: float = 0.0
+
+    def close(self) -> None:
+        self.smtp.close()
+
+
+class ConnectionCache:
+    def __init__(
+        self,
+        *,
+        helo: str,
+        connect_timeout: float,
+        command_timeout: float,
+        idle_seconds: float = 5.0,
+        max_messages: int = 100,
+        max_per_host: int = 10,
+    ) -> None:
+        self.helo = helo
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.idle_seconds = idle_seconds
+        self.max_messages = max_messages
+        self.max_per_host = max_per_host
+        self._idle: dict[tuple[str, int], list[_Connection]] = defaultdict(list)
+        self._gates: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self.opened = 0  # connections opened, for tests and metrics
+
+    async def send(
+        self, hop: Hop, *, mail_from: str, recipients: list[str], data: bytes, require_tls: bool
+    ) -> Transaction:
+        key = (hop.host, hop.port)
+        gate = self._gates.setdefault(key, asyncio.Semaphore(self.max_per_host))
+        async with gate:
+            conn = self._reusable(key)
+            if conn is not None:
+                try:
+                    return await self._transaction(conn, mail_from, recipients, data, require_tls)
+                except ConnectFailed:
+                    pass  # the server closed the idle connection: open a fresh one, once
+            conn = await self._open(hop, require_tls)
+            return await self._transaction(conn, mail_from, recipients, data, require_tls)
+
+    def _reusable(self, key: tuple[str, int]) -> _Connection | None:
+        now = time.monotonic()
+        idle = self._idle[key]
+        while idle:
+            conn = idle.pop()
+            if now - conn.idle_since <= self.idle_seconds and conn.smtp.is_connected:
+                return conn
+            conn.close()
+        return None
+
+    def prune(self) -> None:
+        """Close connections idle for longer than ``idle_seconds``."""
+        now = time.monotonic()
+        for key, idle in self._idle.items():
+            keep = [c for c in idle if now - c.idle_since <= self.idle_seconds and c.smtp.is_connected]
+            for c in idle:
+                if c not in keep:
+                    c.close()
+            self._idle[key] = keep
+
+    async def _open(self, hop: Hop, require_tls: bool) -> _Connection:
+        smtp = aiosmtplib.SMTP(
+            hostname=hop.host,
+            port=hop.port,
+            local_hostname=self.helo,
+            timeout=self.connect_timeout,
+            start_tls=False,
+            use_tls=False,
+        )
+        where = f"{hop.name or hop.host} [{hop.host}]:{hop.port}"
+        try:
+            await smtp.connect()
+            await smtp.ehlo()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise ConnectFailed(f"{where}: {exc}") from exc
+        self.opened += 1
+        peer = smtp.transport.get_extra_info("peername") if smtp.transport else None
+        conn = _Connection(smtp, hop, peer[0] if peer else hop.host, tls=False)
         if smtp.supports_extension("starttls"):
             try:
-                await smtp.starttls(tls_context=_TLS, timeout=command_timeout)
-                result.tls = True
+                await smtp.starttls(tls_context=_TLS, timeout=self.command_timeout)
+                conn.tls = True
             except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                smtp.close()
                 if require_tls:
-                    raise TlsUnavailable(f"STARTTLS failed at {hop.host}: {exc}") from exc
-                raise ConnectFailed(f"STARTTLS failed at {hop.host}: {exc}") from exc
-        if require_tls and not result.tls:
-            raise TlsUnavailable(f"{hop.host} does not offer STARTTLS")
+                    raise TlsUnavailable(f"STARTTLS failed at {where}: {exc}") from exc
+                raise ConnectFailed(f"STARTTLS failed at {where}: {exc}") from exc
+        return conn
+
+    async def _transaction(
+        self, conn: _Connection, mail_from: str, recipients: list[str], data: bytes, require_tls: bool
+    ) -> Transaction:
+        if require_tls and not conn.tls:
+            self._release(conn, reuse=True)  # fine for mail that does not need TLS
+            raise TlsUnavailable(f"{conn.hop.name or conn.hop.host} does not offer STARTTLS")
+        smtp, timeout = conn.smtp, self.command_timeout
+        result = Transaction(conn.hop, conn.remote_ip, conn.tls)
         options = []
         if smtp.supports_extension("size"):
             options.append(f"SIZE={len(data)}")
         if smtp.supports_extension("8bitmime") and any(b > 127 for b in data):
             options.append("BODY=8BITMIME")
         try:
-            await smtp.mail(mail_from, options=options, timeout=command_timeout)
-        except aiosmtplib.SMTPResponseException as exc:
-            for rcpt in recipients:  # refused sender: the same answer for every recipient
-                result.replies[rcpt] = Reply(exc.code, exc.message)
-            return result
-        accepted = []
-        for rcpt in recipients:
             try:
-                await smtp.rcpt(rcpt, timeout=command_timeout)
-                accepted.append(rcpt)
+                await smtp.mail(mail_from, options=options, timeout=timeout)
             except aiosmtplib.SMTPResponseException as exc:
-                result.replies[rcpt] = Reply(exc.code, exc.message)
-        if accepted:
+                if exc.code == 421:  # the server is closing: nothing was said about this message
+                    raise ConnectFailed(exc.message) from exc
+                for rcpt in recipients:  # a refused sender: the same answer for every recipient
+                    result.replies[rcpt] = Reply(exc.code, exc.message)
+                await self._reset(conn)
+                return result
+            accepted = []
+            for rcpt in recipients:
+                try:
+                    await smtp.rcpt(rcpt, timeout=timeout)
+                    accepted.append(rcpt)
+                except aiosmtplib.SMTPResponseException as exc:
+                    result.replies[rcpt] = Reply(exc.code, exc.message)
+            if not accepted:
+                await self._reset(conn)
+                return result
             try:
-                answer = await smtp.data(data, timeout=command_timeout)
+                answer = await smtp.data(data, timeout=timeout)
                 reply = Reply(answer.code, answer.message)
             except aiosmtplib.SMTPResponseException as exc:
                 reply = Reply(exc.code, exc.message)
             for rcpt in accepted:
                 result.replies[rcpt] = reply
+            conn.messages += 1
+            self._release(conn, reuse=True)
+            return result
+        except _LOST as exc:
+            conn.close()
+            if result.replies and any(200 <= r.code < 300 for r in result.replies.values()):
+                return result  # DATA was answered: the rest of the session does not matter
+            raise ConnectFailed(f"{conn.hop.host}:{conn.hop.port}: {exc}") from exc
+
+    async def _reset(self, conn: _Connection) -> None:
         try:
-            await smtp.quit(timeout=command_timeout)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            pass  # the message is already accepted or refused; a rude goodbye changes nothing
-        return result
-    except (TimeoutError, aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-        # Lost mid-transaction: recipients without a final answer are retried.
-        raise ConnectFailed(f"{hop.host}:{hop.port}: {exc}") from exc
-    finally:
-        smtp.close()
+            await conn.smtp.rset(timeout=self.command_timeout)
+            self._release(conn, reuse=True)
+        except (aiosmtplib.SMTPException, *_LOST):
+            conn.close()
+
+    def _release(self, conn: _Connection, *, reuse: bool) -> None:
+        if reuse and conn.messages < self.max_messages and conn.smtp.is_connected:
+            conn.idle_since = time.monotonic()
+            self._idle[(conn.hop.host, conn.hop.port)].append(conn)
+        else:
+            asyncio.ensure_future(self._quit(conn))
+
+    async def _quit(self, conn: _Connection) -> None:
+        try:
+            await conn.smtp.quit(timeout=self.command_timeout)
+        except (aiosmtplib.SMTPException, *_LOST):
+            pass
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                await self._quit(conn)
+        self._idle.clear()
