@@ -328,3 +328,52 @@ def test_a_worker_killed_mid_delivery_loses_nothing(database: str, tmp_path: Any
             assert got.rcpt_tos == ["henry@dest-f.test"]
             assert [e["type"] for e in events(Serve(second, data_dir, database), message_id)] == ["Delivery"]
         assert len(sink.messages) == 1
+
+
+def queue_cli(sesame: Serve, *args: str) -> str:
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "sesame",
+        "queue",
+        "--data-dir",
+        str(sesame.data_dir),
+        "--url",
+        sesame.endpoint,
+    ]
+    if sesame.database:
+        cmd += ["--database", sesame.database]
+    done = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_sesame_queue(sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer) -> None:
+    import json
+
+    import httpx
+
+    dns_server.add("dest-h.test", "A", "127.0.0.1")
+    sink.reply_for("later@dest-h.test", 451, "4.3.0 Not now")
+    message_id = sender.send("later@dest-h.test")
+    events(sesame, message_id)  # the first deferral
+    assert any(line.split()[1:] == ["deferred", "dest-h.test"] for line in queue_cli(sesame).splitlines())
+    shown = json.loads(queue_cli(sesame, "show", message_id))
+    (rcpt,) = shown["Recipients"]
+    assert (rcpt["Recipient"], rcpt["State"]) == ("later@dest-h.test", "deferred")
+    assert rcpt["LastReply"] == "smtp; 451 4.3.0 Not now" and rcpt["Attempts"] >= 1
+    assert [e["Type"] for e in shown["Events"]][:2] == ["Send", "DeliveryDelay"]
+    deadline = time.monotonic() + 10
+    while json.loads(queue_cli(sesame, "bounce", message_id))["Bounced"] == 0:  # not while mid-attempt
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    bounced = [e for e in events(sesame, message_id, want=2) if e["type"] == "Bounce"]
+    assert bounced and bounced[0]["bouncedRecipients"][0]["emailAddress"] == "later@dest-h.test"
+    assert json.loads(queue_cli(sesame, "delete", message_id)) == {"Deleted": True}
+    answer = httpx.get(
+        f"{sesame.endpoint}/_sesame/admin/queue/{message_id}", headers={"Authorization": "Bearer x"}
+    )
+    assert answer.status_code == 401  # the admin API wants the server's token

@@ -1,4 +1,4 @@
-"""The ``sesame`` command: dev, serve, accounts, identities, db.
+"""The ``sesame`` command: dev, serve, accounts, identities, queue, db.
 
 Every command takes the same ``--data-dir``/``--database``/``--config`` flags, so ``sesame accounts …``
 works beside a running server on the same storage.
@@ -173,6 +173,79 @@ async def identities_records(sesame: Any, domain: str, account_id: str, region: 
         raise click.ClickException(f"{domain} has nothing to publish (an email address identity?)")
     for record in records:
         click.echo(record.zone_line())
+
+
+@main.group(invoke_without_command=True)
+@storage_options
+@click.option("--url", help="The running server (default: its public_url or http setting).")
+@click.pass_context
+def queue(ctx: click.Context, url: str | None, **flags: Any) -> None:
+    """Inspect and manage the delivery queue of a running server (summary when no subcommand)."""
+    settings = _settings("serve", **flags)
+    ctx.obj = _AdminClient(url or settings.public_url or f"http://{settings.http}", settings.data_dir)
+    if ctx.invoked_subcommand is None:
+        rows = ctx.obj.call("GET", "/queue")["Queue"]
+        if not rows:
+            click.echo("The queue is empty.")
+        for row in rows:
+            click.echo(f"{row['count']:>8}  {row['state']:<11} {row['domain']}")
+
+
+class _AdminClient:
+    def __init__(self, base: str, data_dir: Path) -> None:
+        from sesame.domain.secrets import admin_token
+
+        self.base = base.rstrip("/") + "/_sesame/admin"
+        self.token = admin_token(data_dir)
+
+    def call(self, method: str, path: str) -> Any:
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(
+            self.base + path, method=method, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise click.ClickException(
+                f"{exc.code}: {json.loads(exc.read() or b'{}').get('message', '')}"
+            ) from None
+        except urllib.error.URLError as exc:
+            raise click.ClickException(f"cannot reach the server at {self.base}: {exc.reason}") from None
+
+
+@queue.command("show")
+@click.argument("message_id")
+@click.pass_obj
+def queue_show(client: _AdminClient, message_id: str) -> None:
+    """One message: recipients, attempts, replies and outcome records, as JSON."""
+    click.echo(json.dumps(client.call("GET", f"/queue/{message_id}"), indent=2))
+
+
+@queue.command("retry")
+@click.argument("message_id")
+@click.pass_obj
+def queue_retry(client: _AdminClient, message_id: str) -> None:
+    """Try the message's deferred recipients again now."""
+    click.echo(json.dumps(client.call("POST", f"/queue/{message_id}/retry")))
+
+
+@queue.command("bounce")
+@click.argument("message_id")
+@click.pass_obj
+def queue_bounce(client: _AdminClient, message_id: str) -> None:
+    """Give up on the message's pending recipients: each gets a Bounce record."""
+    click.echo(json.dumps(client.call("POST", f"/queue/{message_id}/bounce")))
+
+
+@queue.command("delete")
+@click.argument("message_id")
+@click.pass_obj
+def queue_delete(client: _AdminClient, message_id: str) -> None:
+    """Remove the message and its queue entries; nothing more of it is delivered."""
+    click.echo(json.dumps(client.call("DELETE", f"/queue/{message_id}")))
 
 
 @main.group()

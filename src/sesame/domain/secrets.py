@@ -7,6 +7,7 @@ one PostgreSQL need the same key file: copy it, or set ``SESAME_SECRET_KEY``.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -55,3 +56,22 @@ class SecretBox:
             raise ConfigError(
                 "a stored secret cannot be decrypted: wrong secret.key for this database"
             ) from exc
+
+
+def admin_token(data_dir: Path) -> str:
+    """The bearer token of the admin API (``sesame queue`` …): ``SESAME_ADMIN_TOKEN``, else
+    ``<data dir>/admin.token``, created on first use (mode 0600) so that commands run beside the server
+    with the same ``--data-dir`` can use it."""
+    if token := os.environ.get("SESAME_ADMIN_TOKEN"):
+        return token
+    path = data_dir / "admin.token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()

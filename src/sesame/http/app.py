@@ -19,6 +19,7 @@ from starlette.routing import Route
 from sesame.awsapi import errors
 from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
+from sesame.http import admin
 from sesame.runtime import Sesame
 
 
@@ -136,6 +137,7 @@ def create_app(sesame: Sesame) -> Starlette:
     routes: list[Any] = [
         Route("/health", health, methods=["GET"]),
         Route("/_sesame/verify-email", verify_email, methods=["GET"]),
+        *admin.routes(sesame),
     ]
     if settings.mode == "dev":
         routes += [

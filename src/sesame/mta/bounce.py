@@ -559,6 +559,16 @@ LOCAL_KINDS: dict[str, LocalKind] = {
         "SendingDeferral",
         "held back here (rate limits, paused sending); [DG] delayType SendingDeferral",
     ),
+    "operator": LocalKind(
+        False,
+        PERMANENT,
+        "General",
+        550,
+        "5.0.0",
+        "Bounced by the operator",
+        "Undetermined",
+        "sesame queue bounce: an operator gave up on the message",
+    ),
 }
 
 

@@ -139,3 +139,113 @@ class DeliveryQueue:
                         )
                     )
         return held
+
+
+# -- operator actions (sesame queue, through the admin API) ----------------------------------------
+
+PENDING_STATES = ("queued", "deferred", "delivering", "suppressed")
+
+
+async def summary(db: Database) -> list[dict[str, Any]]:
+    """Queue entries counted by destination domain and state."""
+    async with db.read() as s:
+        rows = await s.execute(
+            sa.select(QueueEntry.domain, QueueEntry.state, sa.func.count())
+            .group_by(QueueEntry.domain, QueueEntry.state)
+            .order_by(QueueEntry.domain, QueueEntry.state)
+        )
+        return [{"domain": d, "state": st, "count": n} for d, st, n in rows]
+
+
+async def show(db: Database, message_id: str) -> dict[str, Any] | None:
+    """One message: its envelope, each recipient's state and last reply, and its outcome records."""
+    async with db.read() as s:
+        message = await s.get(Message, message_id)
+        if message is None:
+            return None
+        entries = await s.scalars(
+            sa.select(QueueEntry).where(QueueEntry.message_id == message_id).order_by(QueueEntry.id)
+        )
+        records = await s.scalars(
+            sa.select(DeliveryEvent).where(DeliveryEvent.message_id == message_id).order_by(DeliveryEvent.id)
+        )
+        return {
+            "MessageId": message.id,
+            "AccountId": message.account_id,
+            "Region": message.region,
+            "Source": message.source,
+            "Subject": message.subject,
+            "Status": message.status,
+            "Size": message.size,
+            "CreatedAt": message.created_at.isoformat(),
+            "Recipients": [
+                {
+                    "Recipient": e.recipient,
+                    "State": e.state,
+                    "Attempts": e.attempts,
+                    "NextAttemptAt": e.next_attempt_at.isoformat(),
+                    "LastReply": e.last_reply,
+                }
+                for e in entries
+            ],
+            "Events": [
+                {"Type": r.event_type, "At": r.created_at.isoformat(), **(r.detail or {})} for r in records
+            ],
+        }
+
+
+async def retry_now(db: Database, message_id: str) -> int:
+    """Deferred recipients of the message become due at once; how many."""
+    async with db.write() as s:
+        result = await s.execute(
+            sa.update(QueueEntry)
+            .where(QueueEntry.message_id == message_id, QueueEntry.state == "deferred")
+            .values(next_attempt_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def bounce_now(db: Database, message_id: str, detail: dict[str, Any]) -> int:
+    """Pending recipients (not being delivered right now) bounce with ``detail``'s record; how many."""
+    async with db.write() as s:
+        message = await s.get(Message, message_id)
+        if message is None:
+            return 0
+        entries = list(
+            await s.scalars(
+                sa.select(QueueEntry).where(
+                    QueueEntry.message_id == message_id,
+                    QueueEntry.state.in_(("queued", "deferred", "suppressed")),
+                )
+            )
+        )
+        for e in entries:
+            e.state, e.last_reply = "bounced", "bounced by the operator"
+            record = {
+                **detail,
+                "bouncedRecipients": [{**detail["bouncedRecipients"][0], "emailAddress": e.recipient}],
+            }
+            s.add(
+                DeliveryEvent(
+                    message_id=message_id,
+                    account_id=message.account_id,
+                    region=message.region,
+                    event_type="Bounce",
+                    created_at=utcnow(),
+                    detail=record,
+                )
+            )
+        return len(entries)
+
+
+async def delete(db: Database, message_id: str) -> bool:
+    """Forget the message, its queue entries and records (nothing more is delivered)."""
+    async with db.write() as s:
+        message = await s.get(Message, message_id)
+        if message is None:
+            return False
+        await s.execute(sa.delete(DeliveryEvent).where(DeliveryEvent.message_id == message_id))
+        await s.execute(sa.delete(QueueEntry).where(QueueEntry.message_id == message_id))
+        await s.delete(message)
+        return True
