@@ -94,6 +94,11 @@ class DeliverySettings:
     max_connections_per_site: int = 10
     max_messages_per_connection: int = 100
     idle_seconds: float = 5.0
+    #: Messages per second to one destination address (0: no limit).
+    max_rate_per_site: float = 0.0
+    #: After a throttling reply (421, or 4.7.x / 451 speaking of rates or too many connections), new
+    #: deliveries to that address wait this long, doubling while the throttling goes on (up to 10 min).
+    throttle_backoff: float = 30.0
     #: SMTP timeouts (seconds).
     connect_timeout: float = 30.0
     command_timeout: float = 120.0

@@ -38,6 +38,13 @@ def plain_sink(module_database: str) -> Iterator[SinkServer]:
 
 
 @pytest.fixture(scope="module")
+def throttling_sink(module_database: str) -> Iterator[SinkServer]:
+    """A sink on an address of its own (127.0.0.3), so that slowing down for it slows nothing else."""
+    with SinkServer("127.0.0.3") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def dns_server(module_database: str) -> Iterator[DnsServer]:
     with DnsServer() as server:
         yield server
@@ -48,6 +55,7 @@ def sesame(
     module_database: str,
     sink: SinkServer,
     plain_sink: SinkServer,
+    throttling_sink: SinkServer,
     dns_server: DnsServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Serve]:
@@ -57,7 +65,9 @@ def sesame(
         "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
         "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
         "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__ROUTES": f"plain.test=127.0.0.1:{plain_sink.port}",
+        "SESAME_DELIVERY__ROUTES": f"plain.test=127.0.0.1:{plain_sink.port},"
+        f"throttle.test=127.0.0.3:{throttling_sink.port}",
+        "SESAME_DELIVERY__THROTTLE_BACKOFF": "2",
         "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
         "SESAME_DELIVERY__RETRY_BASE": "0.5",
         "SESAME_DELIVERY__MAX_AGE_SECONDS": "8",
@@ -264,6 +274,24 @@ def test_connections_are_reused(
     assert sink.connections - before <= 5
     reused = {m.connection_id for m in sink.messages if m.rcpt_tos[0].endswith("@dest-g.test")}
     assert len(reused) <= 5
+
+
+def test_throttling_reply_slows_the_site_down(
+    sesame: Serve, sender: Sender, throttling_sink: SinkServer
+) -> None:
+    throttling_sink.reply_for("first@throttle.test", 421, "4.7.0 Too many messages, slow down")
+    first = sender.send("first@throttle.test")
+    (delay,) = events(sesame, first)
+    assert delay["type"] == "DeliveryDelay"
+    # While the site is cooling down, other mail to it waits without a connection being made.
+    connections = throttling_sink.connections
+    second = sender.send("second@throttle.test")
+    (waiting,) = events(sesame, second)
+    assert waiting["delayType"] == "SendingDeferral"
+    assert throttling_sink.connections == connections
+    throttling_sink.reply_for("first@throttle.test", 250, "2.0.0 OK")
+    received_by(throttling_sink, "second@throttle.test", timeout=20)
+    received_by(throttling_sink, "first@throttle.test", timeout=20)
 
 
 def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import re
 import socket
 import time
 import uuid
@@ -35,6 +36,14 @@ from sesame.storage.models import Message, utcnow
 log = logging.getLogger(__name__)
 
 SIMULATOR = "simulator.amazonses.com"
+
+
+_THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
+
+
+def _throttling(reply: smtp_client.Reply) -> bool:
+    """421 (service closing, RFC 5321 §3.8) or a 4xx that speaks of rates and limits (4.7.x often does)."""
+    return reply.code == 421 or (400 <= reply.code < 500 and bool(_THROTTLE_WORDS.search(reply.text)))
 
 
 def _iso(when: dt.datetime) -> str:
@@ -69,7 +78,10 @@ class DeliveryEngine:
             idle_seconds=self.delivery.idle_seconds,
             max_messages=self.delivery.max_messages_per_connection,
             max_per_host=self.delivery.max_connections_per_site,
+            max_rate=self.delivery.max_rate_per_site,
         )
+        #: Destination address → (monotonic time until which it is left alone, current backoff).
+        self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
         self._busy: set[asyncio.Task[None]] = set()
 
@@ -150,7 +162,19 @@ class DeliveryEngine:
         mail_from = await self._mail_from(message)
         recipients = [e.recipient for e in entries]
         last_error = ""
+        now = time.monotonic()
+        waiting = [h for h in hops if self._throttled.get(h.host, (0.0, 0.0))[0] > now]
+        if waiting and len(waiting) == len(hops):  # every host asked us to slow down: wait our turn
+            until = min(self._throttled[h.host][0] for h in waiting)
+            verdict = bounce.local("sending-deferral", f"{domain} asked us to slow down")
+            later = utcnow() + dt.timedelta(seconds=max(0.5, until - now))
+            return [
+                self._outcome(message, e, verdict, None, options, kind="sending-deferral", at=later)
+                for e in entries
+            ]
         for hop in hops:
+            if self._throttled.get(hop.host, (0.0, 0.0))[0] > now:
+                continue
             try:
                 tx = await self.connections.send(
                     hop,
@@ -167,6 +191,7 @@ class DeliveryEngine:
             except smtp_client.ConnectFailed as exc:
                 last_error = str(exc)
                 continue
+            self._note_throttling(hop.host, tx)
             out = []
             for e in entries:
                 reply = tx.replies.get(e.recipient)
@@ -179,6 +204,17 @@ class DeliveryEngine:
             return out
         verdict = bounce.local("connection-failed", last_error)
         return [self._outcome(message, e, verdict, None, options, kind="connection-failed") for e in entries]
+
+    def _note_throttling(self, host: str, tx: smtp_client.Transaction) -> None:
+        """A throttling reply slows every delivery to that address down; an acceptance lifts it."""
+        if any(_throttling(r) for r in tx.replies.values()):
+            backoff = min(
+                600.0, max(self.delivery.throttle_backoff, self._throttled.get(host, (0.0, 0.0))[1] * 2)
+            )
+            self._throttled[host] = (time.monotonic() + backoff, backoff)
+            log.info("%s is throttling us; leaving it alone for %.0f s", host, backoff)
+        elif any(200 <= r.code < 300 for r in tx.replies.values()):
+            self._throttled.pop(host, None)
 
     # -- outcomes ---------------------------------------------------------------------------------
 
@@ -228,6 +264,7 @@ class DeliveryEngine:
         options: dict[str, Any],
         remote: smtp_client.Transaction | None = None,
         kind: str | None = None,
+        at: dt.datetime | None = None,
     ) -> Settlement:
         if not verdict.temporary:
             return self._bounced(message, e, verdict)
@@ -239,7 +276,7 @@ class DeliveryEngine:
             final = bounce.give_up(verdict, minutes=int(max_age // 60), custom_timeout=custom <= max_age)
             return self._bounced(message, e, final)
         delay = min(self.delivery.retry_max, self.delivery.retry_base * 2 ** max(0, e.attempts - 1))
-        retry_at = min(expires, now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
+        retry_at = min(expires, at or now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
         smtp_reply = bounce.SmtpReply(reply.code, None, reply.text) if reply else None
         detail: dict[str, Any] = {
             "timestamp": _iso(now),

@@ -82,6 +82,7 @@ class ConnectionCache:
         idle_seconds: float = 5.0,
         max_messages: int = 100,
         max_per_host: int = 10,
+        max_rate: float = 0.0,
     ) -> None:
         self.helo = helo
         self.connect_timeout = connect_timeout
@@ -89,8 +90,10 @@ class ConnectionCache:
         self.idle_seconds = idle_seconds
         self.max_messages = max_messages
         self.max_per_host = max_per_host
+        self.max_rate = max_rate
         self._idle: dict[tuple[str, int], list[_Connection]] = defaultdict(list)
         self._gates: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._next_slot: dict[tuple[str, int], float] = {}
         self.opened = 0  # connections opened, for tests and metrics
 
     async def send(
@@ -99,6 +102,7 @@ class ConnectionCache:
         key = (hop.host, hop.port)
         gate = self._gates.setdefault(key, asyncio.Semaphore(self.max_per_host))
         async with gate:
+            await self._pace(key)
             conn = self._reusable(key)
             if conn is not None:
                 try:
@@ -107,6 +111,16 @@ class ConnectionCache:
                     pass  # the server closed the idle connection: open a fresh one, once
             conn = await self._open(hop, require_tls)
             return await self._transaction(conn, mail_from, recipients, data, require_tls)
+
+    async def _pace(self, key: tuple[str, int]) -> None:
+        """Space messages to one address ``1 / max_rate`` seconds apart."""
+        if self.max_rate <= 0:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next_slot.get(key, now))
+        self._next_slot[key] = slot + 1.0 / self.max_rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     def _reusable(self, key: tuple[str, int]) -> _Connection | None:
         now = time.monotonic()
