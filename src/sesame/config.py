@@ -99,6 +99,9 @@ class DeliverySettings:
     #: After a throttling reply (421, or 4.7.x / 451 speaking of rates or too many connections), new
     #: deliveries to that address wait this long, doubling while the throttling goes on (up to 10 min).
     throttle_backoff: float = 30.0
+    #: This node's source addresses that accounts may put in their dedicated IP pools (GetDedicatedIps
+    #: lists them); mail of a configuration set with a SendingPoolName leaves from that pool's addresses.
+    dedicated_ips: list[str] = field(default_factory=list)
     #: SMTP timeouts (seconds).
     connect_timeout: float = 30.0
     command_timeout: float = 120.0

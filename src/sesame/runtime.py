@@ -12,6 +12,7 @@ from sesame.awsapi.dispatch import Dispatcher
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
 from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
+from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import Identities
 from sesame.domain.secrets import SecretBox
 from sesame.domain.sending import Sending
@@ -42,6 +43,7 @@ class Sesame:
         self.templates = Templates(self.db)
         self.suppression = Suppression(self.db)
         self.configuration_sets = ConfigurationSets(self.db)
+        self.dedicated_ips = DedicatedIps(self.db, settings)
         register_resource("configuration-set", self._configuration_set_exists)
         self.sending = Sending(
             self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
@@ -50,7 +52,13 @@ class Sesame:
         self.engine: DeliveryEngine | None = None
         if self.delivers:
             self.engine = DeliveryEngine(
-                self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
+                self.db,
+                settings,
+                self.accounts,
+                self.identities,
+                self.suppression,
+                self.configuration_sets,
+                self.dedicated_ips,
             )
             self.sending.on_accept = self.engine.wake
         register_resource("identity", self._identity_exists)

@@ -68,6 +68,7 @@ def sesame(
         "SESAME_DELIVERY__ROUTES": f"plain.test=127.0.0.1:{plain_sink.port},"
         f"throttle.test=127.0.0.3:{throttling_sink.port}",
         "SESAME_DELIVERY__THROTTLE_BACKOFF": "2",
+        "SESAME_DELIVERY__DEDICATED_IPS": "127.0.0.4,127.0.0.5",
         "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
         "SESAME_DELIVERY__RETRY_BASE": "0.5",
         "SESAME_DELIVERY__MAX_AGE_SECONDS": "8",
@@ -292,6 +293,34 @@ def test_throttling_reply_slows_the_site_down(
     throttling_sink.reply_for("first@throttle.test", 250, "2.0.0 OK")
     received_by(throttling_sink, "second@throttle.test", timeout=20)
     received_by(throttling_sink, "first@throttle.test", timeout=20)
+
+
+def test_dedicated_ip_pool_is_the_source_address(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    v2 = sender.v2
+    assert [ip["Ip"] for ip in v2.get_dedicated_ips()["DedicatedIps"]] == ["127.0.0.4", "127.0.0.5"]
+    v2.create_dedicated_ip_pool(PoolName="marketing")
+    with pytest.raises(v2.exceptions.AlreadyExistsException):
+        v2.create_dedicated_ip_pool(PoolName="marketing")
+    v2.put_dedicated_ip_in_pool(Ip="127.0.0.4", DestinationPoolName="marketing")
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.put_dedicated_ip_in_pool(Ip="192.0.2.1", DestinationPoolName="marketing")
+    v2.put_dedicated_ip_warmup_attributes(Ip="127.0.0.4", WarmupPercentage=40)
+    assert v2.get_dedicated_ip(Ip="127.0.0.4")["DedicatedIp"] == {
+        "Ip": "127.0.0.4", "WarmupStatus": "IN_PROGRESS", "WarmupPercentage": 40, "PoolName": "marketing"}  # fmt: skip
+    assert [ip["Ip"] for ip in v2.get_dedicated_ips(PoolName="marketing")["DedicatedIps"]] == ["127.0.0.4"]
+    assert v2.list_dedicated_ip_pools()["DedicatedIpPools"] == ["marketing"]
+    v2.create_configuration_set(
+        ConfigurationSetName="via-pool", DeliveryOptions={"SendingPoolName": "marketing"}
+    )
+    dns_server.add("dest-j.test", "A", "127.0.0.1")
+    sender.send("pooled@dest-j.test", ConfigurationSetName="via-pool")
+    sender.send("default@dest-j.test")
+    assert received_by(sink, "pooled@dest-j.test").peer[0] == "127.0.0.4"
+    assert received_by(sink, "default@dest-j.test").peer[0] == "127.0.0.1"
+    v2.delete_dedicated_ip_pool(PoolName="marketing")
+    assert "PoolName" not in v2.get_dedicated_ip(Ip="127.0.0.4")["DedicatedIp"]
 
 
 def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer) -> None:

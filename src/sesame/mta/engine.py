@@ -23,6 +23,7 @@ from typing import Any
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
 from sesame.domain.configuration_sets import ConfigurationSets
+from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import SUCCESS, Identities
 from sesame.domain.suppression import Suppression
 from sesame.mail import dkim
@@ -59,8 +60,10 @@ class DeliveryEngine:
         identities: Identities,
         suppression: Suppression,
         configuration_sets: ConfigurationSets,
+        dedicated_ips: DedicatedIps,
     ) -> None:
         self.db = db
+        self.dedicated_ips = dedicated_ips
         self.accounts = accounts
         self.settings = settings
         self.delivery = settings.delivery
@@ -160,6 +163,9 @@ class DeliveryEngine:
             return [self._outcome(message, e, verdict, None, options, kind=exc.kind) for e in entries]
         data = await self._signed(message)
         mail_from = await self._mail_from(message)
+        source = await self.dedicated_ips.source_for(
+            message.account_id, message.region, options.get("SendingPoolName")
+        )
         recipients = [e.recipient for e in entries]
         last_error = ""
         now = time.monotonic()
@@ -182,6 +188,7 @@ class DeliveryEngine:
                     recipients=recipients,
                     data=data,
                     require_tls=options.get("TlsPolicy") == "REQUIRE",
+                    source=source,
                 )
             except smtp_client.TlsUnavailable as exc:
                 verdict = bounce.local("tls-required", str(exc))

@@ -65,6 +65,7 @@ class _Connection:
     hop: Hop
     remote_ip: str
     tls: bool
+    source: str | None = None
     messages: int = 0
     idle_since: float = 0.0
 
@@ -91,15 +92,24 @@ class ConnectionCache:
         self.max_messages = max_messages
         self.max_per_host = max_per_host
         self.max_rate = max_rate
-        self._idle: dict[tuple[str, int], list[_Connection]] = defaultdict(list)
-        self._gates: dict[tuple[str, int], asyncio.Semaphore] = {}
-        self._next_slot: dict[tuple[str, int], float] = {}
+        self._idle: dict[tuple[str, int, str | None], list[_Connection]] = defaultdict(list)
+        self._gates: dict[tuple[str, int, str | None], asyncio.Semaphore] = {}
+        self._next_slot: dict[tuple[str, int, str | None], float] = {}
         self.opened = 0  # connections opened, for tests and metrics
 
     async def send(
-        self, hop: Hop, *, mail_from: str, recipients: list[str], data: bytes, require_tls: bool
+        self,
+        hop: Hop,
+        *,
+        mail_from: str,
+        recipients: list[str],
+        data: bytes,
+        require_tls: bool,
+        source: str | None = None,
     ) -> Transaction:
-        key = (hop.host, hop.port)
+        """One transaction to ``hop``, leaving from the local address ``source`` when given (a dedicated
+        IP pool's); connections are kept per (address, port, source)."""
+        key = (hop.host, hop.port, source)
         gate = self._gates.setdefault(key, asyncio.Semaphore(self.max_per_host))
         async with gate:
             await self._pace(key)
@@ -109,10 +119,10 @@ class ConnectionCache:
                     return await self._transaction(conn, mail_from, recipients, data, require_tls)
                 except ConnectFailed:
                     pass  # the server closed the idle connection: open a fresh one, once
-            conn = await self._open(hop, require_tls)
+            conn = await self._open(hop, require_tls, source)
             return await self._transaction(conn, mail_from, recipients, data, require_tls)
 
-    async def _pace(self, key: tuple[str, int]) -> None:
+    async def _pace(self, key: tuple[str, int, str | None]) -> None:
         """Space messages to one address ``1 / max_rate`` seconds apart."""
         if self.max_rate <= 0:
             return
@@ -122,7 +132,7 @@ class ConnectionCache:
         if slot > now:
             await asyncio.sleep(slot - now)
 
-    def _reusable(self, key: tuple[str, int]) -> _Connection | None:
+    def _reusable(self, key: tuple[str, int, str | None]) -> _Connection | None:
         now = time.monotonic()
         idle = self._idle[key]
         while idle:
@@ -142,10 +152,11 @@ class ConnectionCache:
                     c.close()
             self._idle[key] = keep
 
-    async def _open(self, hop: Hop, require_tls: bool) -> _Connection:
+    async def _open(self, hop: Hop, require_tls: bool, source: str | None) -> _Connection:
         smtp = aiosmtplib.SMTP(
             hostname=hop.host,
             port=hop.port,
+            source_address=(source, 0) if source else None,
             local_hostname=self.helo,
             timeout=self.connect_timeout,
             start_tls=False,
@@ -160,7 +171,7 @@ class ConnectionCache:
             raise ConnectFailed(f"{where}: {exc}") from exc
         self.opened += 1
         peer = smtp.transport.get_extra_info("peername") if smtp.transport else None
-        conn = _Connection(smtp, hop, peer[0] if peer else hop.host, tls=False)
+        conn = _Connection(smtp, hop, peer[0] if peer else hop.host, tls=False, source=source)
         if smtp.supports_extension("starttls"):
             try:
                 await smtp.starttls(tls_context=_TLS, timeout=self.command_timeout)
@@ -231,7 +242,7 @@ class ConnectionCache:
     def _release(self, conn: _Connection, *, reuse: bool) -> None:
         if reuse and conn.messages < self.max_messages and conn.smtp.is_connected:
             conn.idle_since = time.monotonic()
-            self._idle[(conn.hop.host, conn.hop.port)].append(conn)
+            self._idle[(conn.hop.host, conn.hop.port, conn.source)].append(conn)
         else:
             asyncio.ensure_future(self._quit(conn))
 

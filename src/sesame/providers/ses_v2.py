@@ -15,6 +15,7 @@ from sesame.awsapi.errors import service_errors
 from sesame.domain.quotas import send_quota
 from sesame.domain.tags import TagError
 from sesame.providers.configuration_sets import ConfigurationSetsV2
+from sesame.providers.dedicated_ips import DedicatedIpsV2
 from sesame.providers.v2_identities import IdentitiesV2
 from sesame.providers.v2_sending import SendingV2
 from sesame.providers.verification import VerificationV2
@@ -28,7 +29,7 @@ E = service_errors("sesv2")
 DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
-class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2):
+class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2, DedicatedIpsV2):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
@@ -38,6 +39,7 @@ class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2
         self.suppression = sesame.suppression
         self.verification = sesame.verification
         self.configuration_sets = sesame.configuration_sets
+        self.dedicated_ips = sesame.dedicated_ips
 
     # -- account ----------------------------------------------------------------------------------
 

@@ -295,3 +295,31 @@ class DeliveryEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     #: The event's own object as SES spells it (the "delivery", "bounce", … member of the record).
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DedicatedIpPool(Base):
+    """A dedicated IP pool of an account: a named set of this node's source addresses."""
+
+    __tablename__ = "dedicated_ip_pools"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    scaling_mode: Mapped[str] = mapped_column(sa.String(16), default="STANDARD")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DedicatedIp(Base):
+    """Which pool of the account a source address (from ``delivery.dedicated_ips``) belongs to."""
+
+    __tablename__ = "dedicated_ips"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    ip: Mapped[str] = mapped_column(sa.String(45), primary_key=True)
+    pool_name: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    warmup_percentage: Mapped[int] = mapped_column(default=100)

@@ -1,4 +1,4 @@
-"""Templates, configuration sets, messages, the delivery queue, send counters, the suppression list.
+"""Templates, configuration sets, messages, the delivery queue, events, counters, suppression, IP pools.
 
 Revision ID: 0003
 Revises: 0002
@@ -163,9 +163,41 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_events_message_id"), "events", ["message_id"])
     op.create_index(op.f("ix_events_created_at"), "events", ["created_at"])
+    op.create_table(
+        "dedicated_ip_pools",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("scaling_mode", sa.String(length=16), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_dedicated_ip_pools_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "region", "name", name=op.f("pk_dedicated_ip_pools")),
+    )
+    op.create_table(
+        "dedicated_ips",
+        sa.Column("account_id", sa.String(length=12), nullable=False),
+        sa.Column("region", sa.String(length=32), nullable=False),
+        sa.Column("ip", sa.String(length=45), nullable=False),
+        sa.Column("pool_name", sa.String(length=64), nullable=True),
+        sa.Column("warmup_percentage", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_dedicated_ips_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", "region", "ip", name=op.f("pk_dedicated_ips")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("dedicated_ips")
+    op.drop_table("dedicated_ip_pools")
     op.drop_index(op.f("ix_events_created_at"), table_name="events")
     op.drop_index(op.f("ix_events_message_id"), table_name="events")
     op.drop_table("events")
