@@ -308,7 +308,11 @@ def test_dedicated_ip_pool_is_the_source_address(
         v2.put_dedicated_ip_in_pool(Ip="192.0.2.1", DestinationPoolName="marketing")
     v2.put_dedicated_ip_warmup_attributes(Ip="127.0.0.4", WarmupPercentage=40)
     assert v2.get_dedicated_ip(Ip="127.0.0.4")["DedicatedIp"] == {
-        "Ip": "127.0.0.4", "WarmupStatus": "IN_PROGRESS", "WarmupPercentage": 40, "PoolName": "marketing"}  # fmt: skip
+        "Ip": "127.0.0.4",
+        "WarmupStatus": "IN_PROGRESS",
+        "WarmupPercentage": 40,
+        "PoolName": "marketing",
+    }
     assert [ip["Ip"] for ip in v2.get_dedicated_ips(PoolName="marketing")["DedicatedIps"]] == ["127.0.0.4"]
     assert v2.list_dedicated_ip_pools()["DedicatedIpPools"] == ["marketing"]
     v2.create_configuration_set(
