@@ -10,6 +10,7 @@ the mailbox simulator never leaves: it is answered here as SES answers it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -86,7 +87,9 @@ class DeliveryEngine:
         #: Destination address → (monotonic time until which it is left alone, current backoff).
         self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
-        self._busy: set[asyncio.Task[None]] = set()
+        self._to_settle: list[tuple[Message, list[Settlement], asyncio.Future[None]]] = []
+        self._settle_wake = asyncio.Event()
+        self._settler: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -111,7 +114,38 @@ class DeliveryEngine:
             self._wake.clear()
 
     async def close(self) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settler
         await self.connections.close()
+
+    async def _settle(self, message: Message, settlements: list[Settlement]) -> None:
+        """Queue the outcomes for the settling task, which writes whatever has gathered in one
+        transaction (as the send path's group commit does), and wait until they are written."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_settle.append((message, settlements, done))
+        self._settle_wake.set()
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._settle_loop(), name="sesame-settle")
+        await done
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._settle_wake.wait()
+            self._settle_wake.clear()
+            while self._to_settle:
+                batch, self._to_settle = self._to_settle[:256], self._to_settle[256:]
+                try:
+                    await self.queue.settle([(m, s) for m, s, _ in batch])
+                except Exception as exc:  # the leases expire and the entries are tried again
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def _deliver_all(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> None:
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
@@ -142,7 +176,7 @@ class DeliveryEngine:
             settlements += self._simulate(message, entries, started)
         elif entries:
             settlements += await self._send(message, domain, entries, started)
-        await self.queue.settle(message, settlements)
+        await self._settle(message, settlements)
         permanent = [
             (s.entry_id, s)
             for s in settlements

@@ -107,38 +107,53 @@ class DeliveryQueue:
         async with self.db.read() as s:
             return {m.id: m for m in await s.scalars(sa.select(Message).where(Message.id.in_(ids)))}
 
-    async def settle(self, message: Message, settlements: list[Settlement]) -> int:
-        """Record outcomes for entries this worker still holds; how many it still held."""
-        held = 0
+    async def settle(self, batch: list[tuple[Message, list[Settlement]]]) -> int:
+        """Record outcomes, in one transaction, for the entries this worker still holds; how many."""
+        by_id = {st.entry_id: (m, st) for m, settlements in batch for st in settlements}
+        if not by_id:
+            return 0
+        now = utcnow()
         async with self.db.write() as s:
-            for st in settlements:
-                result = await s.execute(
-                    sa.update(QueueEntry)
-                    .where(QueueEntry.id == st.entry_id, QueueEntry.locked_by == self.worker_id)
-                    .values(
-                        state=st.state,
-                        next_attempt_at=st.next_attempt_at or utcnow(),
-                        last_reply=st.last_reply,
-                        locked_by=None,
-                        locked_until=None,
+            held = set(
+                await s.scalars(
+                    sa.select(QueueEntry.id).where(
+                        QueueEntry.id.in_(list(by_id)), QueueEntry.locked_by == self.worker_id
                     )
-                    .execution_options(synchronize_session=False)
                 )
-                if result.rowcount == 0:  # type: ignore[attr-defined]
-                    continue  # our lease expired and another worker has it now: its outcome counts
-                held += 1
-                for event_type, detail in st.events:
-                    s.add(
-                        DeliveryEvent(
-                            message_id=message.id,
-                            account_id=message.account_id,
-                            region=message.region,
-                            event_type=event_type,
-                            created_at=utcnow(),
-                            detail=detail,
-                        )
-                    )
-        return held
+            )
+            # Entries not held any more: our lease expired and another worker has them; its outcome counts.
+            if not held:
+                return 0
+            await s.execute(  # ORM bulk UPDATE by primary key: one executemany
+                sa.update(QueueEntry),
+                [
+                    {
+                        "id": entry_id,
+                        "state": by_id[entry_id][1].state,
+                        "next_attempt_at": by_id[entry_id][1].next_attempt_at or now,
+                        "last_reply": by_id[entry_id][1].last_reply,
+                        "locked_by": None,
+                        "locked_until": None,
+                    }
+                    for entry_id in held
+                ],
+            )
+            records = [
+                {
+                    "message_id": m.id,
+                    "account_id": m.account_id,
+                    "region": m.region,
+                    "event_type": event_type,
+                    "created_at": now,
+                    "detail": detail,
+                }
+                for entry_id in held
+                for m, st in [by_id[entry_id]]
+                for event_type, detail in st.events
+            ]
+            if records:
+                await s.execute(sa.insert(DeliveryEvent), records)
+        return len(held)
 
 
 # -- operator actions (sesame queue, through the admin API) ----------------------------------------
