@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import secrets
 import socket
 import string
@@ -199,7 +200,12 @@ class Identities:
         return rows, (rows[-1].identity if more and rows else None)
 
     def private_key(self, row: Identity) -> str | None:
-        return self.box.decrypt(row.dkim_private_key) if row.dkim_private_key else None
+        return self._decrypt(row.dkim_private_key) if row.dkim_private_key else None
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Identities per process; keys change rarely
+    def _decrypt(self, token: str) -> str:
+        """Decrypted keys are kept (by their encrypted form): the delivery engine signs every message."""
+        return self.box.decrypt(token)
 
     def records(self, row: Identity) -> list[Record]:
         """Every DNS record to publish for the identity: verification, DKIM, custom MAIL FROM."""

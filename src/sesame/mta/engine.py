@@ -195,8 +195,9 @@ class DeliveryEngine:
         except NoRoute as exc:
             verdict = bounce.local(exc.kind, str(exc))
             return [self._outcome(message, e, verdict, None, options, kind=exc.kind) for e in entries]
-        data = await self._signed(message)
-        mail_from = await self._mail_from(message)
+        sender = await self._sending_domain(message)
+        data = self._signed(message, sender)
+        mail_from = self._mail_from(message, sender)
         source = await self.dedicated_ips.source_for(
             message.account_id, message.region, options.get("SendingPoolName")
         )
@@ -388,8 +389,7 @@ class DeliveryEngine:
         row = await self.identities.get(message.account_id, message.region, domain)
         return row if row is not None and row.verification_status == SUCCESS else None
 
-    async def _signed(self, message: Message) -> bytes:
-        row = await self._sending_domain(message)
+    def _signed(self, message: Message, row: Any) -> bytes:
         if row is None or not row.dkim_signing_enabled or row.dkim_status != SUCCESS or not row.dkim_tokens:
             return bytes(message.body)
         pem = self.identities.private_key(row)
@@ -402,10 +402,9 @@ class DeliveryEngine:
             log.warning("message %s cannot be DKIM-signed; delivering it unsigned", message.id, exc_info=True)
             return bytes(message.body)
 
-    async def _mail_from(self, message: Message) -> str:
+    def _mail_from(self, message: Message, row: Any) -> str:
         """The envelope sender: the message id at the identity's verified custom MAIL FROM domain (so a
         bounce names its message), else the sender's own address."""
-        row = await self._sending_domain(message)
         if row is not None and row.mail_from_domain and row.mail_from_status == SUCCESS:
             return f"{message.id}@{row.mail_from_domain}"
         return message.source
