@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
 from sesame.storage.db import Database
@@ -105,15 +106,15 @@ class DedicatedIps:
             out.append((ip, row.pool_name if row else None, row.warmup_percentage if row else 100))
         return out
 
-    async def _row(self, s: object, account_id: str, region: str, ip: str) -> DedicatedIp:
+    async def _row(self, s: AsyncSession, account_id: str, region: str, ip: str) -> DedicatedIp:
         if ip not in self.addresses:
             raise PoolError("not-found", f"Dedicated IP {ip} does not exist.")
-        row = await s.get(DedicatedIp, (account_id, region, ip))  # type: ignore[attr-defined]
+        row = await s.get(DedicatedIp, (account_id, region, ip))
         if row is None:
             row = DedicatedIp(
                 account_id=account_id, region=region, ip=ip, pool_name=None, warmup_percentage=100
             )
-            s.add(row)  # type: ignore[attr-defined]
+            s.add(row)
         return row
 
     async def move(self, account_id: str, region: str, ip: str, pool: str) -> None:

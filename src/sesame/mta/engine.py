@@ -168,14 +168,13 @@ class DeliveryEngine:
     # -- one message, one domain ------------------------------------------------------------------
 
     async def _deliver(self, message: Message, domain: str, entries: list[Claimed]) -> None:
-        started = time.monotonic()
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
         settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
         if entries and domain == SIMULATOR:
-            settlements += self._simulate(message, entries, started)
+            settlements += self._simulate(message, entries)
         elif entries:
-            settlements += await self._send(message, domain, entries, started)
+            settlements += await self._send(message, domain, entries)
         await self._settle(message, settlements)
         permanent = [
             (s.entry_id, s)
@@ -186,9 +185,7 @@ class DeliveryEngine:
         if permanent:
             await self._suppress(message, entries + suppressed, permanent)
 
-    async def _send(
-        self, message: Message, domain: str, entries: list[Claimed], started: float
-    ) -> list[Settlement]:
+    async def _send(self, message: Message, domain: str, entries: list[Claimed]) -> list[Settlement]:
         options = await self._options(message)
         try:
             hops = await self.router.hops(domain)
@@ -238,7 +235,7 @@ class DeliveryEngine:
             for e in entries:
                 reply = tx.replies.get(e.recipient)
                 if reply is not None and 200 <= reply.code < 300:
-                    out.append(self._delivered(message, e, reply, tx, started))
+                    out.append(self._delivered(message, e, reply, tx))
                 else:
                     reply = reply or smtp_client.Reply(451, "4.4.0 no answer for this recipient")
                     verdict = bounce.classify_reply(bounce.SmtpReply(reply.code, None, reply.text))
@@ -266,7 +263,6 @@ class DeliveryEngine:
         e: Claimed,
         reply: smtp_client.Reply,
         tx: smtp_client.Transaction,
-        started: float,
     ) -> Settlement:
         now = utcnow()
         detail = {
@@ -342,7 +338,7 @@ class DeliveryEngine:
             events=(("DeliveryDelay", detail),),
         )
 
-    def _simulate(self, message: Message, entries: list[Claimed], started: float) -> list[Settlement]:
+    def _simulate(self, message: Message, entries: list[Claimed]) -> list[Settlement]:
         """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
         out = []
         tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
@@ -358,7 +354,7 @@ class DeliveryEngine:
             elif local in ("suppressionlist", "blacklist"):
                 out.append(self._bounced(message, e, bounce.local("global-suppressed")))
             else:
-                settled = self._delivered(message, e, ok, tx, started)
+                settled = self._delivered(message, e, ok, tx)
                 if local == "complaint":
                     complaint = {
                         "complainedRecipients": [{"emailAddress": e.recipient}],
