@@ -61,6 +61,7 @@ class Sesame:
                 self.dedicated_ips,
             )
             self.sending.on_accept = self.engine.wake
+            self.engine.on_auto_reply = self.sending.send_system
         register_resource("identity", self._identity_exists)
         self.providers = {
             "ses": SesV1Provider(self),

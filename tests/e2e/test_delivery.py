@@ -327,7 +327,8 @@ def test_dedicated_ip_pool_is_the_source_address(
     assert "PoolName" not in v2.get_dedicated_ip(Ip="127.0.0.4")["DedicatedIp"]
 
 
-def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer) -> None:
+def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer) -> None:
+    dns_server.add(sender.domain, "A", "127.0.0.1")  # where ooto@'s automatic reply goes
     outcomes = {}
     for local in ("success", "bounce", "complaint", "suppressionlist", "success+label", "ooto"):
         message_id = sender.send(f"{local}@simulator.amazonses.com")
@@ -346,6 +347,9 @@ def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer) -> N
     assert all(
         "simulator.amazonses.com" not in r for m in sink.messages for r in m.rcpt_tos
     )  # never sent out
+    auto_reply = received_by(sink, f"me@{sender.domain}")  # RFC 3834, to the envelope sender
+    assert b"Auto-Submitted: auto-replied" in auto_reply.data
+    assert auto_reply.mail_from == "ooto@simulator.amazonses.com"
     with pytest.raises(sender.v2.exceptions.NotFoundException):  # simulator bounces are not suppressed
         sender.v2.get_suppressed_destination(EmailAddress="bounce@simulator.amazonses.com")
 

@@ -19,13 +19,17 @@ import socket
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sesame.config import Settings
+from sesame.domain import compose
 from sesame.domain.accounts import Accounts
+from sesame.domain.compose import Envelope
 from sesame.domain.configuration_sets import ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import SUCCESS, Identities
+from sesame.domain.sending import Outgoing
 from sesame.domain.suppression import Suppression
 from sesame.mail import dkim
 from sesame.mta import bounce, smtp_client
@@ -90,6 +94,8 @@ class DeliveryEngine:
         self._to_settle: list[tuple[Message, list[Settlement], asyncio.Future[None]]] = []
         self._settle_wake = asyncio.Event()
         self._settler: asyncio.Task[None] | None = None
+        #: Queues Sesame's own mail (the simulator's auto-replies): Sending.send_system.
+        self.on_auto_reply: Callable[[str, str, Outgoing], Awaitable[str]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -173,6 +179,9 @@ class DeliveryEngine:
         settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
         if entries and domain == SIMULATOR:
             settlements += self._simulate(message, entries)
+            for e in entries:
+                if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
+                    await self._out_of_office(message, e.recipient)
         elif entries:
             settlements += await self._send(message, domain, entries)
         await self._settle(message, settlements)
@@ -365,6 +374,25 @@ class DeliveryEngine:
                     settled.events = (*settled.events, ("Complaint", complaint))
                 out.append(settled)
         return out
+
+    async def _out_of_office(self, message: Message, recipient: str) -> None:
+        """ooto@ answers with an automatic reply (RFC 3834) to the envelope sender, queued like mail."""
+        if self.on_auto_reply is None:
+            return
+        reply = compose.simple(
+            "AutoReply",
+            message.region,
+            Envelope(source=recipient, to=[message.source]),
+            subject=f"Out of the office: {message.subject or ''}".strip(),
+            text="I am out of the office and will answer your message when I am back.\n",
+            headers=[("Auto-Submitted", "auto-replied"), ("In-Reply-To", f"<{message.id}@{SIMULATOR}>")],
+            limit=compose.V2_MAX_BYTES,
+            summary={"Destination": {"ToAddresses": [message.source]}, "Subject": "Out of the office"},
+        )
+        try:
+            await self.on_auto_reply(message.account_id, message.region, reply)
+        except Exception:  # an auto-reply is a courtesy: losing one must not hold the delivery back
+            log.exception("queueing the out-of-office reply to %s failed", message.source)
 
     # -- what a message needs ---------------------------------------------------------------------
 
