@@ -96,6 +96,9 @@ class DeliverySettings:
     idle_seconds: float = 5.0
     #: Messages per second to one destination address (0: no limit).
     max_rate_per_site: float = 0.0
+    #: Per recipient domain overrides of the three limits above, e.g.
+    #: {"example.com" = "connections=2;rate=5;messages=20"}.
+    sites: dict[str, str] = field(default_factory=dict)
     #: After a throttling reply (421, or 4.7.x / 451 speaking of rates or too many connections), new
     #: deliveries to that address wait this long, doubling while the throttling goes on (up to 10 min).
     throttle_backoff: float = 30.0

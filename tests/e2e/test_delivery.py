@@ -69,6 +69,7 @@ def sesame(
         f"throttle.test=127.0.0.3:{throttling_sink.port}",
         "SESAME_DELIVERY__THROTTLE_BACKOFF": "2",
         "SESAME_DELIVERY__DEDICATED_IPS": "127.0.0.4,127.0.0.5",
+        "SESAME_DELIVERY__SITES": "slow.test=connections=1;rate=4",
         "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
         "SESAME_DELIVERY__RETRY_BASE": "0.5",
         "SESAME_DELIVERY__MAX_AGE_SECONDS": "8",
@@ -325,6 +326,17 @@ def test_dedicated_ip_pool_is_the_source_address(
     assert received_by(sink, "default@dest-j.test").peer[0] == "127.0.0.1"
     v2.delete_dedicated_ip_pool(PoolName="marketing")
     assert "PoolName" not in v2.get_dedicated_ip(Ip="127.0.0.4")["DedicatedIp"]
+
+
+def test_per_domain_limits(sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer) -> None:
+    """slow.test allows one connection and 4 messages a second (``delivery.sites``)."""
+    dns_server.add("slow.test", "A", "127.0.0.1")
+    started = time.monotonic()
+    for i in range(8):
+        sender.send(f"u{i}@slow.test")
+    got = [received_by(sink, f"u{i}@slow.test") for i in range(8)]
+    assert time.monotonic() - started >= 7 / 4 * 0.9  # paced, not in a burst
+    assert len({m.connection_id for m in got}) == 1
 
 
 def test_mailbox_simulator(sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer) -> None:

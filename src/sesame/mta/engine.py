@@ -88,6 +88,15 @@ class DeliveryEngine:
             max_per_host=self.delivery.max_connections_per_site,
             max_rate=self.delivery.max_rate_per_site,
         )
+        default = smtp_client.SiteLimits(
+            self.delivery.max_connections_per_site,
+            self.delivery.max_rate_per_site,
+            self.delivery.max_messages_per_connection,
+        )
+        self.site_limits = {
+            domain.lower(): smtp_client.SiteLimits.parse(text, default)
+            for domain, text in self.delivery.sites.items()
+        }
         #: Destination address → (monotonic time until which it is left alone, current backoff).
         self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
@@ -230,6 +239,7 @@ class DeliveryEngine:
                     data=data,
                     require_tls=options.get("TlsPolicy") == "REQUIRE",
                     source=source,
+                    limits=self.site_limits.get(domain),
                 )
             except smtp_client.TlsUnavailable as exc:
                 verdict = bounce.local("tls-required", str(exc))

@@ -59,6 +59,26 @@ _TLS = _tls_context()
 _LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError)
 
 
+@dataclass(frozen=True)
+class SiteLimits:
+    """How hard one destination may be pushed: open connections, messages per second (0: no limit),
+    messages per connection."""
+
+    connections: int
+    rate: float
+    messages: int
+
+    @classmethod
+    def parse(cls, text: str, default: SiteLimits) -> SiteLimits:
+        """``"connections=2;rate=5;messages=20"``; what it leaves out keeps the default."""
+        values = dict(item.split("=", 1) for item in text.replace(",", ";").split(";") if "=" in item)
+        return cls(
+            int(values.get("connections", default.connections)),
+            float(values.get("rate", default.rate)),
+            int(values.get("messages", default.messages)),
+        )
+
+
 @dataclass
 class _Connection:
     smtp: aiosmtplib.SMTP
@@ -68,6 +88,7 @@ class _Connection:
     source: str | None = None
     messages: int = 0
     idle_since: float = 0.0
+    max_messages: int = 100
 
     def close(self) -> None:
         self.smtp.close()
@@ -106,29 +127,35 @@ class ConnectionCache:
         data: bytes,
         require_tls: bool,
         source: str | None = None,
+        limits: SiteLimits | None = None,
     ) -> Transaction:
         """One transaction to ``hop``, leaving from the local address ``source`` when given (a dedicated
         IP pool's); connections are kept per (address, port, source)."""
         key = (hop.host, hop.port, source)
-        gate = self._gates.setdefault(key, asyncio.Semaphore(self.max_per_host))
+        limits = limits or SiteLimits(self.max_per_host, self.max_rate, self.max_messages)
+        gate = self._gates.get(key)
+        if gate is None:  # a site's connection limit is fixed when its first message comes
+            gate = self._gates[key] = asyncio.Semaphore(limits.connections)
         async with gate:
-            await self._pace(key)
+            await self._pace(key, limits.rate)
             conn = self._reusable(key)
             if conn is not None:
+                conn.max_messages = limits.messages
                 try:
                     return await self._transaction(conn, mail_from, recipients, data, require_tls)
                 except ConnectFailed:
                     pass  # the server closed the idle connection: open a fresh one, once
             conn = await self._open(hop, require_tls, source)
+            conn.max_messages = limits.messages
             return await self._transaction(conn, mail_from, recipients, data, require_tls)
 
-    async def _pace(self, key: tuple[str, int, str | None]) -> None:
-        """Space messages to one address ``1 / max_rate`` seconds apart."""
-        if self.max_rate <= 0:
+    async def _pace(self, key: tuple[str, int, str | None], rate: float) -> None:
+        """Space messages to one address ``1 / rate`` seconds apart."""
+        if rate <= 0:
             return
         now = time.monotonic()
         slot = max(now, self._next_slot.get(key, now))
-        self._next_slot[key] = slot + 1.0 / self.max_rate
+        self._next_slot[key] = slot + 1.0 / rate
         if slot > now:
             await asyncio.sleep(slot - now)
 
@@ -240,7 +267,7 @@ class ConnectionCache:
             conn.close()
 
     def _release(self, conn: _Connection, *, reuse: bool) -> None:
-        if reuse and conn.messages < self.max_messages and conn.smtp.is_connected:
+        if reuse and conn.messages < conn.max_messages and conn.smtp.is_connected:
             conn.idle_since = time.monotonic()
             self._idle[(conn.hop.host, conn.hop.port, conn.source)].append(conn)
         else:
