@@ -76,6 +76,11 @@ class DeliverySettings:
     routes: dict[str, str] = field(default_factory=dict)
     #: Send everything through one relay ("host:port"), bypassing MX lookups.
     smarthost: str = ""
+    #: The relay's credentials (AUTH PLAIN/LOGIN), if it wants them.
+    smarthost_username: str = ""
+    smarthost_password: str = ""
+    #: "opportunistic" (STARTTLS when offered), "starttls" (required), or "tls" (implicit TLS, port 465).
+    smarthost_tls: str = "opportunistic"
     #: The name given in EHLO; empty means this machine's fully qualified name.
     helo_name: str = ""
     #: Messages delivered at once by one process.

@@ -454,3 +454,32 @@ def test_sesame_queue(sesame: Serve, sender: Sender, sink: SinkServer, dns_serve
         f"{sesame.endpoint}/_sesame/admin/queue/{message_id}", headers={"Authorization": "Bearer x"}
     )
     assert answer.status_code == 401  # the admin API wants the server's token
+
+
+@pytest.mark.parametrize("password", ["s3cret", "wrong"])
+def test_smarthost_with_auth_and_starttls(database: str, tmp_path: Any, password: str) -> None:
+    with DnsServer() as dns_server, SinkServer("127.0.0.1", tls=True, auth={"relayuser": "s3cret"}) as relay:
+        env = {
+            "SESAME_DNS__NAMESERVERS": dns_server.address,
+            "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+            "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+            "SESAME_DELIVERY__SMARTHOST": f"127.0.0.1:{relay.port}",
+            "SESAME_DELIVERY__SMARTHOST_USERNAME": "relayuser",
+            "SESAME_DELIVERY__SMARTHOST_PASSWORD": password,
+            "SESAME_DELIVERY__SMARTHOST_TLS": "starttls",
+            "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
+        }
+        data_dir = tmp_path / "data"
+        with SesameProcess("serve", data_dir=data_dir, database=database, env=env) as proc:
+            serve = Serve(proc, data_dir, database)
+            message_id = Sender(serve, dns_server, 950).send("anyone@elsewhere.test")  # no DNS needed
+            if password == "s3cret":
+                got = received_by(relay, "anyone@elsewhere.test")
+                assert got.tls and relay.logins == ["relayuser"]
+            else:  # refused credentials: the message waits, nothing is sent
+                (delay,) = events(serve, message_id)
+                assert (
+                    delay["type"] == "DeliveryDelay"
+                    and "AUTH failed" in delay["delayedRecipients"][0]["diagnosticCode"]
+                )
+                assert relay.messages == []

@@ -93,6 +93,9 @@ class DeliveryEngine:
             self.delivery.max_rate_per_site,
             self.delivery.max_messages_per_connection,
         )
+        self.relay = smtp_client.Relay(
+            self.delivery.smarthost_username, self.delivery.smarthost_password, self.delivery.smarthost_tls
+        )
         self.site_limits = {
             domain.lower(): smtp_client.SiteLimits.parse(text, default)
             for domain, text in self.delivery.sites.items()
@@ -240,6 +243,9 @@ class DeliveryEngine:
                     require_tls=options.get("TlsPolicy") == "REQUIRE",
                     source=source,
                     limits=self.site_limits.get(domain),
+                    relay=self.relay
+                    if self.delivery.smarthost and domain not in self.delivery.routes
+                    else None,
                 )
             except smtp_client.TlsUnavailable as exc:
                 verdict = bounce.local("tls-required", str(exc))

@@ -60,6 +60,15 @@ _LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError
 
 
 @dataclass(frozen=True)
+class Relay:
+    """How to talk to a smarthost: credentials, and "opportunistic" | "starttls" | "tls" (implicit)."""
+
+    username: str = ""
+    password: str = ""
+    tls: str = "opportunistic"
+
+
+@dataclass(frozen=True)
 class SiteLimits:
     """How hard one destination may be pushed: open connections, messages per second (0: no limit),
     messages per connection."""
@@ -128,6 +137,7 @@ class ConnectionCache:
         require_tls: bool,
         source: str | None = None,
         limits: SiteLimits | None = None,
+        relay: Relay | None = None,
     ) -> Transaction:
         """One transaction to ``hop``, leaving from the local address ``source`` when given (a dedicated
         IP pool's); connections are kept per (address, port, source)."""
@@ -145,7 +155,7 @@ class ConnectionCache:
                     return await self._transaction(conn, mail_from, recipients, data, require_tls)
                 except ConnectFailed:
                     pass  # the server closed the idle connection: open a fresh one, once
-            conn = await self._open(hop, require_tls, source)
+            conn = await self._open(hop, require_tls, source, relay)
             conn.max_messages = limits.messages
             return await self._transaction(conn, mail_from, recipients, data, require_tls)
 
@@ -179,15 +189,19 @@ class ConnectionCache:
                     c.close()
             self._idle[key] = keep
 
-    async def _open(self, hop: Hop, require_tls: bool, source: str | None) -> _Connection:
+    async def _open(
+        self, hop: Hop, require_tls: bool, source: str | None, relay: Relay | None
+    ) -> _Connection:
+        implicit = relay is not None and relay.tls == "tls"
         smtp = aiosmtplib.SMTP(
             hostname=hop.host,
             port=hop.port,
             source_address=(source, 0) if source else None,
+            use_tls=implicit,
+            tls_context=_TLS if implicit else None,
             local_hostname=self.helo,
             timeout=self.connect_timeout,
             start_tls=False,
-            use_tls=False,
         )
         where = f"{hop.name or hop.host} [{hop.host}]:{hop.port}"
         try:
@@ -198,8 +212,10 @@ class ConnectionCache:
             raise ConnectFailed(f"{where}: {exc}") from exc
         self.opened += 1
         peer = smtp.transport.get_extra_info("peername") if smtp.transport else None
-        conn = _Connection(smtp, hop, peer[0] if peer else hop.host, tls=False, source=source)
-        if smtp.supports_extension("starttls"):
+        conn = _Connection(smtp, hop, peer[0] if peer else hop.host, tls=implicit, source=source)
+        if relay is not None and relay.tls == "starttls":
+            require_tls = True
+        if not implicit and smtp.supports_extension("starttls"):
             try:
                 await smtp.starttls(tls_context=_TLS, timeout=self.command_timeout)
                 conn.tls = True
@@ -208,6 +224,21 @@ class ConnectionCache:
                 if require_tls:
                     raise TlsUnavailable(f"STARTTLS failed at {where}: {exc}") from exc
                 raise ConnectFailed(f"STARTTLS failed at {where}: {exc}") from exc
+        if require_tls and not conn.tls:
+            smtp.close()
+            raise TlsUnavailable(f"{where} does not offer STARTTLS")
+        if relay is not None and relay.username:
+            try:
+                if conn.tls and not implicit:
+                    await smtp.ehlo()  # RFC 3207 §4.2: the session starts over after STARTTLS
+                # AUTH PLAIN only (RFC 4616): over TLS it is the mechanism relays offer, and trying others in
+                # turn after a refusal only delays the answer.
+                await smtp.auth_plain(relay.username, relay.password, timeout=self.command_timeout)
+            except (
+                aiosmtplib.SMTPException
+            ) as exc:  # wrong credentials are the operator's to fix: retry later
+                smtp.close()
+                raise ConnectFailed(f"AUTH failed at {where}: {exc}") from exc
         return conn
 
     async def _transaction(

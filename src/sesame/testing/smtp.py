@@ -66,6 +66,7 @@ class SinkServer:
         data_reply: tuple[int, str] | None = None,
         size_limit: int | None = None,
         max_messages_per_connection: int | None = None,
+        auth: dict[str, str] | None = None,
     ) -> None:
         """``replies``: the reply to RCPT TO per recipient (case-insensitive), others get 250; a 2xx reply
         accepts the recipient. ``data_reply``: the reply to every message's final dot instead of 250; a
@@ -74,6 +75,9 @@ class SinkServer:
         many messages a connection's next MAIL FROM gets 421 and the connection is closed."""
         if require_tls and not tls:
             raise ValueError("require_tls needs tls=True")
+        #: username → password: AUTH PLAIN/LOGIN is then required (after STARTTLS when ``tls``).
+        self.auth = auth
+        self.logins: list[str] = []  # the usernames that authenticated, in order
         self.host = host
         self.hostname = hostname
         self.tls = tls
@@ -179,6 +183,7 @@ class SinkServer:
             require_starttls=self.require_tls,
             data_size_limit=self.size_limit,
             enable_SMTPUTF8=True,
+            **(self._auth_options() if self.auth is not None else {}),
         )
         with self._lock:
             counters = (self._connections, self._last_connection_id)
@@ -193,6 +198,21 @@ class SinkServer:
         with self._lock:
             self._connections, self._last_connection_id = counters
         return self
+
+    def _auth_options(self) -> dict[str, Any]:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+            if not isinstance(data, LoginPassword) or self.auth is None:
+                return AuthResult(success=False, handled=False)
+            login, password = data.login.decode(), data.password.decode()
+            if self.auth.get(login) != password:
+                return AuthResult(success=False, handled=False)  # not handled: aiosmtpd answers 535
+            with self._lock:
+                self.logins.append(login)
+            return AuthResult(success=True)
+
+        return {"authenticator": authenticator, "auth_required": True, "auth_require_tls": self.tls}
 
     def stop(self) -> None:
         controller, self._controller = self._controller, None
