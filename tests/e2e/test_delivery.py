@@ -437,10 +437,12 @@ def test_sesame_queue(sesame: Serve, sender: Sender, sink: SinkServer, dns_serve
     sink.reply_for("later@dest-h.test", 451, "4.3.0 Not now")
     message_id = sender.send("later@dest-h.test")
     events(sesame, message_id)  # the first deferral
-    assert any(line.split()[1:] == ["deferred", "dest-h.test"] for line in queue_cli(sesame).splitlines())
+    summary = [line.split()[1:] for line in queue_cli(sesame).splitlines()]
+    assert ["deferred", "dest-h.test"] in summary or ["delivering", "dest-h.test"] in summary
     shown = json.loads(queue_cli(sesame, "show", message_id))
     (rcpt,) = shown["Recipients"]
-    assert (rcpt["Recipient"], rcpt["State"]) == ("later@dest-h.test", "deferred")
+    assert rcpt["Recipient"] == "later@dest-h.test"
+    assert rcpt["State"] in ("deferred", "delivering")  # retried every half second here
     assert rcpt["LastReply"] == "smtp; 451 4.3.0 Not now" and rcpt["Attempts"] >= 1
     assert [e["Type"] for e in shown["Events"]][:2] == ["Send", "DeliveryDelay"]
     deadline = time.monotonic() + 10

@@ -113,23 +113,42 @@ class DeliveryEngine:
         self._wake.set()
 
     async def run(self) -> None:
+        """Claim and deliver until cancelled. Deliveries run as tasks of their own, so one slow
+        destination holds up only its own mail; new claims are made as room frees up."""
         limit = max(1, self.delivery.concurrency)
-        while True:
-            try:
-                claimed = await self.queue.claim(limit * 4, self.delivery.lease_seconds)
-            except Exception:
-                log.exception("claiming queue entries failed")
-                claimed = []
-            if claimed:
-                await self._deliver_all(claimed, asyncio.Semaphore(limit))
-            if len(claimed) >= limit * 4:
-                continue  # more is due: no waiting
-            self.connections.prune()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.delivery.poll_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+        gate = asyncio.Semaphore(limit)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                room = limit * 4 - len(inflight)
+                claimed: list[Claimed] = []
+                if room > 0:
+                    try:
+                        claimed = await self.queue.claim(room, self.delivery.lease_seconds)
+                    except Exception:
+                        log.exception("claiming queue entries failed")
+                if claimed:
+                    for task in await self._start(claimed, gate):
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                    if len(claimed) >= room:
+                        continue  # more may be due: claim again as soon as there is room
+                self.connections.prune()
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait(
+                    {woken, *inflight},
+                    timeout=self.delivery.poll_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                woken.cancel()
+                self._wake.clear()
+        finally:
+            # Shutting down: let deliveries under way finish for a moment; those cut short keep their
+            # lease and are delivered again once it expires.
+            if inflight:
+                await asyncio.wait(inflight, timeout=10)
+                for task in inflight:
+                    task.cancel()
 
     async def close(self) -> None:
         if self._settler is not None:
@@ -165,7 +184,8 @@ class DeliveryEngine:
                     if not done.done():
                         done.set_result(None)
 
-    async def _deliver_all(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> None:
+    async def _start(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> list[asyncio.Task[None]]:
+        """One task per message and recipient domain; at most ``concurrency`` deliver at once."""
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for entry in claimed:
             groups[(entry.message_id, entry.domain)].append(entry)
@@ -181,7 +201,7 @@ class DeliveryEngine:
                 except Exception:
                     log.exception("delivering %s to %s failed; its lease will expire", *key)
 
-        await asyncio.gather(*(one(k, v) for k, v in groups.items()))
+        return [asyncio.create_task(one(k, v)) for k, v in groups.items()]
 
     # -- one message, one domain ------------------------------------------------------------------
 
