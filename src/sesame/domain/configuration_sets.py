@@ -105,13 +105,7 @@ class ConfigurationSets:
         q = sa.select(ConfigurationSet).where(
             ConfigurationSet.account_id == account_id, ConfigurationSet.region == region
         )
-        if after:
-            q = q.where(ConfigurationSet.name > after)
-        async with self.db.read() as s:
-            rows = list(await s.scalars(q.order_by(ConfigurationSet.name).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (rows[-1].name if more and rows else None)
+        return await self.db.page(q, ConfigurationSet.name, after, limit)
 
 
 def sending_enabled(row: ConfigurationSet) -> bool:

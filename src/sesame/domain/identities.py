@@ -191,13 +191,7 @@ class Identities:
         q = sa.select(Identity).where(Identity.account_id == account_id, Identity.region == region)
         if kind:
             q = q.where(Identity.kind == kind)
-        if after:
-            q = q.where(Identity.identity > after)
-        async with self.db.read() as s:
-            rows = list(await s.scalars(q.order_by(Identity.identity).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (rows[-1].identity if more and rows else None)
+        return await self.db.page(q, Identity.identity, after, limit)
 
     def private_key(self, row: Identity) -> str | None:
         return self._decrypt(row.dkim_private_key) if row.dkim_private_key else None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -24,23 +26,7 @@ class SecretBox:
         if env_key := os.environ.get("SESAME_SECRET_KEY"):
             return cls(env_key.encode())
         path = data_dir / "secret.key"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            key = Fernet.generate_key()
-            # O_EXCL: two processes starting at once must not each write a different key.
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(key)
-        key = path.read_bytes().strip()
-        if not key:  # another process created the file and has not written it yet
-            import time
-
-            time.sleep(0.1)
-            key = path.read_bytes().strip()
+        key = _read_or_create(path, Fernet.generate_key)
         try:
             return cls(key)
         except ValueError as exc:
@@ -64,14 +50,23 @@ def admin_token(data_dir: Path) -> str:
     with the same ``--data-dir`` can use it."""
     if token := os.environ.get("SESAME_ADMIN_TOKEN"):
         return token
-    path = data_dir / "admin.token"
+    return _read_or_create(data_dir / "admin.token", lambda: secrets.token_urlsafe(32).encode()).decode()
+
+
+def _read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The file's content, written first (mode 0600) if it does not exist. O_EXCL: two processes starting
+    at once must not each write a different value."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass
         else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+            with os.fdopen(fd, "wb") as f:
+                f.write(make())
+    value = path.read_bytes().strip()
+    if not value:  # another process created the file and has not written it yet
+        time.sleep(0.1)
+        value = path.read_bytes().strip()
+    return value

@@ -229,7 +229,7 @@ class Sending:
 
     # -- checks -----------------------------------------------------------------------------------
 
-    async def _covering(self, account_id: str, region: str, address: str) -> SenderIdentity | None:
+    async def covering(self, account_id: str, region: str, address: str) -> SenderIdentity | None:
         """The most specific verified identity of the account that covers ``address``."""
         names = _candidates(address)
         found = await self.identities.many(account_id, region, names)
@@ -349,19 +349,27 @@ class Sending:
     async def send(self, account_id: str, region: str, msg: Outgoing) -> str:
         """Check and durably accept ``msg``; its MessageId, once committed."""
         state, suppressed = await self._check(account_id, region, msg)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(
-            _Unit(account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send, future)
+        return await self._enqueue(
+            account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send
         )
-        self._wakeup.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="sesame-group-commit")
-        return await future
 
     async def send_system(self, account_id: str, region: str, msg: Outgoing) -> str:
         """Accept Sesame's own mail for an account (a verification email): no checks, no counting."""
+        return await self._enqueue(account_id, region, msg, {}, -1, -1, system=True)
+
+    async def _enqueue(
+        self,
+        account_id: str,
+        region: str,
+        msg: Outgoing,
+        suppressed: dict[str, str],
+        max_rate: float,
+        max_24h: float,
+        system: bool = False,
+    ) -> str:
+        """Hand the message to the group-commit writer; its MessageId once the batch is committed."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Unit(account_id, region, msg, {}, -1, -1, future, system=True))
+        self._pending.append(_Unit(account_id, region, msg, suppressed, max_rate, max_24h, future, system))
         self._wakeup.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="sesame-group-commit")

@@ -95,10 +95,4 @@ class Suppression:
             q = q.where(SuppressedDestination.last_update_time >= start)
         if end:
             q = q.where(SuppressedDestination.last_update_time <= end)
-        if after:
-            q = q.where(SuppressedDestination.email_address > after)
-        async with self.db.read() as s:
-            rows = list(await s.scalars(q.order_by(SuppressedDestination.email_address).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (rows[-1].email_address if more and rows else None)
+        return await self.db.page(q, SuppressedDestination.email_address, after, limit)

@@ -103,10 +103,4 @@ class Templates:
         self, account_id: str, region: str, after: str | None, limit: int
     ) -> tuple[list[Template], str | None]:
         q = sa.select(Template).where(Template.account_id == account_id, Template.region == region)
-        if after:
-            q = q.where(Template.name > after)
-        async with self.db.read() as s:
-            rows = list(await s.scalars(q.order_by(Template.name).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (rows[-1].name if more and rows else None)
+        return await self.db.page(q, Template.name, after, limit)

@@ -186,32 +186,22 @@ class Verification:
         q = sa.select(CustomVerificationTemplate).where(
             CustomVerificationTemplate.account_id == account_id, CustomVerificationTemplate.region == region
         )
-        if after:
-            q = q.where(CustomVerificationTemplate.name > after)
-        async with self.db.read() as s:
-            rows = list(await s.scalars(q.order_by(CustomVerificationTemplate.name).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, (rows[-1].name if more and rows else None)
+        return await self.db.page(q, CustomVerificationTemplate.name, after, limit)
 
     async def send_custom(self, account_id: str, region: str, address: str, template_name: str) -> str | None:
         """SendCustomVerificationEmail: production access and a verified From are required."""
-        state = await self.identities_account_state(account_id, region)
-        if not state:
+        if not (await self.sending.accounts.region(account_id, region)).production_access:
             raise VerificationError(
                 "sandbox", "Production access is required to send custom verification emails."
             )
         template = await self.get(account_id, region, template_name)
-        sender = await self.sending._covering(account_id, region, template.from_email_address)
+        sender = await self.sending.covering(account_id, region, template.from_email_address)
         if sender is None:
             raise VerificationError(
                 "from-not-verified", f"Email address {template.from_email_address} is not verified."
             )
         row = await self.identities.create(account_id, region, address, exists_ok=True)
         return await self.start(row, template)
-
-    async def identities_account_state(self, account_id: str, region: str) -> bool:
-        return bool((await self.sending.accounts.region(account_id, region)).production_access)
 
 
 def _check_content(content: str | None) -> None:

@@ -122,6 +122,18 @@ class Database:
         async with self._write() as session, session.begin():
             yield session
 
+    async def page(self, query: Any, key: Any, after: str | None, limit: int) -> tuple[list[Any], str | None]:
+        """One page of ``query``'s rows in ``key`` order, starting after ``after`` (keyset paging, so a
+        page costs the same however deep it is); the key to start the next page at, or None at the end."""
+        if after:
+            query = query.where(key > after)
+        async with self.read() as s:
+            rows = list(await s.scalars(query.order_by(key).limit(limit + 1)))
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, getattr(rows[-1], key.key)
+
     async def fetch(self, statements: list[tuple[str, dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         """Run plain SELECTs (``:name`` parameters; a list or tuple value expands for ``IN :name``);
         each statement's rows as dicts. On SQLite they share one read transaction.
