@@ -259,7 +259,7 @@ class Signer:
 
     def __init__(self, endpoint: str, key: str, secret: str, body: bytes) -> None:
         self.endpoint, self.key, self.secret, self.body = endpoint, key, secret, body
-        self.signed_at = 0.0
+        self.signed_at = -float("inf")  # monotonic time starts near 0 on a freshly booted machine
         self.request = b""
         self.current()
 

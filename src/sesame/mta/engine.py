@@ -20,7 +20,10 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+
+import sqlalchemy as sa
 
 from sesame.config import Settings
 from sesame.domain import compose
@@ -33,11 +36,11 @@ from sesame.domain.sending import Outgoing
 from sesame.domain.suppression import Suppression
 from sesame.mail import dkim
 from sesame.mta import bounce, smtp_client
-from sesame.mta.queue import Claimed, DeliveryQueue, Settlement
+from sesame.mta.queue import Claimed, DeliveryQueue, Outbound, Settlement
 from sesame.mta.routing import Hop, NoRoute, Router
 from sesame.resolver import Lookup
 from sesame.storage.db import Database
-from sesame.storage.models import Message, utcnow
+from sesame.storage.models import ConfigurationSet, Identity, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,13 @@ _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
 def _throttling(reply: smtp_client.Reply) -> bool:
     """421 (service closing, RFC 5321 §3.8) or a 4xx that speaks of rates and limits (4.7.x often does)."""
     return reply.code == 421 or (400 <= reply.code < 500 and bool(_THROTTLE_WORDS.search(reply.text)))
+
+
+@dataclass(frozen=True)
+class _Job:
+    message: Outbound
+    sender: Identity | None  # the verified identity of the From domain (DKIM key, MAIL FROM), if any
+    options: dict[str, Any]  # the configuration set's DeliveryOptions (TlsPolicy, MaxDeliverySeconds)
 
 
 def _iso(when: dt.datetime) -> str:
@@ -103,7 +113,7 @@ class DeliveryEngine:
         #: Destination address → (monotonic time until which it is left alone, current backoff).
         self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
-        self._to_settle: list[tuple[Message, list[Settlement], asyncio.Future[None]]] = []
+        self._to_settle: list[tuple[Outbound, list[Settlement], asyncio.Future[None]]] = []
         self._settle_wake = asyncio.Event()
         self._settler: asyncio.Task[None] | None = None
         #: Queues Sesame's own mail (the simulator's auto-replies): Sending.send_system.
@@ -157,7 +167,7 @@ class DeliveryEngine:
                 await self._settler
         await self.connections.close()
 
-    async def _settle(self, message: Message, settlements: list[Settlement]) -> None:
+    async def _settle(self, message: Outbound, settlements: list[Settlement]) -> None:
         """Queue the outcomes for the settling task, which writes whatever has gathered in one
         transaction (as the send path's group commit does), and wait until they are written."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -189,23 +199,67 @@ class DeliveryEngine:
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for entry in claimed:
             groups[(entry.message_id, entry.domain)].append(entry)
-        messages = await self.queue.messages(sorted({m for m, _ in groups}))
+        jobs = await self._jobs(sorted({m for m, _ in groups}))
 
         async def one(key: tuple[str, str], entries: list[Claimed]) -> None:
             async with gate:
-                message = messages.get(key[0])
-                if message is None:
+                job = jobs.get(key[0])
+                if job is None:
                     return
                 try:
-                    await self._deliver(message, key[1], entries)
+                    await self._deliver(job, key[1], entries)
                 except Exception:
                     log.exception("delivering %s to %s failed; its lease will expire", *key)
 
         return [asyncio.create_task(one(k, v)) for k, v in groups.items()]
 
+    async def _jobs(self, ids: list[str]) -> dict[str, _Job]:
+        """The claimed messages with their sending domains and configuration sets, read once per claim
+        (a few statements for the whole batch, not a few per message)."""
+        messages = await self.queue.messages(ids)
+        domains = {
+            (m.account_id, m.region, m.from_address.rpartition("@")[2].lower()) for m in messages.values()
+        }
+        sets = {
+            (m.account_id, m.region, m.configuration_set) for m in messages.values() if m.configuration_set
+        }
+        async with self.db.read() as s:
+            senders = {
+                (r.account_id, r.region, r.identity): r
+                for r in await s.scalars(
+                    sa.select(Identity).where(
+                        sa.tuple_(Identity.account_id, Identity.region, Identity.identity).in_(list(domains))
+                    )
+                )
+                if r.verification_status == SUCCESS
+            }
+            options = {
+                (r.account_id, r.region, r.name): dict((r.options or {}).get("DeliveryOptions") or {})
+                for r in (
+                    await s.scalars(
+                        sa.select(ConfigurationSet).where(
+                            sa.tuple_(
+                                ConfigurationSet.account_id, ConfigurationSet.region, ConfigurationSet.name
+                            ).in_(list(sets))
+                        )
+                    )
+                    if sets
+                    else []
+                )
+            }
+        return {
+            m.id: _Job(
+                m,
+                senders.get((m.account_id, m.region, m.from_address.rpartition("@")[2].lower())),
+                options.get((m.account_id, m.region, m.configuration_set or ""), {}),
+            )
+            for m in messages.values()
+        }
+
     # -- one message, one domain ------------------------------------------------------------------
 
-    async def _deliver(self, message: Message, domain: str, entries: list[Claimed]) -> None:
+    async def _deliver(self, job: _Job, domain: str, entries: list[Claimed]) -> None:
+        message = job.message
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
         settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
@@ -215,7 +269,7 @@ class DeliveryEngine:
                 if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
                     await self._out_of_office(message, e.recipient)
         elif entries:
-            settlements += await self._send(message, domain, entries)
+            settlements += await self._send(job, domain, entries)
         await self._settle(message, settlements)
         permanent = [
             (s.entry_id, s)
@@ -226,16 +280,15 @@ class DeliveryEngine:
         if permanent:
             await self._suppress(message, entries + suppressed, permanent)
 
-    async def _send(self, message: Message, domain: str, entries: list[Claimed]) -> list[Settlement]:
-        options = await self._options(message)
+    async def _send(self, job: _Job, domain: str, entries: list[Claimed]) -> list[Settlement]:
+        message, options = job.message, job.options
         try:
             hops = await self.router.hops(domain)
         except NoRoute as exc:
             verdict = bounce.local(exc.kind, str(exc))
             return [self._outcome(message, e, verdict, None, options, kind=exc.kind) for e in entries]
-        sender = await self._sending_domain(message)
-        data = self._signed(message, sender)
-        mail_from = self._mail_from(message, sender)
+        data = await self._signed(message, job.sender)
+        mail_from = self._mail_from(message, job.sender)
         source = await self.dedicated_ips.source_for(
             message.account_id, message.region, options.get("SendingPoolName")
         )
@@ -304,7 +357,7 @@ class DeliveryEngine:
 
     def _delivered(
         self,
-        message: Message,
+        message: Outbound,
         e: Claimed,
         reply: smtp_client.Reply,
         tx: smtp_client.Transaction,
@@ -320,7 +373,7 @@ class DeliveryEngine:
         }
         return Settlement(e.id, "delivered", last_reply=reply.line(), events=(("Delivery", detail),))
 
-    def _bounced(self, message: Message, e: Claimed, verdict: bounce.Verdict) -> Settlement:
+    def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Settlement:
         detail = {
             "bounceType": verdict.bounce_type,
             "bounceSubType": verdict.bounce_subtype,
@@ -340,7 +393,7 @@ class DeliveryEngine:
 
     def _outcome(
         self,
-        message: Message,
+        message: Outbound,
         e: Claimed,
         verdict: bounce.Verdict,
         reply: smtp_client.Reply | None,
@@ -383,7 +436,7 @@ class DeliveryEngine:
             events=(("DeliveryDelay", detail),),
         )
 
-    def _simulate(self, message: Message, entries: list[Claimed]) -> list[Settlement]:
+    def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Settlement]:
         """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
         out = []
         tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
@@ -411,7 +464,7 @@ class DeliveryEngine:
                 out.append(settled)
         return out
 
-    async def _out_of_office(self, message: Message, recipient: str) -> None:
+    async def _out_of_office(self, message: Outbound, recipient: str) -> None:
         """ooto@ answers with an automatic reply (RFC 3834) to the envelope sender, queued like mail."""
         if self.on_auto_reply is None:
             return
@@ -432,37 +485,21 @@ class DeliveryEngine:
 
     # -- what a message needs ---------------------------------------------------------------------
 
-    async def _options(self, message: Message) -> dict[str, Any]:
-        """The configuration set's DeliveryOptions (TlsPolicy, MaxDeliverySeconds), if any."""
-        if not message.configuration_set:
-            return {}
-        try:
-            row = await self.configuration_sets.get(
-                message.account_id, message.region, message.configuration_set
-            )
-        except Exception:
-            return {}
-        return dict((row.options or {}).get("DeliveryOptions") or {})
-
-    async def _sending_domain(self, message: Message) -> Any:
-        domain = message.from_address.rpartition("@")[2].lower()
-        row = await self.identities.get(message.account_id, message.region, domain)
-        return row if row is not None and row.verification_status == SUCCESS else None
-
-    def _signed(self, message: Message, row: Any) -> bytes:
+    async def _signed(self, message: Outbound, row: Identity | None) -> bytes:
         if row is None or not row.dkim_signing_enabled or row.dkim_status != SUCCESS or not row.dkim_tokens:
             return bytes(message.body)
         pem = self.identities.private_key(row)
         if pem is None:
             return bytes(message.body)
+        key = dkim.SigningKey(selector=row.dkim_tokens[0], domain=row.identity, private_key_pem=pem)
         try:
-            key = dkim.SigningKey(selector=row.dkim_tokens[0], domain=row.identity, private_key_pem=pem)
-            return dkim.sign(bytes(message.body), key)
+            # RSA releases the GIL: on a thread, signing runs beside the event loop, on another core.
+            return await asyncio.to_thread(dkim.sign, bytes(message.body), key)
         except dkim.DkimError:  # e.g. a raw message without From: deliver it unsigned rather than never
             log.warning("message %s cannot be DKIM-signed; delivering it unsigned", message.id, exc_info=True)
             return bytes(message.body)
 
-    def _mail_from(self, message: Message, row: Any) -> str:
+    def _mail_from(self, message: Outbound, row: Identity | None) -> str:
         """The envelope sender: the message id at the identity's verified custom MAIL FROM domain (so a
         bounce names its message), else the sender's own address."""
         if row is not None and row.mail_from_domain and row.mail_from_status == SUCCESS:
@@ -470,7 +507,7 @@ class DeliveryEngine:
         return message.source
 
     async def _suppress(
-        self, message: Message, entries: list[Claimed], bounced: list[tuple[int, Settlement]]
+        self, message: Outbound, entries: list[Claimed], bounced: list[tuple[int, Settlement]]
     ) -> None:
         """Permanent bounces join the account's suppression list when its settings (or the configuration
         set's) include BOUNCE. Simulator addresses never do, as in SES."""

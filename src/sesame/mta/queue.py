@@ -8,6 +8,7 @@ worker settles only entries it still holds, so an entry is not delivered twice i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,21 @@ class Claimed:
     state: str
     attempts: int
     created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What delivery needs of an accepted message."""
+
+    id: str
+    account_id: str
+    region: str
+    created_at: dt.datetime
+    source: str
+    from_address: str
+    subject: str | None
+    configuration_set: str | None
+    body: bytes
 
 
 @dataclass
@@ -55,8 +71,10 @@ class DeliveryQueue:
             sa.and_(QueueEntry.state == "delivering", QueueEntry.locked_until < now),  # an expired lease
         )
         # Entries of one message come together, so that one SMTP transaction carries its recipients.
+        # The state before the claim tells a suppressed entry from one to send: it is read here, before
+        # the update rewrites it.
         pick = (
-            sa.select(QueueEntry.id)
+            sa.select(QueueEntry.id, QueueEntry.state)
             .where(due)
             .order_by(QueueEntry.next_attempt_at, QueueEntry.message_id)
             .limit(limit)
@@ -81,15 +99,11 @@ class DeliveryQueue:
             )
             .execution_options(synchronize_session=False)
         )
-        # The state before the claim tells a suppressed entry from one to send; read it in the same
-        # transaction, before the update rewrites it.
         async with self.db.write() as s:
-            ids = list(await s.scalars(pick))
-            if not ids:
+            before = {entry_id: state for entry_id, state in await s.execute(pick)}
+            if not before:
                 return []
-            found = await s.execute(sa.select(QueueEntry.id, QueueEntry.state).where(QueueEntry.id.in_(ids)))
-            before = {entry_id: state for entry_id, state in found}
-            rows = (await s.execute(stmt.where(QueueEntry.id.in_(ids)))).all()
+            rows = (await s.execute(stmt.where(QueueEntry.id.in_(list(before))))).all()
         return [
             Claimed(
                 r.id,
@@ -103,11 +117,14 @@ class DeliveryQueue:
             for r in rows
         ]
 
-    async def messages(self, ids: list[str]) -> dict[str, Message]:
+    async def messages(self, ids: list[str]) -> dict[str, Outbound]:
+        """The claimed messages, read in one statement (Core rows: no ORM identity map to fill)."""
+        columns = [getattr(Message, f.name) for f in dataclasses.fields(Outbound)]
         async with self.db.read() as s:
-            return {m.id: m for m in await s.scalars(sa.select(Message).where(Message.id.in_(ids)))}
+            rows = await s.execute(sa.select(*columns).where(Message.id.in_(ids)))
+            return {r.id: Outbound(*r) for r in rows}
 
-    async def settle(self, batch: list[tuple[Message, list[Settlement]]]) -> int:
+    async def settle(self, batch: list[tuple[Outbound, list[Settlement]]]) -> int:
         """Record outcomes, in one transaction, for the entries this worker still holds; how many."""
         by_id = {st.entry_id: (m, st) for m, settlements in batch for st in settlements}
         if not by_id:

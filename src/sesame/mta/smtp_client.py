@@ -252,7 +252,7 @@ class ConnectionCache:
         options = []
         if smtp.supports_extension("size"):
             options.append(f"SIZE={len(data)}")
-        if smtp.supports_extension("8bitmime") and any(b > 127 for b in data):
+        if smtp.supports_extension("8bitmime") and not data.isascii():
             options.append("BODY=8BITMIME")
         try:
             try:
