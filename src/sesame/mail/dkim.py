@@ -10,7 +10,7 @@ fields are SES's observed ``h=`` list, each only when the message has it (every 
 RFC 6376 §5.4.2); X-SES-* control fields are never signed (SES strips them, §1.6.2).
 
 The hashes cover the message as SMTP will carry it: LF and lone CR line ends become CRLF, as
-aiosmtplib converts them on the wire, and a message not ending in CRLF gets one (RFC 5321 §4.1.1.4).
+Sesame's SMTP client converts them on the wire, and a message not ending in CRLF gets one (RFC 5321 §4.1.1.4).
 The bytes returned are the caller's own, untouched, with the signature field in front of them, folded
 to lines of at most 78 characters with the line ending the message uses.
 

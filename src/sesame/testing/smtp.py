@@ -67,16 +67,20 @@ class SinkServer:
         size_limit: int | None = None,
         max_messages_per_connection: int | None = None,
         auth: dict[str, str] | None = None,
+        pipelining: bool = True,
     ) -> None:
         """``replies``: the reply to RCPT TO per recipient (case-insensitive), others get 250; a 2xx reply
         accepts the recipient. ``data_reply``: the reply to every message's final dot instead of 250; a
         message refused with it goes to ``rejected``. ``size_limit``: advertised as SIZE and enforced
         (552); None advertises no SIZE and takes any size. ``max_messages_per_connection``: after that
-        many messages a connection's next MAIL FROM gets 421 and the connection is closed."""
+        many messages a connection's next MAIL FROM gets 421 and the connection is closed.
+        ``pipelining``: advertise PIPELINING (RFC 2920), as Postfix and Exim do; aiosmtpd reads
+        pipelined commands in order either way."""
         if require_tls and not tls:
             raise ValueError("require_tls needs tls=True")
         #: username → password: AUTH PLAIN/LOGIN is then required (after STARTTLS when ``tls``).
         self.auth = auth
+        self.pipelining = pipelining
         self.logins: list[str] = []  # the usernames that authenticated, in order
         self.host = host
         self.hostname = hostname
@@ -319,6 +323,14 @@ class _Handler:
 
     def __init__(self, sink: SinkServer) -> None:
         self.sink = sink
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves it to the hook once there is one
+        if self.sink.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
