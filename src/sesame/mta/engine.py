@@ -132,7 +132,9 @@ class DeliveryEngine:
             while True:
                 room = limit * 4 - len(inflight)
                 claimed: list[Claimed] = []
-                if room > 0:
+                # Claim in batches: a claim is a write transaction (and a commit), too dear to pay for
+                # every delivery that finishes.
+                if room >= limit or not inflight:
                     try:
                         claimed = await self.queue.claim(room, self.delivery.lease_seconds)
                     except Exception:
