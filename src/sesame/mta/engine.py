@@ -197,21 +197,20 @@ class DeliveryEngine:
                         done.set_result(None)
 
     async def _start(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> list[asyncio.Task[None]]:
-        """One task per message and recipient domain; at most ``concurrency`` deliver at once."""
+        """One task per message and recipient domain; at most ``concurrency`` are in SMTP at once."""
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for entry in claimed:
             groups[(entry.message_id, entry.domain)].append(entry)
         jobs = await self._jobs(sorted({m for m, _ in groups}))
 
         async def one(key: tuple[str, str], entries: list[Claimed]) -> None:
-            async with gate:
-                job = jobs.get(key[0])
-                if job is None:
-                    return
-                try:
-                    await self._deliver(job, key[1], entries)
-                except Exception:
-                    log.exception("delivering %s to %s failed; its lease will expire", *key)
+            job = jobs.get(key[0])
+            if job is None:
+                return
+            try:
+                await self._deliver(job, key[1], entries, gate)
+            except Exception:
+                log.exception("delivering %s to %s failed; its lease will expire", *key)
 
         return [asyncio.create_task(one(k, v)) for k, v in groups.items()]
 
@@ -260,7 +259,9 @@ class DeliveryEngine:
 
     # -- one message, one domain ------------------------------------------------------------------
 
-    async def _deliver(self, job: _Job, domain: str, entries: list[Claimed]) -> None:
+    async def _deliver(self, job: _Job, domain: str, entries: list[Claimed], gate: asyncio.Semaphore) -> None:
+        """``gate`` bounds the SMTP transactions under way; waiting for the outcome's commit holds no
+        slot, so the commit's latency does not throttle delivery."""
         message = job.message
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
@@ -271,7 +272,8 @@ class DeliveryEngine:
                 if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
                     await self._out_of_office(message, e.recipient)
         elif entries:
-            settlements += await self._send(job, domain, entries)
+            async with gate:
+                settlements += await self._send(job, domain, entries)
         await self._settle(message, settlements)
         permanent = [
             (s.entry_id, s)
