@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,6 +184,21 @@ def test_huge_headers(http: httpx.Client, sesame: SesameProcess) -> None:
         sock.sendall(
             b"GET /v2/email/account HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"p" * 200_000 + b"\r\n\r\n"
         )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 4")
+
+
+def test_header_lines_that_never_end_are_cut_off(sesame: SesameProcess) -> None:
+    """A slowloris streaming header lines forever is answered 4xx and closed once past 64 KB."""
+    host, port = sesame.listeners["http"]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"GET /v2/email/account HTTP/1.1\r\nHost: x\r\n")
+        for i in range(200):  # 200 KB at most
+            try:
+                sock.sendall(b"X-Line-%d: %s\r\n" % (i, b"p" * 1000))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.001)
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 4")
 

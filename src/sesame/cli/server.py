@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sesame.config import Settings
 from sesame.http.app import create_app
@@ -41,6 +42,35 @@ Sesame dev server: {endpoint}  (data in {settings.data_dir}, any access key work
                      aws_access_key_id="test", aws_secret_access_key="test")
   print(ses.get_account()["SendQuota"])
 """
+
+
+#: The most a request's head (request line and header fields) may take before it is refused.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    """uvicorn on httptools (llhttp), about 15% less CPU per request than h11, with the bound on a
+    request's head that h11 had and llhttp lacks: without it a client could stream header lines into
+    memory for as long as it likes. Bytes are counted once parsed, so a head and a large body arriving
+    in one read are not mistaken for a large head."""
+
+    _in_head = True  # until the first request's head is complete
+    _head_bytes = 0
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes = True, 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self.send_400_response("Request header section too large.")
 
 
 class _Server(uvicorn.Server):
@@ -77,8 +107,7 @@ async def run(settings: Settings) -> None:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=10,
-        # A slowloris or a runaway header block gets 431/400 from the HTTP parser, never a hang.
-        h11_max_incomplete_event_size=64 * 1024,
+        http=_HttpProtocol,  # a runaway header block gets 400 and the connection closed, never a hang
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
