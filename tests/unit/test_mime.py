@@ -612,3 +612,34 @@ def test_a_built_message_passes_the_raw_checks_unchanged():
         ["to@example.com"],
         "<m1@email.amazonses.com>",
     )
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"text": "hello\nworld"},
+        {"text": "ends with a break\n"},
+        {"text": ""},
+        {"html": "<p>hi</p>"},
+        {"text": "x", "subject": "Grüße aus Köln, " * 6},
+        {"text": "x", "subject": "a long ascii subject " * 8},
+        {"text": "x", "to": [f"person{i}@example.com" for i in range(12)], "cc": ["Zoë <z@example.com>"]},
+        {"text": "x", "source": '"Doe, Jane" <jane@example.com>', "reply_to": ["r@example.com"]},
+        {"text": ".leading dot\n\n\nblank lines\n"},
+    ],
+)
+def test_the_usual_message_written_directly_is_what_the_email_package_writes(monkeypatch, kw):
+    from sesame.mail import mime
+
+    real, seen = mime._written_directly, []
+
+    def both(fields, content, subtype):
+        direct = real(fields, content, subtype)
+        seen.append((direct, mime._via_email_package(fields, [(content, subtype, None)], (), ())))
+        return direct
+
+    monkeypatch.setattr(mime, "_written_directly", both)
+    args = {"source": "s@example.com", "to": ["t@example.com"], "subject": "hi", **kw}
+    build_simple(**args, message_id="0100-abc-000000", date=datetime(2026, 11, 30, 12, tzinfo=UTC))
+    [(direct, package)] = seen  # the direct writer was taken
+    assert direct == package

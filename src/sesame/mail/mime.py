@@ -198,8 +198,7 @@ def build_simple(
     """
     del bcc, return_path  # accepted so that callers can pass a request through; see above
     date = date.replace(tzinfo=UTC) if date.tzinfo is None else date
-    msg = MIMEPart(policy=_POLICY)  # not EmailMessage, which adds MIME-Version to every part it builds
-    for name, value in (
+    fields = [
         ("Date", format_datetime(date.astimezone(UTC))),
         ("From", _addresses("From", [source]) if source else ""),  # TestRenderTemplate has no sender
         ("To", _addresses("To", to)),
@@ -208,12 +207,47 @@ def build_simple(
         ("Subject", _unstructured("Subject", subject, subject_charset or "UTF-8")),
         ("Message-ID", f"<{message_id}@{message_id_domain}>"),
         ("MIME-Version", "1.0"),
-    ):
-        if value:
-            msg[name] = _Folded(name, value)
-
+    ]
     given = ((text, "plain", text_charset), (html, "html", html_charset))
     bodies = [(body, sub, cs) for body, sub, cs in given if body is not None] or [("", "plain", None)]
+    if len(bodies) == 1 and not attachments and not headers and _plain_7bit(*bodies[0]):
+        return _written_directly(fields, *bodies[0][:2])
+    return _via_email_package(fields, bodies, headers, attachments)
+
+
+def _plain_7bit(content: str, subtype: str, charset: str | None) -> bool:
+    """A UTF-8 text that goes out as written: ASCII, no CR or NUL, lines short enough for 7bit."""
+    return (
+        charset is None
+        and content.isascii()
+        and "\r" not in content
+        and "\0" not in content
+        and max(map(len, content.split("\n"))) <= _LINE_MAX
+    )
+
+
+def _written_directly(fields: list[tuple[str, str]], content: str, subtype: str) -> bytes:
+    """The usual message, one 7-bit text body and nothing else, written out by hand: the same bytes the
+    email package writes (a test holds them equal), for a tenth of the cost. The field bodies come
+    encoded and folded already."""
+    body = content if content.endswith("\n") or not content else content + "\n"
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields if value)
+    return (
+        f'{head}Content-Type: text/{subtype}; charset="UTF-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
+        + body.replace("\n", "\r\n")
+    ).encode("ascii")
+
+
+def _via_email_package(
+    fields: list[tuple[str, str]],
+    bodies: list[tuple[str, str, str | None]],
+    headers: Sequence[tuple[str, str]],
+    attachments: Sequence[Attachment],
+) -> bytes:
+    msg = MIMEPart(policy=_POLICY)  # not EmailMessage, which adds MIME-Version to every part it builds
+    for name, value in fields:
+        if value:
+            msg[name] = _Folded(name, value)
     parts = [_attachment_part(a) for a in attachments]
     body = MIMEPart(policy=_POLICY) if parts else msg
     if len(bodies) == 1:
@@ -243,13 +277,7 @@ def build_simple(
 def _set_text(part: MIMEPart, content: str, subtype: str, charset: str | None) -> MIMEPart:
     """A text body in its charset, UTF-8 by default: ASCII as 7bit while its lines are short, other text
     quoted-printable while mostly ASCII (readable and compact), else base64 (RFC 2045 §6)."""
-    if (
-        charset is None
-        and content.isascii()
-        and "\r" not in content
-        and "\0" not in content
-        and max(map(len, content.split("\n"))) <= _LINE_MAX
-    ):
+    if _plain_7bit(content, subtype, charset):
         # The usual body, written directly: set_content would weigh every encoding first (~150 µs).
         body = content if content.endswith("\n") or not content else content + "\n"
         part.set_payload(body.replace("\n", "\r\n"))
