@@ -522,6 +522,39 @@ def vm(pid: int, field: str) -> float:
     return float("nan")
 
 
+def drain_sesame(args: argparse.Namespace) -> dict | None:
+    """The delivery engine alone: N messages queued by a server with delivery off, then a server with
+    delivery on starts; the clock runs from its "ready" to the last message at the sink."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        temporary_database(args.database, Path(tmp)) as url,
+        DnsServer() as dns_server,
+        sink() as the_sink,
+    ):
+        routes = f"{SINK_DOMAIN}=127.0.0.1:{the_sink.port}"
+        data_dir = Path(tmp) / "data"
+        env = sesame_env(dns_server, args.concurrency, routes, delivery=False)
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+            account = set_up_sender(sesame, dns_server, data_dir, url)
+            if account is None:
+                return None
+            signer = Signer(
+                sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"], request_body(RECIPIENT)
+            )
+            n = asyncio.run(inject(sesame.endpoint, signer, args.messages, args.clients, args.seconds))[
+                "accepted"
+            ]
+        env = sesame_env(dns_server, args.concurrency, routes, delivery=True)
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+            start = time.perf_counter()
+            assert sesame.proc is not None
+            last = the_sink.wait_for(n, args.seconds) if n else None
+            cpu = cpu_seconds(sesame.proc.pid)
+        return {"name": f"sesame-{args.database}", "queued": n, "delivered": the_sink.count(),
+                "delivered_s": n / (last - start) if last else float("nan"),
+                "cpu_ms": cpu / n * 1000 if n else float("nan")}  # fmt: skip
+
+
 def bench_memory(args: argparse.Namespace) -> dict | None:
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -762,6 +795,7 @@ def bench_postfix(args: argparse.Namespace, message: bytes) -> dict | None:
             if last is None:
                 print(f"postfix: only {delivered} of {n} accepted messages reached the sink in time\n"
                       f"{instance.log_tail()}")  # fmt: skip
+            drained = drain_postfix(args, instance, message_file, the_sink) if args.drain else None
         finally:
             instance.stop()
         time.sleep(0.2)  # cached sessions are closed by the stop: now they are counted
@@ -778,7 +812,43 @@ def bench_postfix(args: argparse.Namespace, message: bytes) -> dict | None:
             "span": (last or time.perf_counter()) - first_accept if n else float("nan"),
             "lag": last - accepts.times[-1] if last else float("nan"),
             "stuck": False,
+            "drain": drained,
         }
+
+
+def drain_postfix(
+    args: argparse.Namespace, instance: PrivatePostfix, message_file: Path, the_sink: SmtpSink | PythonSink
+) -> dict | None:
+    """Postfix's queue manager and smtp clients alone: with ``defer_transports = smtp`` the messages
+    wait in the queue; ``postqueue -f`` then sends them all, and the clock runs from there."""
+    postconf, postfix = tool("postconf") or "postconf", tool("postfix") or "postfix"
+    conf = ["-c", str(instance.config)]
+    run_postfix_command([postconf, *conf, "-e", "defer_transports = smtp"])
+    run_postfix_command([postfix, *conf, "reload"])
+    time.sleep(1.0)  # the reload is asynchronous
+    before = the_sink.count()
+    source = smtp_source(instance.port, message_file, args.messages, args.clients, RECIPIENT)
+    try:
+        source.wait(args.seconds)
+    except subprocess.TimeoutExpired:
+        stop_process(source)
+    deferred = spool_count(instance.root / "spool" / "deferred")
+    for _ in range(int(args.seconds * 10)):  # until every message has reached the deferred queue
+        if deferred >= args.messages:
+            break
+        time.sleep(0.1)
+        deferred = spool_count(instance.root / "spool" / "deferred")
+    start = time.perf_counter()
+    run_postfix_command([tool("postqueue") or "postqueue", *conf, "-f"])
+    last = the_sink.wait_for(before + deferred, args.seconds) if deferred else None
+    return {"name": "postfix", "queued": deferred, "delivered": the_sink.count() - before,
+            "delivered_s": deferred / (last - start) if last else float("nan"),
+            "cpu_ms": float("nan")}  # fmt: skip
+
+
+def spool_count(directory: Path) -> int:
+    """Queue files under a Postfix queue directory (hashed into subdirectories)."""
+    return sum(1 for f in directory.rglob("*") if f.is_file()) if directory.exists() else 0
 
 
 # -- main --------------------------------------------------------------------------------------------------
@@ -799,6 +869,8 @@ def main() -> None:
         "--seconds", type=float, default=300.0, help="time bound per side (sending + delivery)"
     )
     parser.add_argument("--no-postfix", action="store_true", help="Sesame only")
+    parser.add_argument("--drain", action="store_true",
+                        help="also time each side delivering N messages already queued")  # fmt: skip
     parser.add_argument("--memory", action="store_true", help="also the (slow) queue-memory run")
     parser.add_argument("--memory-messages", type=int, default=100_000)
     parser.add_argument("--memory-seconds", type=float, default=600.0)
@@ -849,6 +921,21 @@ def main() -> None:
                 print(f"{sesame['name']} / postfix, {label}: {ratio:.2f}x")
     else:
         print("no figures")
+
+    if args.drain:
+        print(flush=True)
+        drains = [drain_sesame(args)] + [r.get("drain") for r in results if r["name"] == "postfix"]
+        print(
+            f"drain: {args.messages} messages queued first, then delivered (concurrency {args.concurrency})"
+        )
+        print(f"{'target':>17} {'queued':>7} {'delivered':>9} {'delivered/s':>11} {'server CPU ms/msg':>17}")
+        for d in drains:
+            if d is not None:
+                print(f"{d['name']:>17} {d['queued']:>7} {d['delivered']:>9} {d['delivered_s']:>11.0f} "
+                      f"{d['cpu_ms']:>17.2f}")  # fmt: skip
+        if len(drains) == 2 and drains[0] and drains[1] and drains[1]["delivered_s"]:
+            print(f"{drains[0]['name']} / postfix, drain delivered/s: "
+                  f"{drains[0]['delivered_s'] / drains[1]['delivered_s']:.2f}x")  # fmt: skip
 
     if args.memory:
         print(flush=True)
