@@ -59,6 +59,18 @@ class Settlement:
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
+_QUEUE: sa.Table = QueueEntry.__table__  # type: ignore[assignment]
+_SETTLE = (
+    sa.update(_QUEUE)
+    .where(_QUEUE.c.id == sa.bindparam("entry_id"))
+    .values(
+        {c: sa.bindparam(c) for c in ("state", "next_attempt_at", "last_reply", "locked_by", "locked_until")}
+    )
+)
+_EVENTS: sa.Table = DeliveryEvent.__table__  # type: ignore[assignment]
+_RECORD = sa.insert(_EVENTS)
+
+
 class DeliveryQueue:
     def __init__(self, db: Database, worker_id: str) -> None:
         self.db = db
@@ -141,11 +153,11 @@ class DeliveryQueue:
             # Entries not held any more: our lease expired and another worker has them; its outcome counts.
             if not held:
                 return 0
-            await s.execute(  # ORM bulk UPDATE by primary key: one executemany
-                sa.update(QueueEntry),
+            await s.execute(  # Core statements on the tables: the ORM's bulk machinery costs more here
+                _SETTLE,
                 [
                     {
-                        "id": entry_id,
+                        "entry_id": entry_id,
                         "state": by_id[entry_id][1].state,
                         "next_attempt_at": by_id[entry_id][1].next_attempt_at or now,
                         "last_reply": by_id[entry_id][1].last_reply,
@@ -169,7 +181,7 @@ class DeliveryQueue:
                 for event_type, detail in st.events
             ]
             if records:
-                await s.execute(sa.insert(DeliveryEvent), records)
+                await s.execute(_RECORD, records)
         return len(held)
 
 

@@ -75,10 +75,11 @@ _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 def data_block(message: bytes) -> bytes:
     """The message as DATA carries it (RFC 5321 §4.1.1.4, §4.5.2): CRLF line ends (DKIM hashed it so),
     a CRLF at the end, leading dots doubled, and the terminating dot line."""
-    if b"\r" in message or b"\n." in message or message.startswith(b"."):
-        message = _LEADING_DOT.sub(b"..", _LINE_ENDS.sub(b"\r\n", message))
-    else:
-        message = message.replace(b"\n", b"\r\n")
+    crlf = message.count(b"\r\n")
+    if crlf != message.count(b"\n") or crlf != message.count(b"\r"):  # some line ends are not CRLF
+        message = _LINE_ENDS.sub(b"\r\n", message)
+    if b"\n." in message or message.startswith(b"."):
+        message = _LEADING_DOT.sub(b"..", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     return message + b".\r\n"
