@@ -43,6 +43,7 @@ from sesame.storage.models import (
     Message,
     QueueEntry,
     SendCounter,
+    table,
     utcnow,
 )
 
@@ -484,12 +485,13 @@ class Sending:
                         }
                     )
             outcomes.append(None)
+        # Core inserts on the tables, executemany: the ORM's bulk insert compiles anew for each batch.
         if messages:
-            await s.execute(sa.insert(Message), messages)
+            await s.execute(sa.insert(table(Message)), messages)
         if entries:
-            await s.execute(sa.insert(QueueEntry), entries)
+            await s.execute(sa.insert(table(QueueEntry)), entries)
         if records:
-            await s.execute(sa.insert(DeliveryEvent), records)
+            await s.execute(sa.insert(table(DeliveryEvent)), records)
         if increments:
             await self._add_counts(s, increments)
         if now - self._last_prune > 60:
@@ -529,12 +531,15 @@ class Sending:
             {"account_id": a, "region": r, "span": span, "bucket": b, "count": n}
             for (a, r, span, b), n in increments.items()
         ]
-        stmt = insert(SendCounter).values(rows)
+        # One row's upsert, run for each row (executemany): the same statement every time, so it is
+        # compiled once, where a multi-row VALUES would be compiled for each batch size.
+        counters = table(SendCounter)
+        stmt = insert(counters)
         stmt = stmt.on_conflict_do_update(
             index_elements=["account_id", "region", "span", "bucket"],
-            set_={"count": SendCounter.count + stmt.excluded.count},
+            set_={"count": counters.c.count + stmt.excluded.count},
         )
-        await s.execute(stmt)
+        await s.execute(stmt, rows)
 
     async def sent_last_24_hours(self, account_id: str, region: str) -> int:
         minute = int(time.time()) // DAY_SPAN

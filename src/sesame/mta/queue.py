@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sesame.storage.db import Database
-from sesame.storage.models import DeliveryEvent, Message, QueueEntry, utcnow
+from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
 
 #: States a worker picks up: new, waiting for a retry, or suppressed at acceptance (bounced at once).
 DUE_STATES = ("queued", "deferred", "suppressed")
@@ -59,7 +59,7 @@ class Settlement:
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
-_QUEUE: sa.Table = QueueEntry.__table__  # type: ignore[assignment]
+_QUEUE = table(QueueEntry)
 _SETTLE = (
     sa.update(_QUEUE)
     .where(_QUEUE.c.id == sa.bindparam("entry_id"))
@@ -67,8 +67,7 @@ _SETTLE = (
         {c: sa.bindparam(c) for c in ("state", "next_attempt_at", "last_reply", "locked_by", "locked_until")}
     )
 )
-_EVENTS: sa.Table = DeliveryEvent.__table__  # type: ignore[assignment]
-_RECORD = sa.insert(_EVENTS)
+_RECORD = sa.insert(table(DeliveryEvent))
 
 
 class DeliveryQueue:

@@ -40,6 +40,12 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         return value
 
 
+def table(model: Any) -> sa.Table:
+    """A mapped class's Table, for Core statements on the hot paths (lighter than the ORM's)."""
+    result: sa.Table = model.__table__
+    return result
+
+
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
     type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
