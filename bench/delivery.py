@@ -1,7 +1,7 @@
 """Delivery benchmark: messages accepted through SES v2 SendEmail and delivered over SMTP, against Postfix.
 
     python bench/delivery.py [--messages 2000] [--database sqlite|postgresql] [--concurrency 16]
-                             [--clients 16] [--seconds 300] [--no-postfix]
+                             [--clients 16] [--seconds 300] [--no-postfix] [--drain]
     python bench/delivery.py --memory [--memory-messages 100000] [--memory-seconds 600]
 
 Sesame: `sesame serve` on a free port with a fresh database. The sender domain is verified for real with
@@ -27,6 +27,12 @@ uses the aiosmtpd sink, which is slower, and the Postfix side is skipped.
     accepted/s   messages accepted / (last accept - start of sending); an accept is a 200 with a MessageId
                  for Sesame, a completed DATA (smtp-source -c) for Postfix
     delivered/s  messages at the sink / (last message at the sink - first accept)
+
+--drain: each side also delivers N messages that were queued before delivery started, which times the
+delivery engine alone (no API or SMTP intake competing for the cores). Sesame: a server with delivery
+off queues them, then a server with delivery on starts; the clock runs from its "ready" (so its start-up
+is included) to the last message at the sink. Postfix: `defer_transports = smtp` holds them in the
+deferred queue, then `postqueue -f` releases them; the clock runs from the flush.
 
 --memory (slow, off by default): a separate `sesame serve` with delivery disabled queues up to
 --memory-messages through the API, bounded by --memory-seconds, and reports the server process's
