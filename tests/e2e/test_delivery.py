@@ -272,10 +272,11 @@ def test_connections_are_reused(
     for i in range(30):
         received_by(sink, f"user{i}@dest-g.test")
     assert all(events(sesame, m)[0]["type"] == "Delivery" for m in ids)
-    # 30 messages, sent one by one as the API accepted them, over a handful of kept-open connections.
-    assert sink.connections - before <= 5
+    # 30 messages, sent one by one as the API accepted them, over kept-open connections: never more than
+    # the site's limit (delivery.max_connections_per_site, 10), so each carried several messages.
+    assert sink.connections - before <= 10
     reused = {m.connection_id for m in sink.messages if m.rcpt_tos[0].endswith("@dest-g.test")}
-    assert len(reused) <= 5
+    assert len(reused) <= 10
 
 
 def test_throttling_reply_slows_the_site_down(

@@ -45,6 +45,9 @@ from sesame.storage.models import ConfigurationSet, Identity, utcnow
 log = logging.getLogger(__name__)
 
 SIMULATOR = "simulator.amazonses.com"
+#: After a claim that emptied the queue, the next waits this long (s), so that mail accepted meanwhile is
+#: claimed together rather than one small write transaction per batch the send path commits.
+CLAIM_GATHER = 0.2
 
 
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
@@ -128,22 +131,27 @@ class DeliveryEngine:
         limit = max(1, self.delivery.concurrency)
         gate = asyncio.Semaphore(limit)
         inflight: set[asyncio.Task[None]] = set()
+        next_claim = 0.0  # monotonic time before which a claim waits, once the queue was found drained
         try:
             while True:
                 room = limit * 4 - len(inflight)
                 claimed: list[Claimed] = []
-                # Claim in batches: a claim is a write transaction (and a commit), too dear to pay for
-                # every delivery that finishes.
+                # Claim in batches: a claim is a write transaction, too dear to pay for every delivery
+                # that finishes or every batch of mail accepted.
                 if room >= limit or not inflight:
+                    if (pause := next_claim - time.monotonic()) > 0:
+                        await asyncio.sleep(pause)
                     try:
                         claimed = await self.queue.claim(room, self.delivery.lease_seconds)
                     except Exception:
                         log.exception("claiming queue entries failed")
+                    next_claim = time.monotonic() + CLAIM_GATHER
                 if claimed:
                     for task in await self._start(claimed, gate):
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
                     if len(claimed) >= room:
+                        next_claim = 0.0
                         continue  # more may be due: claim again as soon as there is room
                 self.connections.prune()
                 woken = asyncio.ensure_future(self._wake.wait())
