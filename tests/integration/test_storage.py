@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -36,26 +35,6 @@ def test_migrations_produce_exactly_the_models(database: str, tmp_path: Path) ->
         return result
 
     assert asyncio.run(diff()) == []
-
-
-def test_only_writes_marked_not_durable_skip_waiting_for_the_disk(database: str, tmp_path: Path) -> None:
-    """The delivery engine's claims and outcomes may skip the fsync; accepted mail never does, even on the
-    same connection right after such a write."""
-    settings = config.load("serve", data_dir=tmp_path, database=database, env={})
-    sesame = Sesame(settings)
-    sesame.migrate()
-    probe = "PRAGMA synchronous" if settings.is_sqlite else "SHOW synchronous_commit"
-
-    async def settings_seen() -> list[str]:
-        seen = []
-        for durable in (True, False, True):
-            async with sesame.db.write(durable=durable) as s:
-                seen.append(str((await s.execute(sa.text(probe))).scalar()))
-        await sesame.close()
-        return seen
-
-    full, relaxed = ("2", "1") if settings.is_sqlite else ("on", "off")  # SQLite: FULL is 2, NORMAL 1
-    assert asyncio.run(settings_seen()) == [full, relaxed, full]
 
 
 def test_second_process_on_the_same_sqlite_file(tmp_path: Path) -> None:

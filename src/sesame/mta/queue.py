@@ -110,7 +110,7 @@ class DeliveryQueue:
             )
             .execution_options(synchronize_session=False)
         )
-        async with self.db.write(durable=False) as s:  # see Database.write
+        async with self.db.write() as s:
             before = {entry_id: state for entry_id, state in await s.execute(pick)}
             if not before:
                 return []
@@ -141,7 +141,7 @@ class DeliveryQueue:
         if not by_id:
             return 0
         now = utcnow()
-        async with self.db.write(durable=False) as s:  # see Database.write
+        async with self.db.write() as s:
             held = set(
                 await s.scalars(
                     sa.select(QueueEntry.id).where(

@@ -20,7 +20,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -43,10 +42,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "NOR
     cursor.close()
 
 
-#: Execution option: False lets a write transaction's commit skip the wait for the disk.
-DURABLE = "sesame_durable"
-
-
 def _sqlite_events(engine: Engine, immediate: bool) -> None:
     synchronous = "FULL" if immediate else "NORMAL"
     event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, synchronous))
@@ -54,11 +49,6 @@ def _sqlite_events(engine: Engine, immediate: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        if immediate:  # a writer: FULL unless the transaction may be lost in a power cut (write(durable=))
-            wanted = "FULL" if conn.get_execution_options().get(DURABLE, True) else "NORMAL"
-            if conn.info.get("synchronous") != wanted:  # outside a transaction, as SQLite requires
-                conn.exec_driver_sql(f"PRAGMA synchronous={wanted}")
-                conn.info["synchronous"] = wanted
         conn.exec_driver_sql(begin)
 
 
@@ -121,9 +111,6 @@ class Database:
             self.read_engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
             self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
-        self._write_lazily = async_sessionmaker(
-            self.write_engine, expire_on_commit=False, execution_options={DURABLE: False}
-        )
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -131,15 +118,8 @@ class Database:
             yield session
 
     @contextlib.asynccontextmanager
-    async def write(self, *, durable: bool = True) -> AsyncIterator[AsyncSession]:
-        """A write transaction. ``durable=False``: its commit does not wait for the disk (SQLite
-        synchronous=NORMAL, PostgreSQL synchronous_commit=off), so a power cut (not a killed process)
-        may undo it. Only for writes that can be redone: the delivery engine's claims and outcomes,
-        where losing one means an entry is delivered again, never that mail is lost. Accepting mail
-        is always durable; in either database a durable commit also makes earlier ones durable."""
-        async with (self._write if durable else self._write_lazily)() as session, session.begin():
-            if not durable and not self.is_sqlite:
-                await session.execute(sa.text("SET LOCAL synchronous_commit = off"))
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._write() as session, session.begin():
             yield session
 
     async def page(self, query: Any, key: Any, after: str | None, limit: int) -> tuple[list[Any], str | None]:
