@@ -62,26 +62,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import dkim
 import dns.resolver
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
+from send import DOMAIN, PATH, REGION, boto_client, exchange, free_port, text_body  # bench/, beside us
 
 from sesame.testing.databases import temporary_database
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess, sesame_cli
 from sesame.testing.smtp import SinkServer
 
-DOMAIN = "bench.test"
 SENDER = f"sender@{DOMAIN}"
 SINK_DOMAIN = "sink.test"
 PROBE_DOMAIN = "probe.test"
 RECIPIENT = f"someone@{SINK_DOMAIN}"
-PATH = "/v2/email/outbound-emails"
-REGION = "us-east-1"
 DKIM_BITS = 2048
 RSS_TARGET_MB = 300
 INSTALL = "apt-get install -y postfix"
@@ -89,15 +85,6 @@ SBIN = "/usr/sbin"
 RESIGN_AFTER = 600.0  # seconds; a SigV4 signature stays valid for 15 minutes
 GRACE = 30.0  # seconds past a time bound before a stuck step is abandoned
 COUNTER = re.compile(rb"sess=(\d+) quit=\d+ mesg=(\d+)")
-
-
-def text_body(size: int = 2048) -> str:
-    lines = []
-    n = 0
-    while sum(len(line) for line in lines) < size:
-        n += 1
-        lines.append(f"Line {n:03d} of the benchmark message: plain ASCII text, nothing to encode.\n")
-    return "".join(lines)[:size]
 
 
 def request_body(recipient: str) -> bytes:
@@ -113,12 +100,6 @@ def request_body(recipient: str) -> bytes:
 def tool(name: str) -> str | None:
     """A Postfix program, on PATH or in /usr/sbin (which a non-root PATH often lacks)."""
     return shutil.which(name) or shutil.which(name, path=SBIN)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
@@ -285,25 +266,6 @@ class Signer:
         return self.request
 
 
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> tuple[int, bytes, bool]:
-    """One keep-alive HTTP/1.1 exchange: (status, body, connection reusable). Sesame sends Content-Length."""
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    keep_alive = True
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep_alive = False
-    return status, await reader.readexactly(length), keep_alive
-
-
 async def inject(
     endpoint: str,
     signer: Signer,
@@ -335,7 +297,7 @@ async def inject(
             try:
                 if conn is None:
                     conn = conns[i] = await asyncio.open_connection(host, int(port))
-                status, body, keep_alive = await _exchange(*conn, signer.current())
+                status, body, keep_alive = await exchange(*conn, signer.current())
                 if not keep_alive:
                     conn[1].close()
                     conns[i] = None
@@ -382,17 +344,6 @@ async def inject(
 
 
 # -- Sesame ------------------------------------------------------------------------------------------------
-
-
-def boto_client(service: str, endpoint: str, key: str, secret: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        config=Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=30),
-    )
 
 
 def dns_txt(dns_server: DnsServer) -> Callable[..., bytes]:

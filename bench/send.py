@@ -90,7 +90,7 @@ def signed_request(endpoint: str, key: str, secret: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + BODY
 
 
-async def _exchange(
+async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> tuple[int, bytes, bool]:
     """One HTTP/1.1 exchange, reading the whole body; returns (status, body, connection reusable).
@@ -153,7 +153,7 @@ class Client:
         self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]
     ) -> tuple[bool, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
         """One request; returns (accepted, the connection if still usable)."""
-        status, body, keep_alive = await _exchange(*conn, self.request)
+        status, body, keep_alive = await exchange(*conn, self.request)
         accepted = status == 200 and b"MessageId" in body
         if not accepted:
             self.note_error(f"HTTP {status}: ".encode() + body)

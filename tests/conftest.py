@@ -13,6 +13,7 @@ import pytest
 from botocore.config import Config
 
 from sesame.testing.databases import BACKENDS, temporary_database
+from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess, sesame_cli
 
 # Tests must not pick up a developer's AWS settings or Sesame overrides.
@@ -38,6 +39,13 @@ def module_database(
 ) -> Iterator[str]:
     with temporary_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def dns_server(module_database: str) -> Iterator[DnsServer]:
+    """One zone per module and database run: records published for one must not leak into the other."""
+    with DnsServer() as server:
+        yield server
 
 
 def client(

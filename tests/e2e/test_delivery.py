@@ -45,12 +45,6 @@ def throttling_sink(module_database: str) -> Iterator[SinkServer]:
 
 
 @pytest.fixture(scope="module")
-def dns_server(module_database: str) -> Iterator[DnsServer]:
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str,
     sink: SinkServer,

@@ -23,13 +23,6 @@ from tests.conftest import Serve, client, query
 
 
 @pytest.fixture(scope="module")
-def dns_server(module_database: str) -> Iterator[DnsServer]:
-    """One zone per database run: records published for one must not leak into the other."""
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:

@@ -28,12 +28,6 @@ MESSAGE_ID = re.compile(
 
 
 @pytest.fixture(scope="module")
-def dns_server(module_database: str) -> Iterator[DnsServer]:
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:

@@ -44,20 +44,18 @@ class Scripted:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 scripted ESMTP\r\n")
-        pending, body, in_data = b"", b"", False
+        pending, in_data = b"", False
         while chunk := await reader.read(65536):
             self.chunks.append(chunk)
             pending += chunk
             out = []
             while True:
-                if in_data:
-                    end = pending.find(b"\r\n.\r\n") if pending != b".\r\n" else -2
+                if in_data:  # the body runs to a line holding only a dot (an empty body: that line alone)
+                    end = -2 if pending.startswith(b".\r\n") else pending.find(b"\r\n.\r\n")
                     if end == -1:
                         break
-                    body, pending = (
-                        (b"", pending[3:]) if end == -2 else (pending[: end + 2], pending[end + 5 :])
-                    )
-                    self.bodies.append(body)
+                    self.bodies.append(pending[: end + 2])
+                    pending = pending[end + 5 :]
                     in_data = False
                     out.append(self.answer("."))
                     continue

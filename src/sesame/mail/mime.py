@@ -210,12 +210,12 @@ def build_simple(
     ]
     given = ((text, "plain", text_charset), (html, "html", html_charset))
     bodies = [(body, sub, cs) for body, sub, cs in given if body is not None] or [("", "plain", None)]
-    if len(bodies) == 1 and not attachments and not headers and _plain_7bit(*bodies[0]):
+    if len(bodies) == 1 and not attachments and not headers and _plain_7bit(bodies[0][0], bodies[0][2]):
         return _written_directly(fields, *bodies[0][:2])
     return _via_email_package(fields, bodies, headers, attachments)
 
 
-def _plain_7bit(content: str, subtype: str, charset: str | None) -> bool:
+def _plain_7bit(content: str, charset: str | None) -> bool:
     """A UTF-8 text that goes out as written: ASCII, no CR or NUL, lines short enough for 7bit."""
     return (
         charset is None
@@ -277,7 +277,7 @@ def _via_email_package(
 def _set_text(part: MIMEPart, content: str, subtype: str, charset: str | None) -> MIMEPart:
     """A text body in its charset, UTF-8 by default: ASCII as 7bit while its lines are short, other text
     quoted-printable while mostly ASCII (readable and compact), else base64 (RFC 2045 §6)."""
-    if _plain_7bit(content, subtype, charset):
+    if _plain_7bit(content, charset):
         # The usual body, written directly: set_content would weigh every encoding first (~150 µs).
         body = content if content.endswith("\n") or not content else content + "\n"
         part.set_payload(body.replace("\n", "\r\n"))
