@@ -328,6 +328,51 @@ def test_unknown_members_are_ignored_and_list_order_is_numeric() -> None:
     assert query.parse(op, form) == {"Identities": ["id1", "id2", "id9", "id10"]}
 
 
+def test_leading_zeros_still_convert() -> None:
+    op = SES.operation_model("ListIdentities")
+    assert query.parse(op, {"MaxItems": "0" * 40 + "12"}) == {"MaxItems": 12}
+
+
+def test_a_flood_of_parameters_is_refused_before_it_is_decoded() -> None:
+    body = b"Action=SendEmail&" + b"&".join(b"P%d=1" % i for i in range(1_000_000))
+    with pytest.raises(errors.ValidationError, match=f"more than {query.MAX_PARAMETERS} parameters"):
+        query.read_form(form_request(body))
+    # The cap counts the query string and the body together.
+    half = "&".join(f"Q{i}=1" for i in range(query.MAX_PARAMETERS // 2 + 1))
+    with pytest.raises(errors.ValidationError):
+        query.read_form(form_request(half.encode(), half))
+
+
+def test_the_largest_honest_request_fits_under_the_cap() -> None:
+    tags = [{"Name": f"n{j}", "Value": "v"} for j in range(50)]
+    destination = {
+        "Destination": {"ToAddresses": [f"to{j}@example.com" for j in range(50)]},
+        "ReplacementTags": tags,
+        "ReplacementTemplateData": "{}",
+    }
+    params = {
+        "Source": "a@example.com",
+        "Template": "t",
+        "DefaultTemplateData": "{}",
+        "DefaultTags": tags,
+        "Destinations": [destination] * 50,
+    }
+    form = query.read_form(botocore_request("SendBulkTemplatedEmail", params))
+    assert len(form) < query.MAX_PARAMETERS
+    parsed = query.parse(SES.operation_model("SendBulkTemplatedEmail"), form)
+    assert len(parsed["Destinations"]) == 50
+    assert parsed["Destinations"][49]["ReplacementTags"][49] == {"Name": "n49", "Value": "v"}
+
+
+def test_names_the_model_does_not_know_never_enter_the_parse() -> None:
+    op = SES.operation_model("SendEmail")
+    form = {f"Junk{i}.a.b.c": "x" for i in range(1000)}
+    form.update({f"Destination.ToAddresses.member.{i}.deeper": "x" for i in range(1, 1000)})
+    form.update({"Destination.ToAddresses.member.1": "a@b.com", "Source.member.1": "x"})
+    form.update({"Destination.ToAddresses.member.1234567": "too@far.com", "Tags.member.1.Bogus": "x"})
+    assert query.parse(op, form) == {"Destination": {"ToAddresses": ["a@b.com"]}}
+
+
 def test_empty_list_as_botocore_sends_it() -> None:
     req = botocore_request("GetIdentityVerificationAttributes", {"Identities": []})
     op = SES.operation_model("GetIdentityVerificationAttributes")
@@ -397,6 +442,9 @@ def test_json_body_is_not_a_form() -> None:
         ("ListIdentities", {"MaxItems": "2147483648"}, "parameter MaxItems"),
         ("ListIdentities", {"MaxItems": "1.5"}, "parameter MaxItems"),
         ("ListIdentities", {"MaxItems": "1_000"}, "parameter MaxItems"),
+        # More digits than Python converts at all (4,300): once a bare ValueError, answered as a 500.
+        ("ListIdentities", {"MaxItems": "9" * 5000}, "parameter MaxItems"),
+        ("ListIdentities", {"MaxItems": "0" * 5000 + "1" * 20}, "parameter MaxItems"),
         ("UpdateAccountSendingEnabled", {"Enabled": "yes"}, "Invalid boolean value 'yes'"),
         ("SendRawEmail", {"RawMessage.Data": "not base64!"}, "Invalid Base64 encoding"),
         ("SendRawEmail", {"RawMessage.Data": "SGk"}, "Invalid Base64 encoding"),
