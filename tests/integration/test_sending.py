@@ -540,6 +540,109 @@ def test_bad_tags(sender: Sender) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------ addresses
+
+
+def _bad_addresses(domain: str) -> list[str]:
+    """Addresses no SMTP envelope may carry; the first is issue 16's command injection, which passes the
+    sandbox because its +label reduces it to an address of the verified domain."""
+    return [
+        f'me+"\nRCPT TO:<evil@evil.test>\nNOOP\nNOOP "@{domain}',
+        '"x\nDATA"@a.test',
+        f"me\x00@{domain}",
+        f'"me>"@{domain}',
+        "a" * 65 + f"@{domain}",
+        "me@" + ".".join(["b" * 63] * 4) + ".test",
+        "me@[127.0.0.1]",
+        f"me@-{domain}",
+    ]
+
+
+def test_envelope_addresses_must_be_rfc5321_mailboxes(sesame: Serve, sender: Sender) -> None:
+    """Every parameter that becomes MAIL FROM or RCPT TO, on both APIs, refuses what is not a mailbox
+    with SES's error (400), before anything is stored."""
+    me = f"me@{sender.domain}"
+    v1_body = {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}
+    v2_simple = {"Simple": v1_body}
+    raw = f"From: {me}\r\nTo: friend@{sender.domain}\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    v1, v2 = sender.v1, sender.v2
+    paths: dict[str, Any] = {
+        "v1 To": lambda a: v1.send_email(Source=me, Destination={"ToAddresses": [a]}, Message=v1_body),
+        "v1 Cc": lambda a: v1.send_email(Source=me, Destination={"CcAddresses": [a]}, Message=v1_body),
+        "v1 Bcc": lambda a: v1.send_email(
+            Source=me, Destination={"ToAddresses": [me], "BccAddresses": [a]}, Message=v1_body
+        ),
+        "v1 ReturnPath": lambda a: v1.send_email(
+            Source=me, ReturnPath=a, Destination={"ToAddresses": [me]}, Message=v1_body
+        ),
+        "v1 Source": lambda a: v1.send_email(Source=a, Destination={"ToAddresses": [me]}, Message=v1_body),
+        "v1 ReplyTo": lambda a: v1.send_email(
+            Source=me, ReplyToAddresses=[a], Destination={"ToAddresses": [me]}, Message=v1_body
+        ),
+        "v1 raw Destinations": lambda a: v1.send_raw_email(Destinations=[a], RawMessage={"Data": raw}),
+        "v1 raw Source": lambda a: v1.send_raw_email(Source=a, RawMessage={"Data": raw}),
+        "v2 To": lambda a: v2.send_email(
+            FromEmailAddress=me, Destination={"ToAddresses": [a]}, Content=v2_simple
+        ),
+        "v2 Cc": lambda a: v2.send_email(
+            FromEmailAddress=me, Destination={"CcAddresses": [a]}, Content=v2_simple
+        ),
+        "v2 Bcc": lambda a: v2.send_email(
+            FromEmailAddress=me, Destination={"ToAddresses": [me], "BccAddresses": [a]}, Content=v2_simple
+        ),
+        "v2 FeedbackForwardingEmailAddress": lambda a: v2.send_email(
+            FromEmailAddress=me,
+            FeedbackForwardingEmailAddress=a,
+            Destination={"ToAddresses": [me]},
+            Content=v2_simple,
+        ),
+        "v2 FromEmailAddress": lambda a: v2.send_email(
+            FromEmailAddress=a, Destination={"ToAddresses": [me]}, Content=v2_simple
+        ),
+        "v2 raw Bcc": lambda a: v2.send_email(
+            Destination={"ToAddresses": [me], "BccAddresses": [a]}, Content={"Raw": {"Data": raw}}
+        ),
+        "v2 raw FeedbackForwardingEmailAddress": lambda a: v2.send_email(
+            FeedbackForwardingEmailAddress=a, Content={"Raw": {"Data": raw}}
+        ),
+    }
+    wrong = []
+    for address in _bad_addresses(sender.domain):
+        for name, send in paths.items():
+            try:
+                send(address)
+                outcome = "accepted"
+            except ClientError as exc:
+                error, status = exc.response["Error"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
+                outcome = f"{status} {error['Code']}"
+            expected = "400 " + ("InvalidParameterValue" if name.startswith("v1") else "BadRequestException")
+            if outcome != expected:
+                wrong.append((name, address, outcome))
+    assert wrong == []
+    assert query(sesame, "SELECT id FROM messages WHERE account_id = :a", a=sender.id) == []
+
+
+def test_unusual_but_valid_addresses_reach_the_envelope(sesame: Serve, sender: Sender) -> None:
+    sender.production()
+    out = sender.v1.send_email(
+        Source=f'"Me, Myself" <me+news@{sender.domain}>',
+        ReturnPath=f'"bounce handler"@{sender.domain}',
+        Destination={
+            "ToAddresses": ['"john smith"@example.org', "o'brien+tag@example.org"],
+            "BccAddresses": ["Anna <anna@münchen.example>"],  # headers need punycode; envelopes get it
+        },
+        Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}},
+    )
+    msg, entries = stored(sesame, out["MessageId"])
+    assert [r for r, _ in entries] == [
+        '"john smith"@example.org',
+        "o'brien+tag@example.org",
+        "anna@xn--mnchen-3ya.example",
+    ]
+    assert msg["from_address"] == f"me+news@{sender.domain}"
+    assert msg["source"] == f'"bounce handler"@{sender.domain}'
+
+
 # ------------------------------------------------------------------------------------ dev mode
 
 

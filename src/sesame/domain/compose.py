@@ -97,6 +97,8 @@ def simple(
 ) -> Outgoing:
     from_address = bare_address(env.source)
     recipients = recipients_of([*env.to, *env.cc, *env.bcc])
+    for address in env.reply_to:  # only a header field, but SES refuses a malformed one all the same
+        bare_address(address)
     message_id = new_message_id()
     for att in attachments:
         try:
@@ -148,6 +150,7 @@ def raw(
     *,
     source: str | None,
     destinations: list[str] | None,
+    return_path: str | None = None,
     from_arn: str | None,
     source_arn: str | None,
     return_path_arn: str | None,
@@ -156,7 +159,8 @@ def raw(
     limit: int,
 ) -> Outgoing:
     """SendRawEmail / v2 Raw content: the message as given but for the X-SES-* fields, Bcc, Message-ID
-    and Date. API parameters win over the X-SES-* headers; API tags replace header tags."""
+    and Date. API parameters win over the X-SES-* headers; API tags replace header tags. ``return_path``
+    (v2 FeedbackForwardingEmailAddress) wins over ``source`` for the envelope sender."""
     _too_large(len(data), limit)
     try:
         body, info = mime.process_raw(data, max_bytes=len(data))
@@ -166,7 +170,7 @@ def raw(
         raise SendError("invalid", "Empty message.")
     header_from = info.from_addr
     from_address = bare_address(header_from or source or "")
-    envelope = source or info.return_path or header_from or ""
+    envelope = return_path or source or info.return_path or header_from or ""
     recipients = recipients_of(destinations if destinations else [*info.to, *info.cc, *info.bcc])
     message_id = new_message_id()
     body = mime.remove_headers(body, ["bcc"])
