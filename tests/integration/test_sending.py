@@ -622,6 +622,23 @@ def test_envelope_addresses_must_be_rfc5321_mailboxes(sesame: Serve, sender: Sen
     assert query(sesame, "SELECT id FROM messages WHERE account_id = :a", a=sender.id) == []
 
 
+def test_an_address_without_domain_gets_ses_message(sender: Sender) -> None:
+    with pytest.raises(ClientError) as err:
+        sender.v1.send_email(
+            Source=f"me@{sender.domain}",
+            Destination={"ToAddresses": ["resource_owner"]},
+            Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}},
+        )
+    assert code(err) == ("InvalidParameterValue", "Missing final '@domain'")
+    with pytest.raises(sender.v2.exceptions.BadRequestException) as err:
+        sender.v2.send_email(
+            FromEmailAddress="Me <me>",
+            Destination={"ToAddresses": [f"me@{sender.domain}"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+        )
+    assert code(err) == ("BadRequestException", "Missing final '@domain'")
+
+
 def test_unusual_but_valid_addresses_reach_the_envelope(sesame: Serve, sender: Sender) -> None:
     sender.production()
     out = sender.v1.send_email(

@@ -85,10 +85,16 @@ def _refused(value: str) -> str:
         ("Name <a@example.com> trailing", ILLEGAL),
         ("ceo@bank.test)<me@example.com>", ILLEGAL),
         ("group: a@example.com;", ILLEGAL),
-        ("<>", ILLEGAL),
-        (":R)RY\\'hj; :.cH/(|X", ILLEGAL),  # junk that makes the stdlib parser raise AttributeError
-        ("<", ILLEGAL),  # ... IndexError
+        ("v@[", ILLEGAL),  # junk that makes the stdlib parser raise AttributeError,
+        ("I@", ILLEGAL),  # ... IndexError,
+        (" .GT@", ILLEGAL),  # ... TypeError,
+        (";d <H\\Y,F@[ ", ILLEGAL),  # ... UnboundLocalError
     ],
 )
 def test_anything_else_is_refused_with_ses_words(value: str, message: str) -> None:
     assert _refused(value) == message
+
+
+@pytest.mark.parametrize("value", ["bob", "Bob Example <bob>", "", "<>", "bob.example.com"])
+def test_an_address_without_at_is_missing_its_domain(value: str) -> None:
+    assert _refused(value) == "Missing final '@domain'"  # SES's words for it

@@ -91,6 +91,7 @@ def is_simulator(address: str) -> bool:
 #: RFC 5321 §4.5.3.1.1-3: local part, domain, and path (the address with its angle brackets), in octets.
 MAX_LOCAL_PART, MAX_DOMAIN, MAX_PATH = 64, 255, 256
 ILLEGAL_ADDRESS = "Illegal address"  # SES's words (InvalidParameterValue), as for the cases below
+MISSING_DOMAIN = "Missing final '@domain'"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: RFC 5321 §4.1.2 Local-part: a Dot-string of atext (RFC 5322 §3.2.3) or a Quoted-string of
 #: qtextSMTP / quoted-pairSMTP, here without "<" and ">", which no real mailbox needs and which let an
@@ -112,9 +113,11 @@ def _address_list(value: str) -> list[Address]:
     if control := _CONTROL.search(value):
         domain = 0 <= value.rfind("@") < control.start()
         raise _illegal(f"{'Domain' if domain else 'Local address'} contains control or whitespace")
+    if "@" not in value:
+        raise _illegal(MISSING_DOMAIN)
     try:
         field_body = _email_policy.header_factory("To", value)
-    except Exception:  # the stdlib parser raises AttributeError, IndexError, TypeError on some junk
+    except Exception:  # on some junk the stdlib parser raises AttributeError, IndexError, TypeError...
         raise _illegal() from None
     if any(isinstance(d, NonASCIILocalPartDefect) for d in field_body.defects):
         raise _illegal("Local address contains control or whitespace")  # SES has no SMTPUTF8: its words
