@@ -246,6 +246,52 @@ def test_raw_email_keeps_the_body_and_drops_ses_headers(sesame: Serve, sender: S
     assert [r for r, _ in stored(sesame, out["MessageId"])[1]] == ["only-this@example.org"]
 
 
+def _raw_from(domain: str, *fields: str) -> bytes:
+    head = "".join(f"{f}\r\n" for f in fields)
+    return f"{head}To: friend@{domain}\r\nSubject: hello\r\n\r\nbody\r\n".encode()
+
+
+def test_raw_from_spoofing_is_refused(sesame: Serve, sender: Sender) -> None:
+    """Every mailbox a raw message claims to be from is checked, however its From field is spelled."""
+    me, d = f"me@{sender.domain}", sender.domain
+    unverified = [
+        ["From : CEO <ceo@bank.test>"],  # blanks before the colon: still a From field (RFC 5322 §4.5)
+        ["X-Mailer: x", "FROM\t: CEO <ceo@bank.test>"],
+        [f"From: {me}, CEO <ceo@bank.test>", f"Sender: {me}"],
+        [f"From: {me}", "Sender: CEO <ceo@bank.test>"],
+    ]
+    for fields in unverified:
+        raw = _raw_from(d, *fields)
+        with pytest.raises(ClientError) as err:
+            sender.v1.send_raw_email(Source=me, RawMessage={"Data": raw})
+        assert code(err) == (
+            "MessageRejected",
+            "Email address is not verified. The following identities failed the check in region "
+            "US-EAST-1: ceo@bank.test",
+        ), fields
+        with pytest.raises(sender.v2.exceptions.MessageRejected):
+            sender.v2.send_email(FromEmailAddress=me, Content={"Raw": {"Data": raw}})
+    malformed = [
+        [f"From: {me}", "From : CEO <ceo@bank.test>"],  # RFC 5322 §3.6: exactly one From field
+        [f"From: {me}, CEO <ceo@bank.test"],
+        [f"From: {me}, undisclosed:;"],
+        [f"From: {me}", f"Sender: {me}, other@{d}"],
+    ]
+    for fields in malformed:
+        raw = _raw_from(d, *fields)
+        with pytest.raises(ClientError) as err:
+            sender.v1.send_raw_email(Source=me, RawMessage={"Data": raw})
+        assert code(err)[0] == "InvalidParameterValue", fields
+        with pytest.raises(sender.v2.exceptions.BadRequestException):
+            sender.v2.send_email(FromEmailAddress=me, Content={"Raw": {"Data": raw}})
+    assert query(sesame, "SELECT id FROM messages WHERE account_id = :a", a=sender.id) == []
+    # Several From mailboxes, all covered, with a Sender: fine.
+    raw = _raw_from(d, f'From: "Me, Myself" <{me}>, other@{d}', f"Sender : {me}")
+    out = sender.v1.send_raw_email(RawMessage={"Data": raw})
+    msg, entries = stored(sesame, out["MessageId"])
+    assert msg["from_address"] == me and entries == [(f"friend@{d}", "queued")]
+
+
 def test_quotas_rate_and_daily(sender: Sender) -> None:
     sender.production(max_send_rate="1", max_24_hour_send="3")
     simple = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sesame.domain.sending import Outgoing, SendError, bare_address, new_message_id, recipients_of
+from sesame.domain.sending import (
+    Outgoing,
+    SendError,
+    bare_address,
+    mailboxes,
+    new_message_id,
+    recipients_of,
+)
 from sesame.mail import mime
 from sesame.mail import templates as hb
 from sesame.storage.models import utcnow
@@ -168,9 +175,11 @@ def raw(
         raise _mime_error(exc) from None
     if not body.strip():
         raise SendError("invalid", "Empty message.")
-    header_from = info.from_addr
-    from_address = bare_address(header_from or source or "")
-    envelope = return_path or source or info.return_path or header_from or ""
+    # Whoever the message says it is from must be covered: every From mailbox and the Sender.
+    header_from = mailboxes(info.from_field) if info.from_field is not None else []
+    sender = [bare_address(info.sender_field)] if info.sender_field is not None else []
+    from_address = header_from[0] if header_from else bare_address(source or "")
+    envelope = return_path or source or info.return_path or from_address
     recipients = recipients_of(destinations if destinations else [*info.to, *info.cc, *info.bcc])
     message_id = new_message_id()
     body = mime.remove_headers(body, ["bcc"])
@@ -182,6 +191,7 @@ def raw(
         envelope_from=bare_address(envelope),
         recipients=recipients,
         body=body,
+        other_senders=[*header_from[1:], *sender],
         subject=info.subject,
         configuration_set=configuration_set or info.configuration_set,
         tags=tags or check_tags(info.message_tags),

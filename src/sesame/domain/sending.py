@@ -161,6 +161,14 @@ def bare_address(value: str) -> str:
     return _mailbox(found[0])
 
 
+def mailboxes(value: str) -> list[str]:
+    """Each mailbox of a mailbox-list (a From field body, RFC 5322 §3.6.2), as ``bare_address`` gives it."""
+    found = _address_list(value)
+    if not found:
+        raise _illegal()
+    return [_mailbox(a) for a in found]
+
+
 def recipients_of(addresses: Iterable[str]) -> list[str]:
     """Envelope recipients, each once (case-insensitively, the first spelling kept), at most 50."""
     seen: dict[str, str] = {}
@@ -189,6 +197,9 @@ class Outgoing:
     configuration_set: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Other addresses the message claims to be from (the rest of a raw From, its Sender): each must
+    #: be covered as ``from_address`` is.
+    other_senders: list[str] = field(default_factory=list)
     #: Sending authorization: the identity ARN authorizing the sender / the return path.
     from_arn: str | None = None
     return_path_arn: str | None = None
@@ -364,8 +375,9 @@ class Sending:
 
     async def _check(self, account_id: str, region: str, msg: Outgoing) -> tuple[SenderState, dict[str, str]]:
         sandbox_checked = [r for r in msg.recipients if not is_simulator(r)]
+        senders = [msg.from_address, msg.envelope_from, *msg.other_senders]
         state, own, suppressed = await self._load(
-            account_id, region, [msg.from_address, msg.envelope_from, *sandbox_checked], msg.recipients
+            account_id, region, [*senders, *sandbox_checked], msg.recipients
         )
         if state is None:  # the account's first call in this region
             state = SenderState.of((await self.accounts.region(account_id, region)).__dict__)
@@ -378,6 +390,13 @@ class Sending:
             sender = _most_specific(_candidates(msg.from_address), own)
         if sender is None:
             failed.append(msg.from_address)
+        for address in dict.fromkeys(a for a in msg.other_senders if a.lower() != msg.from_address.lower()):
+            if msg.from_arn:
+                ok = await self._authorized(account_id, region, address, msg.from_arn, own) is not None
+            else:
+                ok = _most_specific(_candidates(address), own) is not None
+            if not ok:
+                failed.append(address)
         if msg.envelope_from.lower() != msg.from_address.lower():
             arn = msg.return_path_arn or msg.from_arn
             if arn:
