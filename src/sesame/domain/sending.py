@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
+from sesame.domain.authorization import policy_allows
 from sesame.domain.configuration_sets import (
     ConfigurationSetError,
     ConfigurationSets,
@@ -336,7 +337,7 @@ class Sending:
         )
         if not covers:
             return None
-        if owner == account_id or _policy_allows(row.policies or {}, account_id, arn):
+        if owner == account_id or policy_allows(row.policies or {}, account_id, arn):
             return row
         return None
 
@@ -695,48 +696,3 @@ def _most_specific(names: list[str], found: dict[str, SenderIdentity]) -> Sender
         if row is not None and row.verification_status == SUCCESS:
             return row
     return None
-
-
-def _policy_allows(policies: dict[str, Any], account_id: str, arn: str) -> bool:
-    """Whether an identity's sending-authorization policies let ``account_id`` send through it.
-
-    Evaluated: Effect, Principal (account id, account ARN, user/role ARNs in it, or ``*``), Action
-    (``ses:Send*`` family) and Resource. Conditions are not evaluated yet: a statement with a Condition
-    does not allow anything, so nothing is authorized that a condition might have refused.
-    """
-    allowed = False
-    for text in policies.values():
-        try:
-            doc = json.loads(text) if isinstance(text, str) else text
-        except ValueError:
-            continue
-        statements = doc.get("Statement", []) if isinstance(doc, dict) else []
-        for st in statements if isinstance(statements, list) else [statements]:
-            if not isinstance(st, dict) or not _principal(st.get("Principal"), account_id):
-                continue
-            actions = _as_list(st.get("Action"))
-            if not any(a in ("ses:*", "ses:Send*", "*") or a.startswith("ses:Send") for a in actions):
-                continue
-            resources = _as_list(st.get("Resource"))
-            if resources and not any(
-                r in ("*", arn) or arn.endswith(r.rpartition(":")[2]) for r in resources
-            ):
-                continue
-            if st.get("Effect") == "Deny":
-                return False
-            if st.get("Effect") == "Allow" and not st.get("Condition"):
-                allowed = True
-    return allowed
-
-
-def _as_list(value: Any) -> Sequence[str]:
-    return [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
-
-
-def _principal(principal: Any, account_id: str) -> bool:
-    if principal == "*":
-        return True
-    if not isinstance(principal, dict):
-        return False
-    entries = _as_list(principal.get("AWS"))
-    return any(e == "*" or e == account_id or f":{account_id}:" in e for e in entries)
