@@ -572,6 +572,48 @@ def test_sending_authorization(sesame: Serve, sender: Sender, dns_server: DnsSer
     assert MESSAGE_ID.match(out["MessageId"])
 
 
+def test_sending_authorization_matches_the_identity_arn_exactly(
+    sesame: Serve, sender: Sender, dns_server: DnsServer
+) -> None:
+    owner = sender
+    delegate = Sender(sesame, dns_server, f"delegate{next(_counter)}", f"delegate-{owner.domain}")
+    arn = f"arn:aws:ses:us-east-1:{owner.id}:identity/{owner.domain}"
+
+    def send(**kw: Any) -> Any:
+        return delegate.v2.send_email(
+            FromEmailAddress=f"billing@{owner.domain}",
+            FromEmailAddressIdentityArn=arn,
+            Destination={"ToAddresses": [f"a@{delegate.domain}"]},  # the delegate is in the sandbox
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+            **kw,
+        )
+
+    def policy(*statements: dict[str, Any]) -> None:
+        owner.v1.put_identity_policy(
+            Identity=owner.domain,
+            PolicyName="delegate",
+            Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}),
+        )
+
+    allow = {"Effect": "Allow", "Principal": {"AWS": delegate.id}, "Action": "ses:SendEmail", "Resource": arn}
+    for resource in (
+        arn.replace("us-east-1", "eu-west-1"),  # the same identity in another region
+        arn.replace(owner.id, delegate.id),  # another account's identity of that name
+        f"arn:aws:ses:us-east-1:{owner.id}:identity/mail.{owner.domain}",
+    ):
+        policy({**allow, "Resource": resource})
+        with pytest.raises(delegate.v2.exceptions.MessageRejected):
+            send()
+    policy({**allow, "Action": "ses:SendTemplatedEmail"})  # another action
+    with pytest.raises(delegate.v2.exceptions.MessageRejected):
+        send()
+    policy({**allow, "Resource": f"arn:aws:ses:*:{owner.id}:identity/*"})
+    assert MESSAGE_ID.match(send()["MessageId"])
+    policy(allow, {**allow, "Effect": "Deny", "Principal": "*", "Resource": "*"})
+    with pytest.raises(delegate.v2.exceptions.MessageRejected):
+        send()
+
+
 def test_bad_tags(sender: Sender) -> None:
     with pytest.raises(ClientError) as err:
         sender.v1.send_email(

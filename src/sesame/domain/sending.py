@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
-from sesame.domain.authorization import policy_allows
+from sesame.domain.authorization import identity_arn, policy_allows
 from sesame.domain.configuration_sets import (
     ConfigurationSetError,
     ConfigurationSets,
@@ -318,12 +318,24 @@ class Sending:
         return _most_specific(names, {k: SenderIdentity.of(v.__dict__) for k, v in found.items()})
 
     async def _authorized(
-        self, account_id: str, region: str, address: str, arn: str, own: dict[str, SenderIdentity]
+        self,
+        account_id: str,
+        region: str,
+        operation: str,
+        address: str,
+        arn: str,
+        own: dict[str, SenderIdentity],
     ) -> SenderIdentity | None:
-        """The identity that lets ``account_id`` send as ``address`` under ``arn``: its own, or another
-        account's whose sending-authorization policy allows it."""
+        """The identity that lets ``account_id`` send as ``address`` under ``arn`` in ``operation``: its
+        own, or another account's whose sending-authorization policy allows it. ``arn`` may give ``*`` for
+        the region (SES's global endpoints); the identity is always this region's."""
         parts = arn.split(":", 5)
-        if len(parts) != 6 or not parts[5].startswith("identity/") or parts[3] not in (region, "*"):
+        if (
+            len(parts) != 6
+            or parts[:3] != ["arn", "aws", "ses"]
+            or parts[3] not in (region, "*")
+            or not parts[5].startswith("identity/")
+        ):
             return None
         owner, name = parts[4], parts[5][len("identity/") :]
         row = own.get(normalize(name)) if owner == account_id else None
@@ -337,7 +349,10 @@ class Sending:
         )
         if not covers:
             return None
-        if owner == account_id or policy_allows(row.policies or {}, account_id, arn):
+        if owner == account_id:
+            return row
+        resource = identity_arn(region, owner, row.identity)
+        if policy_allows(row.policies or {}, account_id, f"ses:{operation}", resource):
             return row
         return None
 
@@ -386,14 +401,19 @@ class Sending:
             raise SendError("paused", "Sending is paused for this account.")
         failed: list[str] = []
         if msg.from_arn:
-            sender = await self._authorized(account_id, region, msg.from_address, msg.from_arn, own)
+            sender = await self._authorized(
+                account_id, region, msg.operation, msg.from_address, msg.from_arn, own
+            )
         else:
             sender = _most_specific(_candidates(msg.from_address), own)
         if sender is None:
             failed.append(msg.from_address)
         for address in dict.fromkeys(a for a in msg.other_senders if a.lower() != msg.from_address.lower()):
             if msg.from_arn:
-                ok = await self._authorized(account_id, region, address, msg.from_arn, own) is not None
+                ok = (
+                    await self._authorized(account_id, region, msg.operation, address, msg.from_arn, own)
+                    is not None
+                )
             else:
                 ok = _most_specific(_candidates(address), own) is not None
             if not ok:
@@ -401,7 +421,10 @@ class Sending:
         if msg.envelope_from.lower() != msg.from_address.lower():
             arn = msg.return_path_arn or msg.from_arn
             if arn:
-                ok = await self._authorized(account_id, region, msg.envelope_from, arn, own) is not None
+                ok = (
+                    await self._authorized(account_id, region, msg.operation, msg.envelope_from, arn, own)
+                    is not None
+                )
             else:
                 ok = _most_specific(_candidates(msg.envelope_from), own) is not None
             if not ok:
