@@ -246,6 +246,52 @@ def test_raw_email_keeps_the_body_and_drops_ses_headers(sesame: Serve, sender: S
     assert [r for r, _ in stored(sesame, out["MessageId"])[1]] == ["only-this@example.org"]
 
 
+def _raw_from(domain: str, *fields: str) -> bytes:
+    head = "".join(f"{f}\r\n" for f in fields)
+    return f"{head}To: friend@{domain}\r\nSubject: hello\r\n\r\nbody\r\n".encode()
+
+
+def test_raw_from_spoofing_is_refused(sesame: Serve, sender: Sender) -> None:
+    """Every mailbox a raw message claims to be from is checked, however its From field is spelled."""
+    me, d = f"me@{sender.domain}", sender.domain
+    unverified = [
+        ["From : CEO <ceo@bank.test>"],  # blanks before the colon: still a From field (RFC 5322 §4.5)
+        ["X-Mailer: x", "FROM\t: CEO <ceo@bank.test>"],
+        [f"From: {me}, CEO <ceo@bank.test>", f"Sender: {me}"],
+        [f"From: {me}", "Sender: CEO <ceo@bank.test>"],
+    ]
+    for fields in unverified:
+        raw = _raw_from(d, *fields)
+        with pytest.raises(ClientError) as err:
+            sender.v1.send_raw_email(Source=me, RawMessage={"Data": raw})
+        assert code(err) == (
+            "MessageRejected",
+            "Email address is not verified. The following identities failed the check in region "
+            "US-EAST-1: ceo@bank.test",
+        ), fields
+        with pytest.raises(sender.v2.exceptions.MessageRejected):
+            sender.v2.send_email(FromEmailAddress=me, Content={"Raw": {"Data": raw}})
+    malformed = [
+        [f"From: {me}", "From : CEO <ceo@bank.test>"],  # RFC 5322 §3.6: exactly one From field
+        [f"From: {me}, CEO <ceo@bank.test"],
+        [f"From: {me}, undisclosed:;"],
+        [f"From: {me}", f"Sender: {me}, other@{d}"],
+    ]
+    for fields in malformed:
+        raw = _raw_from(d, *fields)
+        with pytest.raises(ClientError) as err:
+            sender.v1.send_raw_email(Source=me, RawMessage={"Data": raw})
+        assert code(err)[0] == "InvalidParameterValue", fields
+        with pytest.raises(sender.v2.exceptions.BadRequestException):
+            sender.v2.send_email(FromEmailAddress=me, Content={"Raw": {"Data": raw}})
+    assert query(sesame, "SELECT id FROM messages WHERE account_id = :a", a=sender.id) == []
+    # Several From mailboxes, all covered, with a Sender: fine.
+    raw = _raw_from(d, f'From: "Me, Myself" <{me}>, other@{d}', f"Sender : {me}")
+    out = sender.v1.send_raw_email(RawMessage={"Data": raw})
+    msg, entries = stored(sesame, out["MessageId"])
+    assert msg["from_address"] == me and entries == [(f"friend@{d}", "queued")]
+
+
 def test_quotas_rate_and_daily(sender: Sender) -> None:
     sender.production(max_send_rate="1", max_24_hour_send="3")
     simple = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}
@@ -526,6 +572,48 @@ def test_sending_authorization(sesame: Serve, sender: Sender, dns_server: DnsSer
     assert MESSAGE_ID.match(out["MessageId"])
 
 
+def test_sending_authorization_matches_the_identity_arn_exactly(
+    sesame: Serve, sender: Sender, dns_server: DnsServer
+) -> None:
+    owner = sender
+    delegate = Sender(sesame, dns_server, f"delegate{next(_counter)}", f"delegate-{owner.domain}")
+    arn = f"arn:aws:ses:us-east-1:{owner.id}:identity/{owner.domain}"
+
+    def send(**kw: Any) -> Any:
+        return delegate.v2.send_email(
+            FromEmailAddress=f"billing@{owner.domain}",
+            FromEmailAddressIdentityArn=arn,
+            Destination={"ToAddresses": [f"a@{delegate.domain}"]},  # the delegate is in the sandbox
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+            **kw,
+        )
+
+    def policy(*statements: dict[str, Any]) -> None:
+        owner.v1.put_identity_policy(
+            Identity=owner.domain,
+            PolicyName="delegate",
+            Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}),
+        )
+
+    allow = {"Effect": "Allow", "Principal": {"AWS": delegate.id}, "Action": "ses:SendEmail", "Resource": arn}
+    for resource in (
+        arn.replace("us-east-1", "eu-west-1"),  # the same identity in another region
+        arn.replace(owner.id, delegate.id),  # another account's identity of that name
+        f"arn:aws:ses:us-east-1:{owner.id}:identity/mail.{owner.domain}",
+    ):
+        policy({**allow, "Resource": resource})
+        with pytest.raises(delegate.v2.exceptions.MessageRejected):
+            send()
+    policy({**allow, "Action": "ses:SendTemplatedEmail"})  # another action
+    with pytest.raises(delegate.v2.exceptions.MessageRejected):
+        send()
+    policy({**allow, "Resource": f"arn:aws:ses:*:{owner.id}:identity/*"})
+    assert MESSAGE_ID.match(send()["MessageId"])
+    policy(allow, {**allow, "Effect": "Deny", "Principal": "*", "Resource": "*"})
+    with pytest.raises(delegate.v2.exceptions.MessageRejected):
+        send()
+
+
 def test_bad_tags(sender: Sender) -> None:
     with pytest.raises(ClientError) as err:
         sender.v1.send_email(
@@ -538,6 +626,126 @@ def test_bad_tags(sender: Sender) -> None:
         "InvalidParameterValue",
         "Invalid tag name <bad name>: only alphanumeric ASCII characters, '_',  '-' are allowed.",
     )
+
+
+# ------------------------------------------------------------------------------------ addresses
+
+
+def _bad_addresses(domain: str) -> list[str]:
+    """Addresses no SMTP envelope may carry; the first is issue 16's command injection, which passes the
+    sandbox because its +label reduces it to an address of the verified domain."""
+    return [
+        f'me+"\nRCPT TO:<evil@evil.test>\nNOOP\nNOOP "@{domain}',
+        '"x\nDATA"@a.test',
+        f"me\x00@{domain}",
+        f'"me>"@{domain}',
+        "a" * 65 + f"@{domain}",
+        "me@" + ".".join(["b" * 63] * 4) + ".test",
+        "me@[127.0.0.1]",
+        f"me@-{domain}",
+    ]
+
+
+def test_envelope_addresses_must_be_rfc5321_mailboxes(sesame: Serve, sender: Sender) -> None:
+    """Every parameter that becomes MAIL FROM or RCPT TO, on both APIs, refuses what is not a mailbox
+    with SES's error (400), before anything is stored."""
+    me = f"me@{sender.domain}"
+    v1_body = {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}
+    v2_simple = {"Simple": v1_body}
+    raw = f"From: {me}\r\nTo: friend@{sender.domain}\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    v1, v2 = sender.v1, sender.v2
+    paths: dict[str, Any] = {
+        "v1 To": lambda a: v1.send_email(Source=me, Destination={"ToAddresses": [a]}, Message=v1_body),
+        "v1 Cc": lambda a: v1.send_email(Source=me, Destination={"CcAddresses": [a]}, Message=v1_body),
+        "v1 Bcc": lambda a: v1.send_email(
+            Source=me, Destination={"ToAddresses": [me], "BccAddresses": [a]}, Message=v1_body
+        ),
+        "v1 ReturnPath": lambda a: v1.send_email(
+            Source=me, ReturnPath=a, Destination={"ToAddresses": [me]}, Message=v1_body
+        ),
+        "v1 Source": lambda a: v1.send_email(Source=a, Destination={"ToAddresses": [me]}, Message=v1_body),
+        "v1 ReplyTo": lambda a: v1.send_email(
+            Source=me, ReplyToAddresses=[a], Destination={"ToAddresses": [me]}, Message=v1_body
+        ),
+        "v1 raw Destinations": lambda a: v1.send_raw_email(Destinations=[a], RawMessage={"Data": raw}),
+        "v1 raw Source": lambda a: v1.send_raw_email(Source=a, RawMessage={"Data": raw}),
+        "v2 To": lambda a: v2.send_email(
+            FromEmailAddress=me, Destination={"ToAddresses": [a]}, Content=v2_simple
+        ),
+        "v2 Cc": lambda a: v2.send_email(
+            FromEmailAddress=me, Destination={"CcAddresses": [a]}, Content=v2_simple
+        ),
+        "v2 Bcc": lambda a: v2.send_email(
+            FromEmailAddress=me, Destination={"ToAddresses": [me], "BccAddresses": [a]}, Content=v2_simple
+        ),
+        "v2 FeedbackForwardingEmailAddress": lambda a: v2.send_email(
+            FromEmailAddress=me,
+            FeedbackForwardingEmailAddress=a,
+            Destination={"ToAddresses": [me]},
+            Content=v2_simple,
+        ),
+        "v2 FromEmailAddress": lambda a: v2.send_email(
+            FromEmailAddress=a, Destination={"ToAddresses": [me]}, Content=v2_simple
+        ),
+        "v2 raw Bcc": lambda a: v2.send_email(
+            Destination={"ToAddresses": [me], "BccAddresses": [a]}, Content={"Raw": {"Data": raw}}
+        ),
+        "v2 raw FeedbackForwardingEmailAddress": lambda a: v2.send_email(
+            FeedbackForwardingEmailAddress=a, Content={"Raw": {"Data": raw}}
+        ),
+    }
+    wrong = []
+    for address in _bad_addresses(sender.domain):
+        for name, send in paths.items():
+            try:
+                send(address)
+                outcome = "accepted"
+            except ClientError as exc:
+                error, status = exc.response["Error"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
+                outcome = f"{status} {error['Code']}"
+            expected = "400 " + ("InvalidParameterValue" if name.startswith("v1") else "BadRequestException")
+            if outcome != expected:
+                wrong.append((name, address, outcome))
+    assert wrong == []
+    assert query(sesame, "SELECT id FROM messages WHERE account_id = :a", a=sender.id) == []
+
+
+def test_an_address_without_domain_gets_ses_message(sender: Sender) -> None:
+    with pytest.raises(ClientError) as err:
+        sender.v1.send_email(
+            Source=f"me@{sender.domain}",
+            Destination={"ToAddresses": ["resource_owner"]},
+            Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}},
+        )
+    assert code(err) == ("InvalidParameterValue", "Missing final '@domain'")
+    with pytest.raises(sender.v2.exceptions.BadRequestException) as err:
+        sender.v2.send_email(
+            FromEmailAddress="Me <me>",
+            Destination={"ToAddresses": [f"me@{sender.domain}"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+        )
+    assert code(err) == ("BadRequestException", "Missing final '@domain'")
+
+
+def test_unusual_but_valid_addresses_reach_the_envelope(sesame: Serve, sender: Sender) -> None:
+    sender.production()
+    out = sender.v1.send_email(
+        Source=f'"Me, Myself" <me+news@{sender.domain}>',
+        ReturnPath=f'"bounce handler"@{sender.domain}',
+        Destination={
+            "ToAddresses": ['"john smith"@example.org', "o'brien+tag@example.org"],
+            "BccAddresses": ["Anna <anna@münchen.example>"],  # headers need punycode; envelopes get it
+        },
+        Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}},
+    )
+    msg, entries = stored(sesame, out["MessageId"])
+    assert [r for r, _ in entries] == [
+        '"john smith"@example.org',
+        "o'brien+tag@example.org",
+        "anna@xn--mnchen-3ya.example",
+    ]
+    assert msg["from_address"] == f"me+news@{sender.domain}"
+    assert msg["source"] == f'"bounce handler"@{sender.domain}'
 
 
 # ------------------------------------------------------------------------------------ dev mode

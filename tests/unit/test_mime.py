@@ -643,3 +643,31 @@ def test_the_usual_message_written_directly_is_what_the_email_package_writes(mon
     build_simple(**args, message_id="0100-abc-000000", date=datetime(2026, 11, 30, 12, tzinfo=UTC))
     [(direct, package)] = seen  # the direct writer was taken
     assert direct == package
+
+
+# --- fields written with blanks before the colon (RFC 5322 §4.5) --------------------------------------
+
+
+@pytest.mark.parametrize("spelling", [b"From : ", b"FROM\t: ", b"from  :"])
+def test_from_with_blanks_before_the_colon_is_still_the_from(spelling):
+    raw = spelling + b"CEO <ceo@bank.test>\r\nTo: a@example.com\r\nSender : me@example.com\r\n\r\nbody"
+    out, info = process_raw(raw, max_bytes=1000)
+    assert out == raw  # delivered as written
+    assert (info.from_field, info.sender_field) == ("CEO <ceo@bank.test>", "me@example.com")
+    assert info.from_addr == "ceo@bank.test" and info.to == ["a@example.com"]
+
+
+def test_a_blank_before_a_colon_does_not_end_the_header_section_for_the_checks():
+    """The email package would take ``Subject :`` for the start of the body and never see the parts."""
+    raw = b"From: a@example.com\r\nSubject : hi\r\n" + NESTED.split(b"\r\n", 1)[1] % (
+        b'Content-Type: application/octet-stream; name="tool.exe"'
+    )
+    with pytest.raises(UnsupportedAttachment):
+        process_raw(raw, max_bytes=10_000)
+
+
+def test_from_fields_are_given_as_written():
+    raw = b"From: a@example.com,\r\n =?utf-8?q?B=C3=A9?= <b@example.com>\r\n\r\nbody"
+    info = process_raw(raw, max_bytes=1000)[1]
+    assert info.from_field == "a@example.com, =?utf-8?q?B=C3=A9?= <b@example.com>"
+    assert info.sender_field is None

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sesame.domain.sending import Outgoing, SendError, bare_address, new_message_id, recipients_of
+from sesame.domain.sending import (
+    Outgoing,
+    SendError,
+    bare_address,
+    mailboxes,
+    new_message_id,
+    recipients_of,
+)
 from sesame.mail import mime
 from sesame.mail import templates as hb
 from sesame.storage.models import utcnow
@@ -97,6 +104,8 @@ def simple(
 ) -> Outgoing:
     from_address = bare_address(env.source)
     recipients = recipients_of([*env.to, *env.cc, *env.bcc])
+    for address in env.reply_to:  # only a header field, but SES refuses a malformed one all the same
+        bare_address(address)
     message_id = new_message_id()
     for att in attachments:
         try:
@@ -148,6 +157,7 @@ def raw(
     *,
     source: str | None,
     destinations: list[str] | None,
+    return_path: str | None = None,
     from_arn: str | None,
     source_arn: str | None,
     return_path_arn: str | None,
@@ -156,7 +166,8 @@ def raw(
     limit: int,
 ) -> Outgoing:
     """SendRawEmail / v2 Raw content: the message as given but for the X-SES-* fields, Bcc, Message-ID
-    and Date. API parameters win over the X-SES-* headers; API tags replace header tags."""
+    and Date. API parameters win over the X-SES-* headers; API tags replace header tags. ``return_path``
+    (v2 FeedbackForwardingEmailAddress) wins over ``source`` for the envelope sender."""
     _too_large(len(data), limit)
     try:
         body, info = mime.process_raw(data, max_bytes=len(data))
@@ -164,9 +175,11 @@ def raw(
         raise _mime_error(exc) from None
     if not body.strip():
         raise SendError("invalid", "Empty message.")
-    header_from = info.from_addr
-    from_address = bare_address(header_from or source or "")
-    envelope = source or info.return_path or header_from or ""
+    # Whoever the message says it is from must be covered: every From mailbox and the Sender.
+    header_from = mailboxes(info.from_field) if info.from_field is not None else []
+    sender = [bare_address(info.sender_field)] if info.sender_field is not None else []
+    from_address = header_from[0] if header_from else bare_address(source or "")
+    envelope = return_path or source or info.return_path or from_address
     recipients = recipients_of(destinations if destinations else [*info.to, *info.cc, *info.bcc])
     message_id = new_message_id()
     body = mime.remove_headers(body, ["bcc"])
@@ -178,6 +191,7 @@ def raw(
         envelope_from=bare_address(envelope),
         recipients=recipients,
         body=body,
+        other_senders=[*header_from[1:], *sender],
         subject=info.subject,
         configuration_set=configuration_set or info.configuration_set,
         tags=tags or check_tags(info.message_tags),

@@ -16,11 +16,14 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from email.utils import getaddresses
+from email.errors import NonASCIILocalPartDefect
+from email.headerregistry import Address
+from email.policy import default as _email_policy
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
+from sesame.domain.authorization import identity_arn, policy_allows
 from sesame.domain.configuration_sets import (
     ConfigurationSetError,
     ConfigurationSets,
@@ -78,18 +82,92 @@ def is_simulator(address: str) -> bool:
     return address.rpartition("@")[2].lower() == SIMULATOR_DOMAIN
 
 
-def bare_address(value: str) -> str:
-    """The addr-spec of ``Name <a@b>`` or ``a@b``; a non-ASCII domain becomes punycode (SES's rule)."""
-    found = getaddresses([value])
-    addr = found[0][1] if len(found) == 1 else ""
-    local, at, domain = addr.rpartition("@")
-    if not at or not local or not domain or "." not in domain or not local.isascii():
-        raise SendError("invalid", f"Illegal address: {value}")
+# -- addresses ------------------------------------------------------------------------------------
+#
+# Every address a request gives ends up in a header or in the SMTP envelope (MAIL FROM / RCPT TO), which
+# the delivery engine writes as a command line: an address must be an RFC 5321 Mailbox, or a line feed
+# in it becomes a command of its own at the receiving server. Addresses are parsed once, with the same
+# parser the message builder uses for header fields, so that the address checked is the address shown.
+
+#: RFC 5321 §4.5.3.1.1-3: local part, domain, and path (the address with its angle brackets), in octets.
+MAX_LOCAL_PART, MAX_DOMAIN, MAX_PATH = 64, 255, 256
+ILLEGAL_ADDRESS = "Illegal address"  # SES's words (InvalidParameterValue), as for the cases below
+MISSING_DOMAIN = "Missing final '@domain'"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: RFC 5321 §4.1.2 Local-part: a Dot-string of atext (RFC 5322 §3.2.3) or a Quoted-string of
+#: qtextSMTP / quoted-pairSMTP, here without "<" and ">", which no real mailbox needs and which let an
+#: address pose as the end of the path in logs and replies.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LOCAL_PART = re.compile(rf'{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[ !#-;=?-\[\]-~]|\\[ -;=?-~])+"')
+#: RFC 5321 §4.1.2 sub-domain (RFC 1035 §2.3.1 LDH label, 1-63 octets per RFC 1035 §2.3.4).
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+#: The usual address, a Dot-string at an LDH domain, needs no parsing (which costs ~50 µs an address).
+_PLAIN = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL.pattern}\.)+{_LABEL.pattern}")
+
+
+def _illegal(message: str = ILLEGAL_ADDRESS) -> SendError:
+    return SendError("invalid", message)
+
+
+def _address_list(value: str) -> list[Address]:
+    """The mailboxes of an address-list field body (RFC 5322 §3.4), refused unless it parses cleanly."""
+    if control := _CONTROL.search(value):
+        domain = 0 <= value.rfind("@") < control.start()
+        raise _illegal(f"{'Domain' if domain else 'Local address'} contains control or whitespace")
+    if "@" not in value:
+        raise _illegal(MISSING_DOMAIN)
     try:
-        domain = domain.encode("idna").decode("ascii")
+        field_body = _email_policy.header_factory("To", value)
+    except Exception:  # on some junk the stdlib parser raises AttributeError, IndexError, TypeError...
+        raise _illegal() from None
+    if any(isinstance(d, NonASCIILocalPartDefect) for d in field_body.defects):
+        raise _illegal("Local address contains control or whitespace")  # SES has no SMTPUTF8: its words
+    if field_body.defects or any(group.display_name is not None for group in field_body.groups):
+        raise _illegal()  # anything the parser had to guess at, and groups: not a mailbox
+    return list(field_body.addresses)
+
+
+def _mailbox(address: Address) -> str:
+    """``address`` as an RFC 5321 Mailbox; a non-ASCII domain becomes punycode (SES's rule)."""
+    if not address.username or not address.domain:
+        raise _illegal()
+    local = address.addr_spec.rpartition("@")[0]  # quoted where the local part needs it
+    if not _LOCAL_PART.fullmatch(local):
+        raise _illegal()
+    try:
+        domain = address.domain.encode("idna").decode("ascii")
     except UnicodeError:
-        raise SendError("invalid", f"Illegal address: {value}") from None
-    return f"{local}@{domain}"
+        raise _illegal() from None
+    labels = domain.split(".")  # an address literal ([192.0.2.1]) fails here: it names no domain
+    if len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
+        raise _illegal()
+    return _within_limits(local, domain)
+
+
+def _within_limits(local: str, domain: str) -> str:
+    mailbox = f"{local}@{domain}"
+    if len(local) > MAX_LOCAL_PART or len(domain) > MAX_DOMAIN or len(mailbox) + 2 > MAX_PATH:
+        raise _illegal()
+    return mailbox
+
+
+def bare_address(value: str) -> str:
+    """The envelope address (RFC 5321 Mailbox) of ``a@b`` or ``Name <a@b>``; SES's error otherwise."""
+    if _PLAIN.fullmatch(value):
+        local, _, domain = value.rpartition("@")
+        return _within_limits(local, domain)
+    found = _address_list(value)
+    if len(found) != 1:
+        raise _illegal()
+    return _mailbox(found[0])
+
+
+def mailboxes(value: str) -> list[str]:
+    """Each mailbox of a mailbox-list (a From field body, RFC 5322 §3.6.2), as ``bare_address`` gives it."""
+    found = _address_list(value)
+    if not found:
+        raise _illegal()
+    return [_mailbox(a) for a in found]
 
 
 def recipients_of(addresses: Iterable[str]) -> list[str]:
@@ -120,6 +198,9 @@ class Outgoing:
     configuration_set: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Other addresses the message claims to be from (the rest of a raw From, its Sender): each must
+    #: be covered as ``from_address`` is.
+    other_senders: list[str] = field(default_factory=list)
     #: Sending authorization: the identity ARN authorizing the sender / the return path.
     from_arn: str | None = None
     return_path_arn: str | None = None
@@ -237,12 +318,24 @@ class Sending:
         return _most_specific(names, {k: SenderIdentity.of(v.__dict__) for k, v in found.items()})
 
     async def _authorized(
-        self, account_id: str, region: str, address: str, arn: str, own: dict[str, SenderIdentity]
+        self,
+        account_id: str,
+        region: str,
+        operation: str,
+        address: str,
+        arn: str,
+        own: dict[str, SenderIdentity],
     ) -> SenderIdentity | None:
-        """The identity that lets ``account_id`` send as ``address`` under ``arn``: its own, or another
-        account's whose sending-authorization policy allows it."""
+        """The identity that lets ``account_id`` send as ``address`` under ``arn`` in ``operation``: its
+        own, or another account's whose sending-authorization policy allows it. ``arn`` may give ``*`` for
+        the region (SES's global endpoints); the identity is always this region's."""
         parts = arn.split(":", 5)
-        if len(parts) != 6 or not parts[5].startswith("identity/") or parts[3] not in (region, "*"):
+        if (
+            len(parts) != 6
+            or parts[:3] != ["arn", "aws", "ses"]
+            or parts[3] not in (region, "*")
+            or not parts[5].startswith("identity/")
+        ):
             return None
         owner, name = parts[4], parts[5][len("identity/") :]
         row = own.get(normalize(name)) if owner == account_id else None
@@ -256,7 +349,10 @@ class Sending:
         )
         if not covers:
             return None
-        if owner == account_id or _policy_allows(row.policies or {}, account_id, arn):
+        if owner == account_id:
+            return row
+        resource = identity_arn(region, owner, row.identity)
+        if policy_allows(row.policies or {}, account_id, f"ses:{operation}", resource):
             return row
         return None
 
@@ -295,8 +391,9 @@ class Sending:
 
     async def _check(self, account_id: str, region: str, msg: Outgoing) -> tuple[SenderState, dict[str, str]]:
         sandbox_checked = [r for r in msg.recipients if not is_simulator(r)]
+        senders = [msg.from_address, msg.envelope_from, *msg.other_senders]
         state, own, suppressed = await self._load(
-            account_id, region, [msg.from_address, msg.envelope_from, *sandbox_checked], msg.recipients
+            account_id, region, [*senders, *sandbox_checked], msg.recipients
         )
         if state is None:  # the account's first call in this region
             state = SenderState.of((await self.accounts.region(account_id, region)).__dict__)
@@ -304,15 +401,30 @@ class Sending:
             raise SendError("paused", "Sending is paused for this account.")
         failed: list[str] = []
         if msg.from_arn:
-            sender = await self._authorized(account_id, region, msg.from_address, msg.from_arn, own)
+            sender = await self._authorized(
+                account_id, region, msg.operation, msg.from_address, msg.from_arn, own
+            )
         else:
             sender = _most_specific(_candidates(msg.from_address), own)
         if sender is None:
             failed.append(msg.from_address)
+        for address in dict.fromkeys(a for a in msg.other_senders if a.lower() != msg.from_address.lower()):
+            if msg.from_arn:
+                ok = (
+                    await self._authorized(account_id, region, msg.operation, address, msg.from_arn, own)
+                    is not None
+                )
+            else:
+                ok = _most_specific(_candidates(address), own) is not None
+            if not ok:
+                failed.append(address)
         if msg.envelope_from.lower() != msg.from_address.lower():
             arn = msg.return_path_arn or msg.from_arn
             if arn:
-                ok = await self._authorized(account_id, region, msg.envelope_from, arn, own) is not None
+                ok = (
+                    await self._authorized(account_id, region, msg.operation, msg.envelope_from, arn, own)
+                    is not None
+                )
             else:
                 ok = _most_specific(_candidates(msg.envelope_from), own) is not None
             if not ok:
@@ -595,7 +707,7 @@ def _candidates(address: str) -> list[str]:
     without a +label, its domain, each parent domain."""
     local, _, domain = normalize(address).rpartition("@")
     names = [f"{local}@{domain}"] if local else []
-    if "+" in local:
+    if "+" in local and not local.startswith('"'):  # a +label is a Dot-string's, never a quoted string's
         names.append(f"{local.split('+', 1)[0]}@{domain}")
     labels = domain.split(".")
     return names + [".".join(labels[i:]) for i in range(len(labels) - 1)]
@@ -607,48 +719,3 @@ def _most_specific(names: list[str], found: dict[str, SenderIdentity]) -> Sender
         if row is not None and row.verification_status == SUCCESS:
             return row
     return None
-
-
-def _policy_allows(policies: dict[str, Any], account_id: str, arn: str) -> bool:
-    """Whether an identity's sending-authorization policies let ``account_id`` send through it.
-
-    Evaluated: Effect, Principal (account id, account ARN, user/role ARNs in it, or ``*``), Action
-    (``ses:Send*`` family) and Resource. Conditions are not evaluated yet: a statement with a Condition
-    does not allow anything, so nothing is authorized that a condition might have refused.
-    """
-    allowed = False
-    for text in policies.values():
-        try:
-            doc = json.loads(text) if isinstance(text, str) else text
-        except ValueError:
-            continue
-        statements = doc.get("Statement", []) if isinstance(doc, dict) else []
-        for st in statements if isinstance(statements, list) else [statements]:
-            if not isinstance(st, dict) or not _principal(st.get("Principal"), account_id):
-                continue
-            actions = _as_list(st.get("Action"))
-            if not any(a in ("ses:*", "ses:Send*", "*") or a.startswith("ses:Send") for a in actions):
-                continue
-            resources = _as_list(st.get("Resource"))
-            if resources and not any(
-                r in ("*", arn) or arn.endswith(r.rpartition(":")[2]) for r in resources
-            ):
-                continue
-            if st.get("Effect") == "Deny":
-                return False
-            if st.get("Effect") == "Allow" and not st.get("Condition"):
-                allowed = True
-    return allowed
-
-
-def _as_list(value: Any) -> Sequence[str]:
-    return [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
-
-
-def _principal(principal: Any, account_id: str) -> bool:
-    if principal == "*":
-        return True
-    if not isinstance(principal, dict):
-        return False
-    entries = _as_list(principal.get("AWS"))
-    return any(e == "*" or e == account_id or f":{account_id}:" in e for e in entries)

@@ -122,6 +122,9 @@ class RawInfo:
     sender-tasks-email]."""
 
     from_addr: str | None
+    #: The From and Sender field bodies as written (unfolded): the identity checks parse them strictly.
+    from_field: str | None
+    sender_field: str | None
     to: list[str]
     cc: list[str]
     bcc: list[str]
@@ -482,6 +485,19 @@ def _ensure(data: bytes, name: str, value: str, replace: bool) -> bytes:
     return add_headers(remove_headers(data, [name]), [(name, value)])
 
 
+def _parser_view(data: bytes, fields: list[_Field]) -> bytes:
+    """The message with no blanks between a top-level field's name and its colon, for the email package:
+    it reads ``From : x`` (obsolete syntax, RFC 5322 §4.5) as the end of the header section or as an mbox
+    From_ line, so a field that recipients may show would escape every check made on the parse."""
+    out, pos = [], 0
+    for f in fields:
+        colon = data.index(b":", f.start)
+        if colon != f.start + len(f.name):
+            out += [data[pos : f.start], f.name.encode("ascii")]
+            pos = colon
+    return b"".join(out) + data[pos:] if out else data
+
+
 def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
     """Check a raw message as SES does; return it without its X-SES-* fields, and what it says.
 
@@ -494,16 +510,19 @@ def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
         raise MessageTooLarge(f"Message length is more than {max_bytes} bytes long: '{len(data)}'.")
     counts: dict[str, int] = {}
     ses: dict[str, str] = {}
-    for f in _header_fields(data):
+    bodies: dict[str, str] = {}
+    fields = _header_fields(data)
+    for f in fields:
         lname = f.name.lower()
         counts[lname] = counts.get(lname, 0) + 1
         if lname in SINGLE_OCCURRENCE_HEADERS and counts[lname] > 1:
             raise DuplicateHeader(f"Duplicate header '{SINGLE_OCCURRENCE_HEADERS[lname]}'.")
-        if lname.startswith("x-ses-") and lname not in ses:
+        if lname in ("from", "sender") or (lname.startswith("x-ses-") and lname not in ses):
             value = data[f.start : f.end].split(b":", 1)[1].decode("utf-8", "replace")
-            ses[lname] = _FOLD.sub("", value).strip()
+            value = _FOLD.sub("", value).strip()
+            (ses if lname.startswith("x-ses-") else bodies)[lname] = value
 
-    msg = message_from_bytes(data, policy=_DEFAULT)
+    msg = message_from_bytes(_parser_view(data, fields), policy=_DEFAULT)
     for part in msg.walk():
         for header, param in (("content-disposition", "filename"), ("content-type", "name")):
             for value in part.get_all(header, []):
@@ -520,6 +539,8 @@ def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
     origin, sender = addresses("from"), addresses("sender")
     info = RawInfo(
         from_addr=origin[0] if origin else None,
+        from_field=bodies.get("from"),
+        sender_field=bodies.get("sender"),
         to=addresses("to"),
         cc=addresses("cc"),
         bcc=addresses("bcc"),

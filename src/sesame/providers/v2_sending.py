@@ -133,6 +133,7 @@ class SendingV2:
                         *destination.get("BccAddresses", []),
                     ]
                     or None,  # fmt: skip
+                    return_path=params.get("FeedbackForwardingEmailAddress"),
                     from_arn=params.get("FromEmailAddressIdentityArn"),
                     source_arn=None,
                     return_path_arn=params.get("FeedbackForwardingEmailAddressIdentityArn"),
