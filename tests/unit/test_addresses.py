@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sesame.domain.sending import SendError, bare_address
+from sesame.domain.addresses import IllegalAddress, bare_address
 
 ILLEGAL = "Illegal address"
 LOCAL_CONTROL = "Local address contains control or whitespace"
@@ -39,7 +39,7 @@ def test_mailboxes_that_stay_valid(value: str, envelope: str) -> None:
 
 
 def _refused(value: str) -> str:
-    with pytest.raises(SendError) as err:
+    with pytest.raises(IllegalAddress) as err:
         bare_address(value)
     assert err.value.kind == "invalid"
     return err.value.message

@@ -13,14 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sesame.domain.sending import (
-    Outgoing,
-    SendError,
-    bare_address,
-    mailboxes,
-    new_message_id,
-    recipients_of,
-)
+from sesame.domain.addresses import bare_address, mailboxes
+from sesame.domain.sending import Outgoing, SendError, new_message_id, recipients_of
 from sesame.mail import mime
 from sesame.mail import templates as hb
 from sesame.storage.models import utcnow

@@ -9,6 +9,7 @@ from typing import Any
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import InvalidParameterValue, ServiceError, Throttling, service_errors
 from sesame.domain import compose
+from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.templates import Content, Templates, TemplateStoreError
@@ -41,7 +42,7 @@ _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
 def v1_send_errors() -> Iterator[None]:
     try:
         yield
-    except SendError as exc:
+    except (SendError, IllegalAddress) as exc:
         raise _SEND_ERRORS[exc.kind][0](exc.message) from None
 
 
@@ -188,7 +189,7 @@ class SendingV1:
                 out.summary["Destination"] = dest.get("Destination") or {}
                 message_id = await self.sending.send(ctx.account_id, ctx.region, out)
                 statuses.append({"Status": "Success", "MessageId": message_id})
-            except SendError as exc:
+            except (SendError, IllegalAddress) as exc:
                 statuses.append({"Status": _SEND_ERRORS[exc.kind][1], "Error": exc.message})
             except (hb.TemplateError, ServiceError) as exc:
                 statuses.append({"Status": "InvalidParameterValue", "Error": str(exc)})

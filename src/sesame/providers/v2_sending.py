@@ -9,6 +9,7 @@ from typing import Any
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import ServiceError, service_errors
 from sesame.domain import compose
+from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.suppression import Suppression
@@ -43,7 +44,7 @@ _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
 def v2_send_errors() -> Iterator[None]:
     try:
         yield
-    except SendError as exc:
+    except (SendError, IllegalAddress) as exc:
         raise _SEND_ERRORS[exc.kind][0](exc.message) from None
 
 
@@ -229,7 +230,7 @@ class SendingV2:
                 out.summary["Destination"] = destination
                 message_id = await self.sending.send(ctx.account_id, ctx.region, out)
                 results.append({"Status": "SUCCESS", "MessageId": message_id})
-            except SendError as exc:
+            except (SendError, IllegalAddress) as exc:
                 results.append({"Status": _SEND_ERRORS[exc.kind][1], "Error": exc.message})
             except hb.TemplateError as exc:
                 results.append({"Status": "INVALID_PARAMETER", "Error": str(exc)})
