@@ -241,6 +241,28 @@ def test_email_identities_and_errors(sesame: Serve, account: dict[str, str]) -> 
     ]
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["bob\x00@example-two.test", 'bob+"\nRCPT TO:<evil@evil.test>"@example-two.test',
+     "Bob <bob@example-two.test>", "bob@exa\nmple.test", "bad_label.example.test", "x" * 64 + ".test"],
+)  # fmt: skip
+def test_identity_names_that_are_no_mailbox_or_domain_are_refused(
+    sesame: Serve, account: dict[str, str], name: str
+) -> None:
+    """An identity's name goes into its verification email's envelope and into DNS queries: the same
+    RFC 5321 rules as a send's addresses apply, with SES's error instead of a 500."""
+    v2, v1 = sesame.client("sesv2", account), sesame.client("ses", account)
+    with pytest.raises(v2.exceptions.BadRequestException):
+        v2.create_email_identity(EmailIdentity=name)
+    with pytest.raises(ClientError) as err:
+        if "@" in name:
+            v1.verify_email_identity(EmailAddress=name)
+        else:
+            v1.verify_domain_identity(Domain=name)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert v2.list_email_identities()["EmailIdentities"] == []
+
+
 def test_paging(sesame: Serve, account: dict[str, str]) -> None:
     v2, v1 = sesame.client("sesv2", account), sesame.client("ses", account)
     names = [f"user{i}@paging.test" for i in range(5)]

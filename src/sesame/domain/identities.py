@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sesame.config import Settings
+from sesame.domain.addresses import IllegalAddress, bare_address, is_domain
 from sesame.domain.secrets import SecretBox
 from sesame.resolver import Lookup, LookupTemporaryError
 from sesame.storage.db import Database
@@ -73,16 +74,16 @@ def normalize(identity: str) -> str:
 
 
 def check_name(identity: str) -> None:
-    domain = identity.rpartition("@")[2]
-    labels = domain.split(".")
-    if (
-        not domain
-        or len(domain) > 253
-        or len(labels) < 2
-        or any(not label or len(label) > 63 for label in labels)
-        or any(c.isspace() for c in identity)
-        or identity.startswith("@")
-    ):
+    """An identity is an address that is an RFC 5321 Mailbox (no display name) or a domain: its name
+    is written into verification mail and DNS queries, and covers envelope addresses."""
+    local, at, domain = identity.rpartition("@")
+    ok = is_domain(domain)
+    if ok and at:
+        try:  # the mailbox is the identity itself: not a display name, a comment or a group around it
+            ok = bare_address(identity).rpartition("@")[0] == local
+        except IllegalAddress:
+            ok = False
+    if not ok:
         raise IdentityError("invalid", f"Invalid identity: {identity}")
 
 
