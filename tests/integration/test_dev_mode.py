@@ -13,6 +13,8 @@ def test_any_key_works_and_twelve_digits_pick_the_account(dev: SesameProcess) ->
     got = default.get_account()
     assert got["ProductionAccessEnabled"] is True
     assert got["SendQuota"]["Max24HourSend"] == -1.0
+    # SES documents -1 as unlimited for the daily quota only: the rate is always positive.
+    assert got["SendQuota"]["MaxSendRate"] == 1_000_000.0
     default.put_account_sending_attributes(SendingEnabled=False)
     other = client("sesv2", dev.endpoint, "111122223333", "x")
     assert other.get_account()["SendingEnabled"] is True
@@ -42,5 +44,5 @@ def test_reset_endpoints_wipe_state(dev: SesameProcess) -> None:
 
 def test_v1_works_in_dev_mode(dev: SesameProcess) -> None:
     ses = client("ses", dev.endpoint, "test", "test", region="eu-central-1")
-    assert ses.get_send_quota()["MaxSendRate"] == -1.0
+    assert ses.get_send_quota()["MaxSendRate"] == 1_000_000.0
     assert ses.get_account_sending_enabled()["Enabled"] is True
