@@ -778,6 +778,25 @@ def test_dev_mode_captures_for_localstack_clients(dev: SesameProcess) -> None:
     }
     raw_view = httpx.get(f"{dev.endpoint}/_aws/ses", params={"id": raw_id}).json()["messages"][0]
     assert "raw body" in raw_view["RawData"]
+    # Raw sends show their recipients: the ones the request named (v2 Destination, as nodemailer sends
+    # it; v1 Destinations), else the message's own To, Cc and Bcc.
+    assert raw_view["Destination"] == {"ToAddresses": ["x@example.org"]}
+    v2 = client("sesv2", dev.endpoint)
+    raw_v2 = b"From: hello@example.com\r\nTo: a@example.org\r\nSubject: r\r\n\r\nraw body\r\n"
+    for destination, shown in [
+        (
+            {"ToAddresses": ["b@example.org"], "BccAddresses": ["c@example.org"]},
+            ["b@example.org", "c@example.org"],
+        ),
+        ({}, ["a@example.org"]),
+    ]:
+        sent = v2.send_email(Destination=destination, Content={"Raw": {"Data": raw_v2}})
+        view = httpx.get(f"{dev.endpoint}/_aws/ses", params={"id": sent["MessageId"]}).json()["messages"][0]
+        assert view["Destination"] == {"ToAddresses": shown}
+        assert "raw body" in view["RawData"]
+    given = v1.send_raw_email(RawMessage={"Data": raw_v2}, Destinations=["d@example.org"])["MessageId"]
+    view = httpx.get(f"{dev.endpoint}/_aws/ses", params={"id": given}).json()["messages"][0]
+    assert view["Destination"] == {"ToAddresses": ["d@example.org"]}
     assert (
         len(httpx.get(f"{dev.endpoint}/_aws/ses", params={"email": "hello@example.com"}).json()["messages"])
         >= 2

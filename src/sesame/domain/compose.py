@@ -189,7 +189,11 @@ def raw(
         subject=info.subject,
         configuration_set=configuration_set or info.configuration_set,
         tags=tags or check_tags(info.message_tags),
-        summary={"RawData": data.decode("utf-8", "replace")},
+        # The dev capture (GET /_aws/ses) lists the recipients the request named, else the headers'.
+        summary={
+            "RawData": data.decode("utf-8", "replace"),
+            "Destinations": list(destinations or recipients),
+        },
         from_arn=from_arn or source_arn or info.from_arn or info.source_arn,
         return_path_arn=return_path_arn or info.return_path_arn,
         message_id=message_id,

@@ -126,7 +126,7 @@ class SendingV1:
                 tags=_tags(params),
                 limit=compose.V1_MAX_BYTES,
             )
-            out.summary.update({"Source": params.get("Source"), "Destinations": params.get("Destinations")})
+            out.summary["Source"] = params.get("Source")
             return {"MessageId": await self.sending.send(ctx.account_id, ctx.region, out)}
 
     async def _template(self, ctx: RequestContext, params: dict[str, Any]) -> Any:
