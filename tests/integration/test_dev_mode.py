@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from botocore.exceptions import ClientError
 
 from sesame.testing.servers import SesameProcess
 from tests.conftest import client
@@ -46,3 +48,21 @@ def test_v1_works_in_dev_mode(dev: SesameProcess) -> None:
     ses = client("ses", dev.endpoint, "test", "test", region="eu-central-1")
     assert ses.get_send_quota()["MaxSendRate"] == 1_000_000.0
     assert ses.get_account_sending_enabled()["Enabled"] is True
+
+
+def test_enum_violations_use_aws_wording(dev: SesameProcess) -> None:
+    v1, v2 = client("ses", dev.endpoint), client("sesv2", dev.endpoint)
+    with pytest.raises(ClientError) as err:
+        v1.list_identities(IdentityType="Unknown")
+    assert err.value.response["Error"] == {
+        "Type": "Sender",
+        "Code": "ValidationError",
+        "Message": "1 validation error detected: Value 'Unknown' at 'identityType' failed to satisfy "
+        "constraint: Member must satisfy enum value set: [Domain, EmailAddress]",
+    }
+    with pytest.raises(v2.exceptions.BadRequestException) as bad:
+        v2.put_account_details(MailType="NEWS", WebsiteURL="https://example.com")
+    assert bad.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value at 'mailType' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [MARKETING, TRANSACTIONAL]"
+    )

@@ -127,11 +127,12 @@ def test_v1_lengths_ranges_patterns_and_list_elements() -> None:
     validate(operation_model("ses", "CreateReceiptRule"), {"RuleSetName": "s", "Rule": rule})
 
 
-def test_v1_enums_answer_invalid_parameter_value_after_model_errors() -> None:
-    params = {"Identity": "a@example.com", "NotificationType": "InvalidType", "Enabled": True}
-    assert message("ses", "SetIdentityHeadersInNotificationsEnabled", params) == (
-        errors.InvalidParameterValue,
-        "Invalid notification type: InvalidType. Valid values are: Bounce, Complaint, Delivery.",
+def test_v1_enums_answer_in_coral_words_with_values_sorted() -> None:
+    # The answer SES v1 gives (issue 15): ValidationError, the value echoed, the enum's values sorted.
+    assert message("ses", "ListIdentities", {"IdentityType": "Unknown"}) == (
+        errors.ValidationError,
+        "1 validation error detected: Value 'Unknown' at 'identityType' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [Domain, EmailAddress]",
     )
     destination = {"Name": "d", "MatchingEventTypes": ["send", "bogus"]}
     assert message(
@@ -139,8 +140,17 @@ def test_v1_enums_answer_invalid_parameter_value_after_model_errors() -> None:
         "CreateConfigurationSetEventDestination",
         {"ConfigurationSetName": "c", "EventDestination": destination},
     )[1] == (
-        "Invalid matching event types: bogus. Valid values are: send, reject, bounce, complaint, "
-        "delivery, open, click, renderingFailure."
+        "1 validation error detected: Value '[send, bogus]' at 'eventDestination.matchingEventTypes' "
+        "failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value "
+        "set: [bounce, click, complaint, delivery, open, reject, renderingFailure, send]]"
+    )
+
+
+def test_v1_notification_types_are_checked_by_the_handler_after_model_errors() -> None:
+    params = {"Identity": "a@example.com", "NotificationType": "InvalidType", "Enabled": True}
+    assert message("ses", "SetIdentityHeadersInNotificationsEnabled", params) == (
+        errors.InvalidParameterValue,
+        "Invalid notification type: InvalidType. Valid values are: Bounce, Complaint, Delivery.",
     )
     del params["Identity"]  # model validation comes first and does not mention the enum
     assert message("ses", "SetIdentityHeadersInNotificationsEnabled", params) == (

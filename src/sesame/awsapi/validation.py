@@ -14,10 +14,13 @@ Invariants:
   list items are ``tags.6.member.value`` (1-based); element constraints of scalar lists and maps are
   reported once, at the collection: ``Member must satisfy constraint: [...]``, ``Map keys must satisfy
   constraint: [...]``, ``Map value must satisfy constraint: [...]``, listing all the element's constraints.
-- ``ses`` (query) raises ``ValidationError``, except for enums: the one recorded SES v1 answer (LocalStack
-  snapshot, SetIdentityHeadersInNotificationsEnabled, 2025) is InvalidParameterValue ``Invalid
-  notification type: InvalidType. Valid values are: Bounce, Complaint, Delivery.``: SES v1 checks enums
-  in its handlers, after model validation. We generalise that text, one enum error at a time.
+- ``ses`` (query) raises ``ValidationError``, enums included (SES v1's ListIdentities answers ``Value
+  'Unknown' at 'identityType' failed to satisfy constraint: Member must satisfy enum value set: [Domain,
+  EmailAddress]``). Coral lists an enum's values sorted (that answer; DynamoDB's ``[B, N, S]``), not in
+  model order. One exception is recorded (LocalStack snapshot, SetIdentityHeadersInNotificationsEnabled,
+  2025): a bad ``NotificationType`` is checked by SES v1's handler, after model validation, and answers
+  InvalidParameterValue ``Invalid notification type: InvalidType. Valid values are: Bounce, Complaint,
+  Delivery.``; ``HANDLER_ENUMS`` names the shapes answered that way.
 - ``sesv2`` raises ``BadRequestException`` (its model has no ValidationException) and never echoes values
   (``Value at 'mailType'``), as probed against SES v2 by floci-io/floci#2498. Sensitive members are never
   echoed by either service (Coral's redaction, as in Bedrock's and Cognito's answers).
@@ -72,6 +75,10 @@ _PY_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 _PROP = re.compile(r"\\([pP])\{(\w+)\}")
 _CATEGORY = re.compile(r"[A-Z][a-z]?")
+
+
+#: SES v1 enum shapes whose values its handlers check, answering InvalidParameterValue (see above).
+HANDLER_ENUMS = frozenset({"NotificationType"})
 
 
 class Violation(NamedTuple):
@@ -142,7 +149,7 @@ def _matches(rx: re.Pattern[str], v: str) -> bool:
     return rx.fullmatch(v) is not None
 
 
-def _rules(shape: Shape, with_enum: bool = True) -> list[tuple[str, str, Check]]:
+def _rules(shape: Shape, v1: bool = False) -> list[tuple[str, str, Check]]:
     """The constraints of a non-structure shape, in Coral's listing order, as (kind, text, ok)."""
     meta, t = shape.metadata, shape.type_name
     rules: list[tuple[str, str, Check]] = []
@@ -164,12 +171,12 @@ def _rules(shape: Shape, with_enum: bool = True) -> list[tuple[str, str, Check]]
                 partial(_matches, rx),
             )
         )
-    if t == "string" and shape.enum and with_enum:
+    if t == "string" and shape.enum and not (v1 and shape.name in HANDLER_ENUMS):
         values = frozenset(shape.enum)
         rules.append(
             (
                 "enum",
-                f"Member must satisfy enum value set: [{', '.join(shape.enum)}]",
+                f"Member must satisfy enum value set: [{', '.join(sorted(shape.enum))}]",
                 values.__contains__,
             )
         )
@@ -247,9 +254,9 @@ def _render(shape: Shape, v: Any) -> str | None:
     return None
 
 
-def _describe(shape: Shape, with_enum: bool) -> str:
-    texts = [text for _, text, _ in _rules(shape, with_enum)]
-    if shape.type_name == "list" and (inner := _describe(shape.member, with_enum)):
+def _describe(shape: Shape, v1: bool) -> str:
+    texts = [text for _, text, _ in _rules(shape, v1)]
+    if shape.type_name == "list" and (inner := _describe(shape.member, v1)):
         texts.append(f"Member must satisfy constraint: [{inner}]")
     return ", ".join(texts)
 
@@ -259,16 +266,18 @@ def _typed(shape: Shape, v: Any) -> bool:
     return isinstance(v, _PY_TYPES.get(shape.type_name, object))
 
 
-def _ok(shape: Shape, v: Any, with_enum: bool) -> bool:
+def _ok(shape: Shape, v: Any, v1: bool) -> bool:
     if not _typed(shape, v):
         return True
-    if not all(ok(v) for _, _, ok in _rules(shape, with_enum)):
+    if not all(ok(v) for _, _, ok in _rules(shape, v1)):
         return False
-    return shape.type_name != "list" or all(_ok(shape.member, x, with_enum) for x in v)
+    return shape.type_name != "list" or all(_ok(shape.member, x, v1) for x in v)
 
 
 def _handler_enum(shape: Shape, v: Any, path: str, out: list[Violation]) -> None:
     """SES v1's own enum answer, worded after the one recorded instance (see the module docstring)."""
+    if shape.name not in HANDLER_ENUMS:
+        return
     if (enum := shape.metadata.get("enum")) and isinstance(v, str) and v not in enum:
         name = [s for s in path.split(".") if s != "member" and not s.isdigit()][-1]
         words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name).lower()
@@ -299,7 +308,7 @@ def _collect(shape: Shape, v: Any, path: str, v1: bool, out: list[Violation]) ->
                     )
                 )
         return
-    for kind, text, ok in _rules(shape, with_enum=not v1):
+    for kind, text, ok in _rules(shape, v1):
         if not ok(v):
             item(kind, text)
     if v1:
@@ -311,16 +320,16 @@ def _collect(shape: Shape, v: Any, path: str, v1: bool, out: list[Violation]) ->
                 _collect(inner, x, f"{path}.{i}.member", v1, out)
             elif v1:
                 _handler_enum(inner, x, f"{path}.{i}.member", out)
-        if inner.type_name != "structure" and not all(_ok(inner, x, not v1) for x in v):
-            item("element", f"Member must satisfy constraint: [{_describe(inner, not v1)}]")
+        if inner.type_name != "structure" and not all(_ok(inner, x, v1) for x in v):
+            item("element", f"Member must satisfy constraint: [{_describe(inner, v1)}]")
     elif t == "map":
-        if not all(_ok(shape.key, k, not v1) for k in v):
-            item("element", f"Map keys must satisfy constraint: [{_describe(shape.key, not v1)}]")
+        if not all(_ok(shape.key, k, v1) for k in v):
+            item("element", f"Map keys must satisfy constraint: [{_describe(shape.key, v1)}]")
         if shape.value.type_name == "structure":
             for k, x in v.items():
                 _collect(shape.value, x, f"{path}.{k}", v1, out)
-        elif not all(_ok(shape.value, x, not v1) for x in v.values()):
-            item("element", f"Map value must satisfy constraint: [{_describe(shape.value, not v1)}]")
+        elif not all(_ok(shape.value, x, v1) for x in v.values()):
+            item("element", f"Map value must satisfy constraint: [{_describe(shape.value, v1)}]")
 
 
 def violations(op: OperationModel, params: dict[str, Any]) -> list[Violation]:
