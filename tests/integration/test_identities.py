@@ -295,8 +295,14 @@ def test_policies_v1_and_v2(sesame: Serve, account: dict[str, str]) -> None:
     v2.create_email_identity_policy(EmailIdentity="policy.test", PolicyName="p1", Policy=policy)
     with pytest.raises(v2.exceptions.AlreadyExistsException):
         v2.create_email_identity_policy(EmailIdentity="policy.test", PolicyName="p1", Policy=policy)
-    with pytest.raises(v2.exceptions.NotFoundException):
-        v2.update_email_identity_policy(EmailIdentity="policy.test", PolicyName="p2", Policy=policy)
+    # SES's API reference: Update "returns successfully even if a policy with the specified name does
+    # not exist" (it creates it), and so does Delete.
+    v2.update_email_identity_policy(EmailIdentity="policy.test", PolicyName="p9", Policy=policy)
+    assert "p9" in v2.get_email_identity_policies(EmailIdentity="policy.test")["Policies"]
+    v2.delete_email_identity_policy(EmailIdentity="policy.test", PolicyName="p9")
+    v2.delete_email_identity_policy(EmailIdentity="policy.test", PolicyName="p9")
+    with pytest.raises(v2.exceptions.NotFoundException):  # the identity itself must exist
+        v2.delete_email_identity_policy(EmailIdentity="nowhere.test", PolicyName="p9")
     with pytest.raises(v2.exceptions.BadRequestException):
         v2.create_email_identity_policy(EmailIdentity="policy.test", PolicyName="p2", Policy="{}")
     v1.put_identity_policy(Identity="policy.test", PolicyName="p2", Policy=policy)
@@ -312,8 +318,6 @@ def test_policies_v1_and_v2(sesame: Serve, account: dict[str, str]) -> None:
         v1.put_identity_policy(Identity="policy.test", PolicyName="p3", Policy="not json")
     v1.delete_identity_policy(Identity="policy.test", PolicyName="absent")
     v2.delete_email_identity_policy(EmailIdentity="policy.test", PolicyName="p1")
-    with pytest.raises(v2.exceptions.NotFoundException):
-        v2.delete_email_identity_policy(EmailIdentity="policy.test", PolicyName="p1")
     assert v2.get_email_identity(EmailIdentity="policy.test")["Policies"] == {"p2": policy}
 
 

@@ -367,33 +367,29 @@ class Identities:
             return row
 
     async def put_policy(
-        self, account_id: str, region: str, identity: str, name: str, policy: str, *, mode: str
+        self, account_id: str, region: str, identity: str, name: str, policy: str, *, create: bool = False
     ) -> None:
-        """``mode``: 'create' (exists → error), 'update' (missing → error) or 'put' (v1: either)."""
+        """Create or replace a policy; with ``create`` an existing one is an error (v2 Create…). SES's
+        v2 UpdateEmailIdentityPolicy creates a missing policy, as v1 PutIdentityPolicy does."""
         async with self.db.write() as s:
             row = await s.get(Identity, (account_id, region, normalize(identity)))
             if row is None:
                 raise IdentityError("not-found", f"Email identity {identity} does not exist.")
             policies = dict(row.policies or {})
-            if mode == "create" and name in policies:
+            if create and name in policies:
                 raise IdentityError("exists", f"Policy {name} already exists for identity {identity}.")
-            if mode == "update" and name not in policies:
-                raise IdentityError("not-found", f"Policy {name} does not exist for identity {identity}.")
             if name not in policies and len(policies) >= MAX_POLICIES:
                 raise IdentityError("limit", f"An identity can have at most {MAX_POLICIES} policies.")
             policies[name] = policy
             row.policies = policies
 
-    async def delete_policy(
-        self, account_id: str, region: str, identity: str, name: str, *, strict: bool
-    ) -> None:
+    async def delete_policy(self, account_id: str, region: str, identity: str, name: str) -> None:
+        """Both APIs answer success for a policy that does not exist (SES's API reference)."""
         async with self.db.write() as s:
             row = await s.get(Identity, (account_id, region, normalize(identity)))
             if row is None:
                 raise IdentityError("not-found", f"Email identity {identity} does not exist.")
             policies = dict(row.policies or {})
-            if name not in policies and strict:
-                raise IdentityError("not-found", f"Policy {name} does not exist for identity {identity}.")
             policies.pop(name, None)
             row.policies = policies
 

@@ -257,7 +257,6 @@ class IdentitiesV1:
                 params["Identity"],
                 params["PolicyName"],
                 params["Policy"],
-                mode="put",
             )
         except IdentityError as exc:
             err = (
@@ -280,7 +279,7 @@ class IdentitiesV1:
     async def delete_identity_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         try:
             await self.identities.delete_policy(
-                ctx.account_id, ctx.region, params["Identity"], params["PolicyName"], strict=False
+                ctx.account_id, ctx.region, params["Identity"], params["PolicyName"]
             )
         except IdentityError:
             raise _missing(params["Identity"]) from None

@@ -272,7 +272,7 @@ class IdentitiesV2:
                 params["EmailIdentity"],
                 params["PolicyName"],
                 params["Policy"],
-                mode="create",
+                create=True,
             )
         return {}
 
@@ -287,7 +287,6 @@ class IdentitiesV2:
                 params["EmailIdentity"],
                 params["PolicyName"],
                 params["Policy"],
-                mode="update",
             )
         return {}
 
@@ -303,6 +302,6 @@ class IdentitiesV2:
     ) -> dict[str, Any]:
         with v2_errors():
             await self.identities.delete_policy(
-                ctx.account_id, ctx.region, params["EmailIdentity"], params["PolicyName"], strict=True
+                ctx.account_id, ctx.region, params["EmailIdentity"], params["PolicyName"]
             )
         return {}
