@@ -142,6 +142,17 @@ def test_unverified_sender_is_rejected(sender: Sender) -> None:
             Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
             Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
         )
+    # SES names the source as the request gave it, display name and all.
+    with pytest.raises(sender.v2.exceptions.MessageRejected) as named:
+        sender.v2.send_email(
+            FromEmailAddress="John Smith <foobar@example.com>",
+            Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+        )
+    assert named.value.response["Error"]["Message"] == (
+        "Email address is not verified. The following identities failed the check in region US-EAST-1: "
+        "John Smith <foobar@example.com>"
+    )
 
 
 def test_sandbox_allows_only_verified_and_simulator_recipients(sender: Sender, dns_server: DnsServer) -> None:

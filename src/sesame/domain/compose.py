@@ -130,6 +130,7 @@ def simple(
     return Outgoing(
         operation=operation,
         from_address=from_address,
+        from_as_given=env.source,
         envelope_from=bare_address(env.return_path) if env.return_path else from_address,
         recipients=recipients,
         body=body,

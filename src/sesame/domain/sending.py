@@ -107,6 +107,8 @@ class Outgoing:
     configuration_set: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: The sender as the request wrote it (``John Smith <js@example.com>``): SES names it so when refused.
+    from_as_given: str | None = None
     #: Other addresses the message claims to be from (the rest of a raw From, its Sender): each must
     #: be covered as ``from_address`` is.
     other_senders: list[str] = field(default_factory=list)
@@ -316,7 +318,7 @@ class Sending:
         else:
             sender = _most_specific(_candidates(msg.from_address), own)
         if sender is None:
-            failed.append(msg.from_address)
+            failed.append(msg.from_as_given or msg.from_address)
         for address in dict.fromkeys(a for a in msg.other_senders if a.lower() != msg.from_address.lower()):
             if msg.from_arn:
                 ok = (
