@@ -66,3 +66,20 @@ def test_enum_violations_use_aws_wording(dev: SesameProcess) -> None:
         "1 validation error detected: Value at 'mailType' failed to satisfy constraint: "
         "Member must satisfy enum value set: [MARKETING, TRANSACTIONAL]"
     )
+
+
+def test_custom_mail_from_is_verified_at_once_in_dev_mode(dev: SesameProcess) -> None:
+    v2 = client("sesv2", dev.endpoint, "210987654321", "x")
+    v2.create_email_identity(EmailIdentity="mf-dev.test")
+    v2.put_email_identity_mail_from_attributes(
+        EmailIdentity="mf-dev.test", MailFromDomain="bounce.mf-dev.test", BehaviorOnMxFailure="REJECT_MESSAGE"
+    )
+    got = v2.get_email_identity(EmailIdentity="mf-dev.test")["MailFromAttributes"]
+    assert got["MailFromDomainStatus"] == "SUCCESS"
+    # With RejectMessage, a pending MAIL FROM domain would refuse every send from the identity.
+    sent = v2.send_email(
+        FromEmailAddress="app@mf-dev.test",
+        Destination={"ToAddresses": ["someone@example.com"]},
+        Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
+    )
+    assert sent["MessageId"]

@@ -176,8 +176,15 @@ def test_byodkim(sesame: Serve, account: dict[str, str], dns_server: DnsServer) 
 def test_custom_mail_from(sesame: Serve, account: dict[str, str], dns_server: DnsServer) -> None:
     v2, v1 = sesame.client("sesv2", account), sesame.client("ses", account)
     v2.create_email_identity(EmailIdentity="mailfrom.test")
-    with pytest.raises(v2.exceptions.BadRequestException):
+    with pytest.raises(v2.exceptions.BadRequestException) as bad:
         v2.put_email_identity_mail_from_attributes(EmailIdentity="mailfrom.test", MailFromDomain="other.test")
+    assert bad.value.response["Error"]["Message"] == (
+        "Provided MAIL-FROM domain <other.test> is not subdomain of the domain of the identity "
+        "<mailfrom.test>."
+    )
+    with pytest.raises(ClientError) as missing:
+        v1.set_identity_mail_from_domain(Identity="absent.test", MailFromDomain="m.absent.test")
+    assert missing.value.response["Error"]["Message"] == "Identity <absent.test> does not exist."
     v2.put_email_identity_mail_from_attributes(
         EmailIdentity="mailfrom.test",
         MailFromDomain="bounce.mailfrom.test",

@@ -331,6 +331,33 @@ class Identities:
                 setattr(row, name, value)
             return row
 
+    async def set_mail_from(
+        self, account_id: str, region: str, identity: str, domain: str | None, behavior: str
+    ) -> Identity:
+        """v1 SetIdentityMailFromDomain / v2 PutEmailIdentityMailFromAttributes (``domain`` None turns the
+        custom MAIL FROM off). The domain is looked up in DNS like the identity; dev mode verifies it at
+        once, as it does the identity, or a RejectMessage behaviour would refuse every send there."""
+        domain = domain.lower().rstrip(".") if domain else None
+        base = normalize(identity).rpartition("@")[2]
+        if domain is not None and not (domain.endswith("." + base) and is_domain(domain)):
+            raise IdentityError(
+                "invalid",
+                f"Provided MAIL-FROM domain <{domain}> is not subdomain of the domain of the identity"
+                f" <{identity}>.",
+            )
+        try:
+            return await self.modify(
+                account_id,
+                region,
+                identity,
+                mail_from_domain=domain,
+                mail_from_status=(SUCCESS if self.dev else PENDING) if domain else None,
+                mail_from_behavior=behavior,
+                last_checked_at=None,
+            )
+        except IdentityError:
+            raise IdentityError("not-found", f"Identity <{identity}> does not exist.") from None
+
     async def set_signing_attributes(
         self, account_id: str, region: str, identity: str, origin: str, attributes: dict[str, Any]
     ) -> Identity:

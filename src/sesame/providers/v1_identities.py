@@ -149,24 +149,15 @@ class IdentitiesV1:
     async def set_identity_mail_from_domain(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
-        identity = params["Identity"]
-        domain = (params.get("MailFromDomain") or "").lower().rstrip(".") or None
-        base = normalize(identity).rpartition("@")[2]
-        if domain is not None and not domain.endswith("." + base):
-            raise InvalidParameterValue(
-                f"Invalid MAIL FROM domain <{domain}>: it must be a subdomain of {base}."
-            )
         behavior = _BEHAVIOR_V2.get(
             params.get("BehaviorOnMXFailure") or "UseDefaultValue", "USE_DEFAULT_VALUE"
         )
-        await self._modify(
-            ctx,
-            identity,
-            mail_from_domain=domain,
-            mail_from_status="PENDING" if domain else None,
-            mail_from_behavior=behavior,
-            last_checked_at=None,
-        )
+        try:
+            await self.identities.set_mail_from(
+                ctx.account_id, ctx.region, params["Identity"], params.get("MailFromDomain"), behavior
+            )
+        except IdentityError as exc:
+            raise InvalidParameterValue(exc.message) from None
         return {}
 
     async def get_identity_mail_from_domain_attributes(

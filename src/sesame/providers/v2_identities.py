@@ -220,20 +220,13 @@ class IdentitiesV2:
     async def put_email_identity_mail_from_attributes(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
-        identity = params["EmailIdentity"]
-        domain = (params.get("MailFromDomain") or "").lower().rstrip(".") or None
-        base = normalize(identity).rpartition("@")[2]
-        if domain is not None and not domain.endswith("." + base):
-            raise E.BadRequestException(f"The MAIL FROM domain {domain} must be a subdomain of {base}.")
         with v2_errors():
-            await self.identities.modify(
+            await self.identities.set_mail_from(
                 ctx.account_id,
                 ctx.region,
-                identity,
-                mail_from_domain=domain,
-                mail_from_status="PENDING" if domain else None,
-                mail_from_behavior=params.get("BehaviorOnMxFailure") or "USE_DEFAULT_VALUE",
-                last_checked_at=None,
+                params["EmailIdentity"],
+                params.get("MailFromDomain"),
+                params.get("BehaviorOnMxFailure") or "USE_DEFAULT_VALUE",
             )
         return {}
 
