@@ -216,6 +216,7 @@ def test_email_identities_and_errors(sesame: Serve, account: dict[str, str]) -> 
     )
     assert created["IdentityType"] == "EMAIL_ADDRESS"
     assert created["VerifiedForSendingStatus"] is False
+    assert "DkimAttributes" not in created  # SES gives DKIM attributes to domains only here
     # The local part keeps its case; the domain is lower-cased.
     got = v2.get_email_identity(EmailIdentity="Alice@example-two.test")
     assert got["VerificationStatus"] == "PENDING"
@@ -330,7 +331,14 @@ def test_policies_v1_and_v2(sesame: Serve, account: dict[str, str]) -> None:
 
 def test_feedback_and_notification_settings(sesame: Serve, account: dict[str, str]) -> None:
     v2, v1 = sesame.client("sesv2", account), sesame.client("ses", account)
+    with pytest.raises(v2.exceptions.NotFoundException):  # a default set must exist
+        v2.create_email_identity(EmailIdentity="notify.test", ConfigurationSetName="my-set")
+    v2.create_configuration_set(ConfigurationSetName="my-set")
     v2.create_email_identity(EmailIdentity="notify.test", ConfigurationSetName="my-set")
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.put_email_identity_configuration_set_attributes(
+            EmailIdentity="notify.test", ConfigurationSetName="no-such-set"
+        )
     assert v2.get_email_identity(EmailIdentity="notify.test")["ConfigurationSetName"] == "my-set"
     v2.put_email_identity_configuration_set_attributes(EmailIdentity="notify.test")
     assert "ConfigurationSetName" not in v2.get_email_identity(EmailIdentity="notify.test")

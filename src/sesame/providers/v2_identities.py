@@ -11,6 +11,7 @@ from typing import Any
 
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import service_errors
+from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, IdentityError, normalize
 from sesame.domain.tags import Tags
 from sesame.domain.verification import Verification
@@ -84,6 +85,15 @@ class IdentitiesV2:
     identities: Identities
     tags: Tags
     verification: Verification
+    configuration_sets: ConfigurationSets
+
+    async def _check_configuration_set(self, ctx: RequestContext, name: str | None) -> None:
+        """An identity's default configuration set must exist (SES: NotFoundException)."""
+        if name:
+            try:
+                await self.configuration_sets.get(ctx.account_id, ctx.region, name)
+            except ConfigurationSetError as exc:
+                raise E.NotFoundException(exc.message) from None
 
     async def _parent(self, row: Identity) -> Identity | None:
         if row.kind == DOMAIN:
@@ -106,6 +116,7 @@ class IdentitiesV2:
         for tag in params.get("Tags") or []:
             if not tag.get("Key"):
                 raise E.BadRequestException("Tag keys must not be empty.")
+        await self._check_configuration_set(ctx, params.get("ConfigurationSetName"))
         with v2_errors():
             row = await self.identities.create(
                 ctx.account_id,
@@ -120,11 +131,13 @@ class IdentitiesV2:
                 ctx.account_id, ctx.region, ctx.arn(f"identity/{row.identity}"), params["Tags"]
             )
         await self.verification.start(row)  # an address: the email with its verification link
-        return {
+        out: dict[str, Any] = {
             "IdentityType": row.kind,
             "VerifiedForSendingStatus": row.verification_status == SUCCESS,
-            "DkimAttributes": dkim_attributes(row, await self._parent(row)),
         }
+        if row.kind == DOMAIN:  # SES gives an address identity no DkimAttributes here
+            out["DkimAttributes"] = dkim_attributes(row, None)
+        return out
 
     async def get_email_identity(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with v2_errors():
@@ -233,6 +246,7 @@ class IdentitiesV2:
     async def put_email_identity_configuration_set_attributes(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
+        await self._check_configuration_set(ctx, params.get("ConfigurationSetName"))
         with v2_errors():
             await self.identities.modify(
                 ctx.account_id,
