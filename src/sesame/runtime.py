@@ -14,7 +14,7 @@ from sesame.domain.accounts import Accounts
 from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import Identities
-from sesame.domain.secrets import SecretBox
+from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
@@ -25,7 +25,7 @@ from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
 from sesame.storage.db import Database
-from sesame.storage.models import Base
+from sesame.storage.models import Base, Meta
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Sesame:
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
-        box = SecretBox.from_data_dir(settings.data_dir)
+        self.box = box = SecretBox(KeySource(settings.data_dir))
         self.accounts = Accounts(self.db, settings, box)
         self.tags = Tags(self.db)
         self.identities = Identities(self.db, settings, box)
@@ -103,11 +103,22 @@ class Sesame:
     def migrate(self) -> None:
         migrate.upgrade(self.settings.database_url)
 
+    async def open(self) -> None:
+        """Bring the schema to head and check the secret key against the database (ConfigError if it
+        does not read the stored secrets): the first thing every command that uses the database does."""
+        try:
+            self.migrate()
+            await self.box.unlock(self.db)
+        except BaseException:
+            await self.db.close()
+            raise
+
     async def reset(self) -> None:
         """Dev mode: forget everything (LocalStack/moto test suites reset between tests)."""
         async with self.db.write() as s:
             for table in reversed(Base.metadata.sorted_tables):
-                await s.execute(sa.delete(table))
+                if table is not Meta.__table__:  # the canary belongs to the key, not to the data
+                    await s.execute(sa.delete(table))
         self.authenticator.forget()
         self.accounts._key_cache.clear()
 

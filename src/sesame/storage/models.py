@@ -51,6 +51,15 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
 
 
+class Meta(Base):
+    """Small named values about the installation itself (the secret-key canary)."""
+
+    __tablename__ = "meta"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+
 class Account(Base):
     """An SES account (12-digit id) and the defaults each region starts with."""
 
