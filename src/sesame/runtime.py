@@ -87,11 +87,13 @@ class Sesame:
         return await self.identities.get(account_id, region, name) is not None
 
     async def background(self) -> None:
-        """The periodic work of a ``serve`` node: DNS look-ups for pending identities.
+        """The background work of a ``serve`` node: DNS look-ups for pending identities, and listening
+        for access-key changes made by other processes."""
+        await asyncio.gather(self._recheck_identities(), self.accounts.watch_keys())
 
-        Every node may run it; a look-up is idempotent, and each claims the rows it checks by their
-        ``last_checked_at``, so several nodes on one PostgreSQL mostly split the work.
-        """
+    async def _recheck_identities(self) -> None:
+        """Every node may run it; a look-up is idempotent, and each claims the rows it checks by their
+        ``last_checked_at``, so several nodes on one PostgreSQL mostly split the work."""
         interval = max(1.0, min(60.0, self.settings.identities.recheck_interval / 4))
         while True:
             try:

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,43 @@ async def accounts_create_key(sesame: Any, account_id: str) -> None:
     except AccountNotFound:
         raise click.ClickException(f"no account {account_id}") from None
     click.echo(json.dumps({"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}))
+
+
+@accounts.command("disable-key")
+@storage_options
+@click.argument("access_key_id")
+@_with_sesame
+async def accounts_disable_key(sesame: Any, access_key_id: str) -> None:
+    """Refuse an access key from its next request on, on every node (enable-key undoes it)."""
+    await _change_key(sesame.accounts.set_key_status(access_key_id, False), access_key_id, "Inactive")
+
+
+@accounts.command("enable-key")
+@storage_options
+@click.argument("access_key_id")
+@_with_sesame
+async def accounts_enable_key(sesame: Any, access_key_id: str) -> None:
+    """Accept a disabled access key again."""
+    await _change_key(sesame.accounts.set_key_status(access_key_id, True), access_key_id, "Active")
+
+
+@accounts.command("delete-key")
+@storage_options
+@click.argument("access_key_id")
+@_with_sesame
+async def accounts_delete_key(sesame: Any, access_key_id: str) -> None:
+    """Delete an access key for good."""
+    await _change_key(sesame.accounts.delete_key(access_key_id), access_key_id, "Deleted")
+
+
+async def _change_key(change: Awaitable[None], access_key_id: str, status: str) -> None:
+    from sesame.domain.accounts import AccessKeyNotFound
+
+    try:
+        await change
+    except AccessKeyNotFound:
+        raise click.ClickException(f"no access key {access_key_id}") from None
+    click.echo(json.dumps({"AccessKeyId": access_key_id, "Status": status}))
 
 
 @accounts.command("update")
