@@ -62,6 +62,10 @@ class IdentitySettings:
     dkim_key_bits: int = 2048
     #: The sender of address-verification emails; empty means no-reply@ this machine's name.
     verification_from: str = ""
+    #: At most one verification email per account and region this often (seconds): SES runs
+    #: VerifyEmailIdentity, VerifyEmailAddress, CreateEmailIdentity and SendCustomVerificationEmail "no
+    #: more than once per second", and each email is mail to a stranger sent on the account's behalf.
+    verification_email_interval: float = 1.0
     #: The host a custom MAIL FROM domain's MX must name (where bounces come back); empty means this
     #: machine's fully qualified name.
     mail_from_mx: str = ""

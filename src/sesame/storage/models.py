@@ -105,6 +105,8 @@ class AccountRegion(Base):
     suppression_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     vdm_attributes: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When the account last had a verification email sent here (they are rate-limited).
+    verification_email_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Tag(Base):
