@@ -25,6 +25,7 @@ from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
 from sesame.storage.db import Database
+from sesame.storage.files import private_directory, private_sqlite
 from sesame.storage.models import Base, Meta
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 class Sesame:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        private_directory(settings.data_dir)
         if settings.is_sqlite:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_sqlite(settings.database_url)
         self.db = Database(settings.database_url)
         self.box = box = SecretBox(KeySource(settings.data_dir))
         self.accounts = Accounts(self.db, settings, box)

@@ -367,9 +367,12 @@ def db() -> None:
 
 
 def _db_url(data_dir: Path | None, database: str | None, config_file: Path | None) -> str:
+    from sesame.storage.files import private_directory, private_sqlite
+
     settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
+        private_sqlite(settings.database_url)
     return settings.database_url
 
 

@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from sesame.errors import ConfigError
 from sesame.storage.db import Database
+from sesame.storage.files import PRIVATE_DIR, private_file
 from sesame.storage.models import AccessKey, Identity, Meta
 
 #: Every encrypted column (model, attribute): what a rotation re-encrypts. A new one must be listed here.
@@ -57,6 +58,7 @@ class KeySource:
         elif create:
             text = _read_or_create(self.path, Fernet.generate_key)
         elif self.path.exists():
+            private_file(self.path)
             text = self.path.read_bytes()
         else:
             raise ConfigError(
@@ -215,7 +217,7 @@ def _read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     """The file's content, written first (mode 0600) if it does not exist. O_EXCL: two processes starting
     at once must not each write a different value."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -223,6 +225,7 @@ def _read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
         else:
             with os.fdopen(fd, "wb") as f:
                 f.write(make())
+    private_file(path)  # a copy from another node may have come with a wider mode
     value = path.read_bytes().strip()
     if not value:  # another process created the file and has not written it yet
         time.sleep(0.1)
