@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from cryptography.fernet import Fernet
 
 from sesame.testing.databases import BACKENDS, temporary_database
 from sesame.testing.dns import DnsServer
@@ -37,8 +38,15 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
 def module_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
+    """A database for a module's servers and commands. They have data directories of their own but share
+    one secret key (SESAME_SECRET_KEY meanwhile), as the nodes of one deployment must: a key that does
+    not read the database's secrets stops a process before it starts."""
     with temporary_database(request.param, tmp_path_factory.mktemp("db")) as url:
-        yield url
+        os.environ["SESAME_SECRET_KEY"] = Fernet.generate_key().decode()
+        try:
+            yield url
+        finally:
+            del os.environ["SESAME_SECRET_KEY"]
 
 
 @pytest.fixture(scope="module")

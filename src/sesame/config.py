@@ -18,6 +18,12 @@ from sesame.errors import ConfigError
 
 Mode = Literal["dev", "serve"]
 
+#: ``SESAME_*`` variables that are not settings: read where they are used (the secrets stay out of the
+#: Settings object, which is logged and passed around), or by the test suite.
+NOT_SETTINGS = frozenset(
+    {"SESAME_SECRET_KEY", "SESAME_ADMIN_TOKEN", "SESAME_TEST_DATABASE", "SESAME_TEST_POSTGRES"}
+)
+
 
 @dataclass
 class AccountDefaults:
@@ -56,6 +62,10 @@ class IdentitySettings:
     dkim_key_bits: int = 2048
     #: The sender of address-verification emails; empty means no-reply@ this machine's name.
     verification_from: str = ""
+    #: At most one verification email per account and region this often (seconds): SES runs
+    #: VerifyEmailIdentity, VerifyEmailAddress, CreateEmailIdentity and SendCustomVerificationEmail "no
+    #: more than once per second", and each email is mail to a stranger sent on the account's behalf.
+    verification_email_interval: float = 1.0
     #: The host a custom MAIL FROM domain's MX must name (where bounces come back); empty means this
     #: machine's fully qualified name.
     mail_from_mx: str = ""
@@ -216,7 +226,7 @@ def load(
     source: Mapping[str, str] = os.environ if env is None else env
     from_env: dict[str, Any] = {}
     for key, value in source.items():
-        if key.startswith("SESAME_") and key != "SESAME_TEST_DATABASE":
+        if key.startswith("SESAME_") and key not in NOT_SETTINGS:
             parts = key[len("SESAME_") :].lower().split("__")  # SESAME_ACCOUNTS__SANDBOX=false
             node = from_env
             for part in parts[:-1]:

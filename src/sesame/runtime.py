@@ -14,7 +14,7 @@ from sesame.domain.accounts import Accounts
 from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import Identities
-from sesame.domain.secrets import SecretBox
+from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
@@ -25,7 +25,8 @@ from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
 from sesame.storage.db import Database
-from sesame.storage.models import Base
+from sesame.storage.files import private_directory, private_sqlite
+from sesame.storage.models import Base, Meta
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,11 @@ log = logging.getLogger(__name__)
 class Sesame:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        private_directory(settings.data_dir)
         if settings.is_sqlite:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_sqlite(settings.database_url)
         self.db = Database(settings.database_url)
-        box = SecretBox.from_data_dir(settings.data_dir)
+        self.box = box = SecretBox(KeySource(settings.data_dir))
         self.accounts = Accounts(self.db, settings, box)
         self.tags = Tags(self.db)
         self.identities = Identities(self.db, settings, box)
@@ -87,11 +89,13 @@ class Sesame:
         return await self.identities.get(account_id, region, name) is not None
 
     async def background(self) -> None:
-        """The periodic work of a ``serve`` node: DNS look-ups for pending identities.
+        """The background work of a ``serve`` node: DNS look-ups for pending identities, and listening
+        for access-key changes made by other processes."""
+        await asyncio.gather(self._recheck_identities(), self.accounts.watch_keys())
 
-        Every node may run it; a look-up is idempotent, and each claims the rows it checks by their
-        ``last_checked_at``, so several nodes on one PostgreSQL mostly split the work.
-        """
+    async def _recheck_identities(self) -> None:
+        """Every node may run it; a look-up is idempotent, and each claims the rows it checks by their
+        ``last_checked_at``, so several nodes on one PostgreSQL mostly split the work."""
         interval = max(1.0, min(60.0, self.settings.identities.recheck_interval / 4))
         while True:
             try:
@@ -103,11 +107,22 @@ class Sesame:
     def migrate(self) -> None:
         migrate.upgrade(self.settings.database_url)
 
+    async def open(self) -> None:
+        """Bring the schema to head and check the secret key against the database (ConfigError if it
+        does not read the stored secrets): the first thing every command that uses the database does."""
+        try:
+            self.migrate()
+            await self.box.unlock(self.db)
+        except BaseException:
+            await self.db.close()
+            raise
+
     async def reset(self) -> None:
         """Dev mode: forget everything (LocalStack/moto test suites reset between tests)."""
         async with self.db.write() as s:
             for table in reversed(Base.metadata.sorted_tables):
-                await s.execute(sa.delete(table))
+                if table is not Meta.__table__:  # the canary belongs to the key, not to the data
+                    await s.execute(sa.delete(table))
         self.authenticator.forget()
         self.accounts._key_cache.clear()
 

@@ -132,3 +132,18 @@ def test_db_commands(database: str, tmp_path: Path) -> None:
         check=True,
     )
     assert "(head)" in done.stdout + done.stderr
+
+
+def test_secret_key_and_admin_token_from_the_environment(tmp_path: Path) -> None:
+    """The README's SESAME_SECRET_KEY and SESAME_ADMIN_TOKEN work for every command, not only as files."""
+    from cryptography.fernet import Fernet
+
+    env = {"SESAME_SECRET_KEY": Fernet.generate_key().decode(), "SESAME_ADMIN_TOKEN": "t0ken-from-env"}
+    created = json.loads(sesame_cli("accounts", "create", "envkey", data_dir=tmp_path, env=env))
+    assert json.loads(sesame_cli("accounts", "list", data_dir=tmp_path, env=env))[0]["Name"] == "envkey"
+    assert not (tmp_path / "secret.key").exists() and not (tmp_path / "admin.token").exists()
+    with SesameProcess("serve", data_dir=tmp_path, env=env) as proc:
+        ses = client("sesv2", proc.endpoint, created["AccessKeyId"], created["SecretAccessKey"])
+        assert ses.get_account()["SendQuota"]["Max24HourSend"] == 200.0
+        url = ["--url", proc.endpoint]
+        assert "The queue is empty." in sesame_cli("queue", *url, data_dir=tmp_path, env=env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import httpx
 import pytest
@@ -85,3 +86,27 @@ def test_accounts_are_isolated_and_regional(serve: Serve) -> None:
     assert serve.client("sesv2", b).get_account()["SendingEnabled"] is True
     assert serve.client("sesv2", a, region="eu-west-1").get_account()["SendingEnabled"] is True
     assert serve.client("ses", a).get_account_sending_enabled()["Enabled"] is False
+
+
+def test_disabled_key_is_refused_from_the_next_request(serve: Serve) -> None:
+    account = serve.new_account("disable")
+    key = account["AccessKeyId"]
+    v2, v1 = serve.client("sesv2", account), serve.client("ses", account)
+    assert v2.get_account()["SendingEnabled"] is True  # known to the server (and remembered)
+    assert json.loads(serve.cli("accounts", "disable-key", key)) == {"AccessKeyId": key, "Status": "Inactive"}
+    for call in (v2.get_account, v1.get_send_quota):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert err.value.response["Error"]["Code"] == "InvalidClientTokenId"
+        assert (
+            err.value.response["Error"]["Message"] == "The security token included in the request is invalid."
+        )
+    listed = [a for a in json.loads(serve.cli("accounts", "list")) if a["AccountId"] == account["AccountId"]]
+    assert listed[0]["AccessKeys"] == [{"AccessKeyId": key, "Status": "Inactive"}]
+
+    serve.cli("accounts", "enable-key", key)
+    assert v2.get_account()["SendingEnabled"] is True
+    serve.cli("accounts", "delete-key", key)
+    with pytest.raises(ClientError) as err:
+        v1.get_send_quota()
+    assert err.value.response["Error"]["Code"] == "InvalidClientTokenId"

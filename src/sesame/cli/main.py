@@ -1,4 +1,4 @@
-"""The ``sesame`` command: dev, serve, accounts, identities, queue, db.
+"""The ``sesame`` command: dev, serve, accounts, identities, secret-key, queue, db.
 
 Every command takes the same ``--data-dir``/``--database``/``--config`` flags, so ``sesame accounts …``
 works beside a running server on the same storage.
@@ -7,10 +7,11 @@ works beside a running server on the same storage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ def _settings(mode: config.Mode, **flags: Any) -> config.Settings:
 
 
 def _with_sesame(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``fn(sesame, **kw)`` on a migrated database, for the management commands."""
+    """Run ``fn(sesame, **kw)`` on a migrated database whose secret key checked out, for the management
+    commands."""
 
     @functools.wraps(fn)
     def wrapper(data_dir: Path | None, database: str | None, config_file: Path | None, **kw: Any) -> None:
@@ -47,17 +49,28 @@ def _with_sesame(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
         sesame = Sesame(settings)
-        sesame.migrate()
 
         async def go() -> None:
+            await sesame.open()
             try:
                 await fn(sesame, **kw)
             finally:
                 await sesame.close()
 
-        asyncio.run(go())
+        with _config_errors():
+            asyncio.run(go())
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    """A ConfigError (a wrong secret key, say) is the user's to fix: its message and exit status 1, no
+    traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -73,7 +86,8 @@ def dev(**flags: Any) -> None:
     """Run for local development: SQLite, any access key, no sandbox, mail captured."""
     from sesame.cli import server
 
-    server.main(_settings("dev", **flags))
+    with _config_errors():
+        server.main(_settings("dev", **flags))
 
 
 @main.command()
@@ -83,7 +97,8 @@ def serve(**flags: Any) -> None:
     """Run for production: SigV4 access keys, sandbox and quotas for new accounts."""
     from sesame.cli import server
 
-    server.main(_settings("serve", **flags))
+    with _config_errors():
+        server.main(_settings("serve", **flags))
 
 
 @main.group()
@@ -132,6 +147,43 @@ async def accounts_create_key(sesame: Any, account_id: str) -> None:
     click.echo(json.dumps({"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}))
 
 
+@accounts.command("disable-key")
+@storage_options
+@click.argument("access_key_id")
+@_with_sesame
+async def accounts_disable_key(sesame: Any, access_key_id: str) -> None:
+    """Refuse an access key from its next request on, on every node (enable-key undoes it)."""
+    await _change_key(sesame.accounts.set_key_status(access_key_id, False), access_key_id, "Inactive")
+
+
+@accounts.command("enable-key")
+@storage_options
+@click.argument("access_key_id")
+@_with_sesame
+async def accounts_enable_key(sesame: Any, access_key_id: str) -> None:
+    """Accept a disabled access key again."""
+    await _change_key(sesame.accounts.set_key_status(access_key_id, True), access_key_id, "Active")
+
+
+@accounts.command("delete-key")
+@storage_options
+@click.argument("access_key_id")
+@_with_sesame
+async def accounts_delete_key(sesame: Any, access_key_id: str) -> None:
+    """Delete an access key for good."""
+    await _change_key(sesame.accounts.delete_key(access_key_id), access_key_id, "Deleted")
+
+
+async def _change_key(change: Awaitable[None], access_key_id: str, status: str) -> None:
+    from sesame.domain.accounts import AccessKeyNotFound
+
+    try:
+        await change
+    except AccessKeyNotFound:
+        raise click.ClickException(f"no access key {access_key_id}") from None
+    click.echo(json.dumps({"AccessKeyId": access_key_id, "Status": status}))
+
+
 @accounts.command("update")
 @storage_options
 @click.argument("account_id")
@@ -173,6 +225,67 @@ async def identities_records(sesame: Any, domain: str, account_id: str, region: 
         raise click.ClickException(f"{domain} has nothing to publish (an email address identity?)")
     for record in records:
         click.echo(record.zone_line())
+
+
+@main.group("secret-key")
+def secret_key() -> None:
+    """Rotate the key that encrypts stored secrets (access-key secrets, DKIM private keys)."""
+
+
+@secret_key.command("generate")
+def secret_key_generate() -> None:
+    """Print a new key (for SESAME_SECRET_KEY; the key file gets its own from `rotate`)."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
+@secret_key.command("rotate")
+@storage_options
+@_with_sesame
+async def secret_key_rotate(sesame: Any) -> None:
+    """Re-encrypt every stored secret under a new key, keeping the old key readable.
+
+    With the key file: a new key goes first in it, the old ones stay after it. With SESAME_SECRET_KEY:
+    put a new key (`sesame secret-key generate`) first in the variable, the old one after it, then run
+    this. Nodes that share the database re-read a changed key file by themselves; copy it to them.
+    """
+    from cryptography.fernet import Fernet
+
+    box = sesame.box
+    if box.source.variable:
+        if len(box.keys) < 2:
+            raise click.ClickException(
+                "SESAME_SECRET_KEY holds one key: nothing to rotate to. Put a new key first in it "
+                "(sesame secret-key generate), the current key after it, and run this again."
+            )
+    else:
+        box.source.write([Fernet.generate_key(), *box.keys])
+        box.use(box.source.read(create=False))
+    count = await box.rotate(sesame.db)
+    click.echo(json.dumps({"Reencrypted": count, "Keys": len(box.keys)}))
+    click.echo(
+        f"Every secret is now encrypted with the first key of {box.source.name}; the older keys still "
+        "decrypt. Once every node has the new keys, drop the old ones: sesame secret-key retire",
+        err=True,
+    )
+
+
+@secret_key.command("retire")
+@storage_options
+@_with_sesame
+async def secret_key_retire(sesame: Any) -> None:
+    """Drop every key but the newest, once no stored secret needs them (after `rotate`)."""
+    box = sesame.box
+    if stale := await box.stale(sesame.db):
+        raise click.ClickException(
+            f"{stale} stored secrets are not encrypted with the newest key yet: run sesame secret-key rotate"
+        )
+    if box.source.variable:
+        click.echo("Every secret reads with the first key: drop the others from SESAME_SECRET_KEY.", err=True)
+        return
+    box.source.write(box.keys[:1])
+    click.echo(f"{box.source.name} now holds only the newest key.", err=True)
 
 
 @main.group(invoke_without_command=True)
@@ -254,9 +367,12 @@ def db() -> None:
 
 
 def _db_url(data_dir: Path | None, database: str | None, config_file: Path | None) -> str:
+    from sesame.storage.files import private_directory, private_sqlite
+
     settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
+        private_sqlite(settings.database_url)
     return settings.database_url
 
 

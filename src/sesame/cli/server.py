@@ -95,7 +95,7 @@ class _Server(uvicorn.Server):
 
 async def run(settings: Settings) -> None:
     sesame = Sesame(settings)
-    sesame.migrate()
+    await sesame.open()
     host, port = settings.http_address()
     sock = _bind(host, port)
     real_host, real_port = sock.getsockname()[:2]

@@ -27,12 +27,20 @@ from sesame.storage.models import AccessKey, Account, AccountRegion
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
-#: How long a verified access key's secret is kept in memory: SigV4 checks every request, and keys
-#: change rarely. A deactivated key stops working within this time on every node.
+#: PostgreSQL: how long a node trusts its memory of an access key (SigV4 looks one up on every request).
+#: A change (created, disabled, enabled, deleted) is announced on KEYS_CHANNEL and forgotten at once by
+#: every node listening; this bounds what a node could miss if an announcement were lost anyway.
 KEY_CACHE_SECONDS = 30.0
+KEYS_CHANNEL = "sesame_access_keys"
+#: Entries kept at most, against floods of random key ids.
+_MAX_CACHED = 10_000
 
 
 class AccountNotFound(LookupError):
+    pass
+
+
+class AccessKeyNotFound(LookupError):
     pass
 
 
@@ -68,7 +76,13 @@ class Accounts:
         self.db = db
         self.settings = settings
         self.box = box
+        #: PostgreSQL: key id → (when read, (account id, secret) or None), while ``_listening``.
         self._key_cache: dict[str, tuple[float, tuple[str, str] | None]] = {}
+        self._listening = False
+        #: Counts forgettings: a read that a change overtook must not be remembered.
+        self._changes = 0
+        #: Encrypted secret → its plaintext: decrypting costs more than the rest of a cached lookup.
+        self._plain: dict[str, str] = {}
 
     # -- accounts ---------------------------------------------------------------------------------
 
@@ -116,10 +130,10 @@ class Accounts:
     async def list(self) -> list[dict[str, Any]]:
         async with self.db.read() as s:
             accounts = (await s.scalars(sa.select(Account).order_by(Account.created_at))).all()
-            keys = (await s.scalars(sa.select(AccessKey))).all()
-        by_account: dict[str, list[str]] = {}
+            keys = (await s.scalars(sa.select(AccessKey).order_by(AccessKey.access_key_id))).all()
+        by_account: dict[str, list[AccessKey]] = {}
         for k in keys:
-            by_account.setdefault(k.account_id, []).append(k.access_key_id)
+            by_account.setdefault(k.account_id, []).append(k)
         return [
             {
                 "AccountId": a.id,
@@ -128,7 +142,11 @@ class Accounts:
                 "Sandbox": a.sandbox,
                 "Max24HourSend": a.max_24_hour_send,
                 "MaxSendRate": a.max_send_rate,
-                "AccessKeyIds": sorted(by_account.get(a.id, [])),
+                "AccessKeyIds": [k.access_key_id for k in by_account.get(a.id, [])],
+                "AccessKeys": [
+                    {"AccessKeyId": k.access_key_id, "Status": "Active" if k.active else "Inactive"}
+                    for k in by_account.get(a.id, [])
+                ],
             }
             for a in accounts
         ]
@@ -188,25 +206,80 @@ class Accounts:
                     access_key_id=key_id, account_id=account_id, secret_encrypted=self.box.encrypt(secret)
                 )
             )
+            await self.db.notify(s, KEYS_CHANNEL, key_id)  # nodes may remember it as unknown
         return key_id, secret
 
-    async def credentials(self, access_key_id: str) -> tuple[str, str] | None:
-        """(account id, secret) for an active key, or None. Cached briefly, misses included."""
-        now = time.monotonic()
-        hit = self._key_cache.get(access_key_id)
-        if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-            return hit[1]
-        async with self.db.read() as s:
+    async def set_key_status(self, access_key_id: str, active: bool) -> None:
+        """Enable or disable a key; every node refuses a disabled one from its next request on."""
+        async with self.db.write() as s:
             key = await s.get(AccessKey, access_key_id)
-        found = (
-            (key.account_id, self.box.decrypt(key.secret_encrypted))
-            if key is not None and key.active
-            else None
+            if key is None:
+                raise AccessKeyNotFound(access_key_id)
+            key.active = active
+            await self.db.notify(s, KEYS_CHANNEL, access_key_id)
+        self.forget_key(access_key_id)
+
+    async def delete_key(self, access_key_id: str) -> None:
+        async with self.db.write() as s:
+            key = await s.get(AccessKey, access_key_id)
+            if key is None:
+                raise AccessKeyNotFound(access_key_id)
+            await s.delete(key)
+            await self.db.notify(s, KEYS_CHANNEL, access_key_id)
+        self.forget_key(access_key_id)
+
+    def forget_key(self, access_key_id: str) -> None:
+        self._changes += 1
+        self._key_cache.pop(access_key_id, None)
+
+    def _listener_state(self, listening: bool) -> None:
+        self._changes += 1
+        self._key_cache.clear()  # announcements may have been missed while not listening
+        self._listening = listening
+
+    async def watch_keys(self) -> None:
+        """Forget keys as other processes change them (a ``serve`` node's background task). Only
+        PostgreSQL needs it: SQLite reads the key on every request."""
+        if not self.db.is_sqlite:
+            await self.db.listen(KEYS_CHANNEL, self.forget_key, self._listener_state)
+
+    async def credentials(self, access_key_id: str) -> tuple[str, str] | None:
+        """(account id, secret) of an active key, or None: SigV4 asks on every request.
+
+        SQLite reads the key's row every time (an inline read on a local file, about 13 µs), so a key
+        disabled by another process (``sesame accounts disable-key``) is refused at its next request.
+        PostgreSQL would pay a round trip: a node remembers keys (one dict lookup) while it listens for
+        the announcements of changes, which reach every node at the commit.
+        """
+        cached = not self.db.is_sqlite and self._listening
+        if cached:
+            hit = self._key_cache.get(access_key_id)
+            if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+                return hit[1]
+        now, changes = time.monotonic(), self._changes
+        (rows,) = await self.db.fetch(
+            [
+                (
+                    "SELECT account_id, secret_encrypted FROM access_keys"
+                    " WHERE access_key_id = :key AND active = :active",
+                    {"key": access_key_id, "active": True},
+                )
+            ]
         )
-        if len(self._key_cache) > 10_000:  # bound memory against floods of random key ids
-            self._key_cache.clear()
-        self._key_cache[access_key_id] = (now, found)
+        found = (rows[0]["account_id"], self._decrypt(rows[0]["secret_encrypted"])) if rows else None
+        if cached and changes == self._changes:
+            if len(self._key_cache) >= _MAX_CACHED:
+                self._key_cache.clear()
+            self._key_cache[access_key_id] = (now, found)
         return found
+
+    def _decrypt(self, token: str) -> str:
+        plain = self._plain.get(token)
+        if plain is None:
+            if len(self._plain) >= _MAX_CACHED:
+                self._plain.clear()
+            plain = self._plain[token] = self.box.decrypt(token)
+        return plain
 
     # -- per-region state -------------------------------------------------------------------------
 

@@ -3,12 +3,17 @@
 In ``serve`` mode a new email-address identity (VerifyEmailIdentity, CreateEmailIdentity,
 SendCustomVerificationEmail) gets a message with a link to this server's
 ``/_sesame/verify-email?token=…``; following it within 24 hours verifies the address. The message is
-queued like any other and delivered by Sesame's own delivery path; it is not counted against the
-account's quotas (SES does not count its verification mail either).
+queued like any other and delivered by Sesame's own delivery path.
+
+Each is mail to an address nobody has vouched for yet, sent from this server on the account's behalf:
+an account may have one sent per ``identities.verification_email_interval`` (SES runs these operations
+"no more than once per second"), and each counts in its sending statistics and 24-hour quota, as SES
+counts custom verification emails, so a full quota stops them too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import secrets
 import socket
@@ -23,7 +28,7 @@ from sesame.domain.compose import Envelope
 from sesame.domain.identities import EMAIL, PENDING, Identities
 from sesame.domain.sending import Sending
 from sesame.storage.db import Database
-from sesame.storage.models import CustomVerificationTemplate, Identity, utcnow
+from sesame.storage.models import AccountRegion, CustomVerificationTemplate, Identity, utcnow
 
 MAX_CUSTOM_TEMPLATES = 50
 MAX_CONTENT_BYTES = 10 * 1024 * 1024
@@ -31,7 +36,8 @@ _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
 class VerificationError(Exception):
-    """``kind``: 'not-found', 'exists', 'invalid', 'limit', 'from-not-verified', 'sandbox'."""
+    """``kind``: 'not-found', 'exists', 'invalid', 'limit', 'from-not-verified', 'sandbox', 'throttled',
+    'daily'."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -58,6 +64,29 @@ class Verification:
     def link(self, token: str) -> str:
         base = self.settings.public_url or f"http://{self.settings.http}"
         return f"{base.rstrip('/')}/_sesame/verify-email?token={token}"
+
+    async def reserve(self, account_id: str, region: str) -> None:
+        """Before an operation that sends a verification email: refuse it ('daily') when the account's
+        24-hour quota is used up, or ('throttled') when the account had one within the interval, and
+        otherwise take the interval's one email. Atomic on one node or many (a conditional UPDATE)."""
+        if self.settings.mode == "dev":
+            return  # dev mode verifies at once and sends nothing
+        state = await self.sending.accounts.region(account_id, region)
+        if 0 <= state.max_24_hour_send < await self.sending.sent_last_24_hours(account_id, region) + 1:
+            raise VerificationError("daily", "Daily message quota exceeded.")
+        now = utcnow()
+        since = now - dt.timedelta(seconds=self.settings.identities.verification_email_interval)
+        last = AccountRegion.verification_email_at
+        async with self.db.write() as s:
+            taken = await s.scalar(
+                sa.update(AccountRegion)
+                .where(AccountRegion.account_id == account_id, AccountRegion.region == region)
+                .where(sa.or_(last.is_(None), last <= since))
+                .values(verification_email_at=now)
+                .returning(AccountRegion.account_id)
+            )
+        if taken is None:
+            raise VerificationError("throttled", "Rate exceeded")
 
     async def start(self, row: Identity, template: CustomVerificationTemplate | None = None) -> str | None:
         """Send (again) the verification email of a pending address; its MessageId. A new token and a
@@ -101,7 +130,10 @@ class Verification:
             limit=compose.V2_MAX_BYTES,
             summary={"Destination": {"ToAddresses": [row.identity]}, "Subject": subject},
         )
-        return await self.sending.send_system(row.account_id, row.region, out)
+        # Counted like the account's own mail (SentLast24Hours, GetSendStatistics) but not checked
+        # against its rate: reserve() checked the quota, and a refusal now would leave the identity
+        # without its email.
+        return await self.sending._enqueue(row.account_id, row.region, out, {}, -1, -1)
 
     async def redirect_for(self, identity: Identity, success: bool) -> str | None:
         if not identity.verification_template:
@@ -200,6 +232,7 @@ class Verification:
             raise VerificationError(
                 "from-not-verified", f"Email address {template.from_email_address} is not verified."
             )
+        await self.reserve(account_id, region)
         row = await self.identities.create(account_id, region, address, exists_ok=True)
         return await self.start(row, template)
 

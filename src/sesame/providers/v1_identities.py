@@ -11,10 +11,10 @@ import json
 from typing import Any
 
 from sesame.awsapi.context import RequestContext
-from sesame.awsapi.errors import InvalidParameterValue, service_errors
+from sesame.awsapi.errors import InvalidParameterValue, Throttling, service_errors
 from sesame.domain.identities import DOMAIN, EMAIL, SUCCESS, Identities, IdentityError, normalize
 from sesame.domain.tags import Tags
-from sesame.domain.verification import Verification
+from sesame.domain.verification import Verification, VerificationError
 from sesame.providers.v2_identities import decode_token, encode_token
 
 E = service_errors("ses")
@@ -60,6 +60,11 @@ class IdentitiesV1:
     async def _verify(self, ctx: RequestContext, name: str, kind: str, **kw: Any) -> Any:
         if ("@" in name) != (kind == EMAIL):
             raise InvalidParameterValue(f"Invalid {'email address' if kind == EMAIL else 'domain'} <{name}>.")
+        if kind == EMAIL:  # one verification email per interval, within the quota
+            try:
+                await self.verification.reserve(ctx.account_id, ctx.region)
+            except VerificationError as exc:
+                raise Throttling(exc.message) from None  # as SES answers sends over the rate or quota
         try:
             row = await self.identities.create(ctx.account_id, ctx.region, name, exists_ok=True, **kw)
         except IdentityError as exc:

@@ -14,7 +14,7 @@ from sesame.awsapi.errors import service_errors
 from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, IdentityError, normalize
 from sesame.domain.tags import Tags
-from sesame.domain.verification import Verification
+from sesame.domain.verification import Verification, VerificationError
 from sesame.storage.models import Identity
 
 E = service_errors("sesv2")
@@ -117,6 +117,13 @@ class IdentitiesV2:
             if not tag.get("Key"):
                 raise E.BadRequestException("Tag keys must not be empty.")
         await self._check_configuration_set(ctx, params.get("ConfigurationSetName"))
+        if "@" in name:  # an address: one verification email per interval, within the quota
+            try:
+                await self.verification.reserve(ctx.account_id, ctx.region)
+            except VerificationError as exc:
+                # As v2 SendEmail answers a full quota, or a rate exceeded.
+                error = E.LimitExceededException if exc.kind == "daily" else E.TooManyRequestsException
+                raise error(exc.message) from None
         with v2_errors():
             row = await self.identities.create(
                 ctx.account_id,

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sesame.awsapi.context import RequestContext
-from sesame.awsapi.errors import InvalidParameterValue, ServiceError, service_errors
+from sesame.awsapi.errors import InvalidParameterValue, ServiceError, Throttling, service_errors
 from sesame.domain.verification import TemplateFields, Verification, VerificationError
 from sesame.providers.v2_identities import decode_token, encode_token
 
@@ -21,6 +21,8 @@ _V1_ERRORS: dict[str, type[ServiceError]] = {
     "limit": V1.LimitExceededException,
     "from-not-verified": V1.FromEmailAddressNotVerifiedException,
     "sandbox": V1.ProductionAccessNotGrantedException,
+    "throttled": Throttling,  # as SES answers sends over the rate or the quota
+    "daily": Throttling,
 }
 _V2_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": V2.NotFoundException,
@@ -29,6 +31,8 @@ _V2_ERRORS: dict[str, type[ServiceError]] = {
     "limit": V2.LimitExceededException,
     "from-not-verified": V2.MessageRejected,
     "sandbox": V2.MessageRejected,
+    "throttled": V2.TooManyRequestsException,
+    "daily": V2.LimitExceededException,  # as v2 SendEmail answers a full 24-hour quota
 }
 
 

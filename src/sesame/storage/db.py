@@ -15,18 +15,28 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+log = logging.getLogger(__name__)
+
 #: How long a SQLite writer waits for another process's write lock before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+#: How often a LISTEN connection is probed (seconds): a peer that vanished without closing is noticed
+#: within twice this.
+LISTEN_PROBE_SECONDS = 10.0
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str = "NORMAL") -> None:
@@ -162,6 +172,48 @@ class Database:
             return out
         finally:
             raw.close()  # back to the pool
+
+    async def notify(self, session: AsyncSession, channel: str, payload: str) -> None:
+        """Tell every process listening on ``channel`` (PostgreSQL's NOTIFY, delivered when ``session``
+        commits). SQLite has no such channel: its readers see the change on their next read."""
+        if not self.is_sqlite:
+            await session.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+            )
+
+    async def listen(
+        self, channel: str, on_message: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> None:
+        """PostgreSQL only: hold a connection of its own that LISTENs on ``channel`` and hand each payload
+        to ``on_message``, forever. ``on_state(True)`` once listening, ``on_state(False)`` when the
+        connection is lost (notifications sent meanwhile are lost too), then it reconnects."""
+        import asyncpg
+
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn, timeout=10)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("cannot listen for %s: %s", channel, exc)
+                await asyncio.sleep(1)
+                continue
+            lost = asyncio.Event()
+            try:
+                conn.add_termination_listener(lambda _conn, done=lost: done.set())
+                await conn.add_listener(channel, lambda _c, _pid, _ch, payload: on_message(payload))
+                on_state(True)
+                while True:
+                    try:
+                        await asyncio.wait_for(lost.wait(), LISTEN_PROBE_SECONDS)
+                        break
+                    except TimeoutError:  # a connection cut without a FIN never ends: probe it
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), LISTEN_PROBE_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("lost the %s listener: %s", channel, exc)
+            finally:
+                on_state(False)
+                conn.terminate()
+            await asyncio.sleep(1)
 
     async def close(self) -> None:
         await self.write_engine.dispose()

@@ -51,6 +51,15 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
 
 
+class Meta(Base):
+    """Small named values about the installation itself (the secret-key canary)."""
+
+    __tablename__ = "meta"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+
 class Account(Base):
     """An SES account (12-digit id) and the defaults each region starts with."""
 
@@ -96,6 +105,8 @@ class AccountRegion(Base):
     suppression_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     vdm_attributes: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When the account last had a verification email sent here (they are rate-limited).
+    verification_email_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Tag(Base):

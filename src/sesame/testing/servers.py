@@ -114,12 +114,18 @@ class SesameProcess:
         self.stop()
 
 
-def sesame_cli(*args: str, data_dir: Path, database: str | None = None, check: bool = True) -> str:
+def sesame_cli(
+    *args: str,
+    data_dir: Path,
+    database: str | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> str:
     """Run a management command (``sesame accounts create x``) and return its stdout."""
     cmd = [sys.executable, "-m", "sesame", *args, "--data-dir", str(data_dir)]
     if database:
         cmd += ["--database", database]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     return done.stdout
