@@ -377,9 +377,11 @@ class Sending:
             account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send
         )
 
-    async def send_system(self, account_id: str, region: str, msg: Outgoing) -> str:
-        """Accept Sesame's own mail for an account (a verification email): no checks, no counting."""
-        return await self._enqueue(account_id, region, msg, {}, -1, -1, system=True)
+    async def send_system(self, account_id: str, region: str, msg: Outgoing, *, counted: bool = False) -> str:
+        """Accept Sesame's own mail for an account: no checks. ``counted`` mail (verification emails)
+        counts like the account's own (SentLast24Hours, GetSendStatistics) without being refused for
+        it: the caller reserved its place in the quota before creating what the mail is for."""
+        return await self._enqueue(account_id, region, msg, {}, -1, -1, system=not counted)
 
     async def _enqueue(
         self,

@@ -130,10 +130,8 @@ class Verification:
             limit=compose.V2_MAX_BYTES,
             summary={"Destination": {"ToAddresses": [row.identity]}, "Subject": subject},
         )
-        # Counted like the account's own mail (SentLast24Hours, GetSendStatistics) but not checked
-        # against its rate: reserve() checked the quota, and a refusal now would leave the identity
-        # without its email.
-        return await self.sending._enqueue(row.account_id, row.region, out, {}, -1, -1)
+        # reserve() checked the quota: a refusal now would leave the identity without its email.
+        return await self.sending.send_system(row.account_id, row.region, out, counted=True)
 
     async def redirect_for(self, identity: Identity, success: bool) -> str | None:
         if not identity.verification_template:
