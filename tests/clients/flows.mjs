@@ -64,6 +64,8 @@ async function nodemailerSes() {
   const sesClient = new v2.SESv2Client(config);
   await sesClient.send(new v2.CreateEmailIdentityCommand({ EmailIdentity: "js-clients.test" }));
   const transport = nodemailer.createTransport({ SES: { sesClient, SendEmailCommand: v2.SendEmailCommand } });
+  // verify() sends From invalid@invalid and takes MessageRejected (unverified) as "configured right".
+  const verified = await transport.verify();
   const info = await transport.sendMail({
     from: `Nodemailer <${FROM}>`,
     to: "one@example.com, Two <two@example.com>",
@@ -72,7 +74,7 @@ async function nodemailerSes() {
     text: "hello from nodemailer",
     attachments: [{ filename: "report.csv", content: "a,b\n1,2\n" }],
   });
-  return { messageId: info.messageId, response: info.response, envelope: info.envelope };
+  return { verified, messageId: info.messageId, response: info.response, envelope: info.envelope };
 }
 
 const flows = { "sdk-v1": sdkV1, "sdk-v2": sdkV2, nodemailer: nodemailerSes };

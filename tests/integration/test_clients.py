@@ -143,6 +143,7 @@ def test_javascript_sdk_v2(dev: SesameProcess) -> None:
 def test_nodemailer_ses_transport(dev: SesameProcess) -> None:
     out = node("nodemailer", dev, "100000000004")
     assert "error" not in out, out
+    assert out["verified"] is True
     assert out["envelope"]["to"] == ["one@example.com", "two@example.com", "three@example.com"]
     # nodemailer reports SES's MessageId as its response.
     (m,) = [m for m in captured(dev, "sender@js-clients.test") if m["Id"] == out["response"]]

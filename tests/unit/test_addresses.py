@@ -32,6 +32,8 @@ LOCAL_CONTROL = "Local address contains control or whitespace"
         ("x@3com.example", "x@3com.example"),
         ("a" * 64 + "@example.com", "a" * 64 + "@example.com"),  # RFC 5321 §4.5.3.1.1: 64 octets
         ("x@" + "b" * 63 + ".example", "x@" + "b" * 63 + ".example"),  # RFC 1035: 63-octet label
+        ("x@localhost", "x@localhost"),  # RFC 5321 §4.1.2: a Domain of one label
+        ("invalid@invalid", "invalid@invalid"),  # nodemailer's verify() sends this, expecting "unverified"
     ],
 )
 def test_mailboxes_that_stay_valid(value: str, envelope: str) -> None:
@@ -72,7 +74,6 @@ def _refused(value: str) -> str:
         ("x@under_score.example", ILLEGAL),
         ("x@example..com", ILLEGAL),
         ("x@example.com.", ILLEGAL),
-        ("x@localhost", ILLEGAL),
         ("a..b@example.com", ILLEGAL),
         (".a@example.com", ILLEGAL),
         ("a.@example.com", ILLEGAL),

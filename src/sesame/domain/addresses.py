@@ -29,7 +29,7 @@ _LOCAL_PART = re.compile(rf'{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[ !#-;=?-\[\]-~]|\\[ -
 #: RFC 5321 §4.1.2 sub-domain (RFC 1035 §2.3.1 LDH label, 1-63 octets per RFC 1035 §2.3.4).
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 #: The usual address, a Dot-string at an LDH domain, needs no parsing (which costs ~50 µs an address).
-_PLAIN = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL.pattern}\.)+{_LABEL.pattern}")
+_PLAIN = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL.pattern}\.)*{_LABEL.pattern}")
 
 
 class IllegalAddress(SesameError):
@@ -75,14 +75,15 @@ def _mailbox(address: Address) -> str:
         domain = address.domain.encode("idna").decode("ascii")
     except UnicodeError:
         raise _illegal() from None
-    labels = domain.split(".")  # an address literal ([192.0.2.1]) fails here: it names no domain
-    if len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
+    # RFC 5321 §4.1.2: one label is a Domain too (x@localhost); SES refuses it as unverified, not as
+    # illegal (nodemailer's SES verify() counts on that). An address literal ([192.0.2.1]) fails here.
+    if not all(_LABEL.fullmatch(x) for x in domain.split(".")):
         raise _illegal()
     return _within_limits(local, domain)
 
 
 def is_domain(name: str) -> bool:
-    """Whether ``name`` is a domain an address may have: two or more LDH labels (IDN in punycode)."""
+    """Whether ``name`` can be a domain identity: two or more LDH labels (IDN in punycode)."""
     try:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError:
