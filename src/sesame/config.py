@@ -137,6 +137,12 @@ class Settings:
     #: Largest header block (names and values) accepted; larger ones get RequestHeaderSectionTooLarge.
     #: Blocks past 64 KB do not even reach Sesame: the HTTP parser answers 400 and closes.
     max_header_bytes: int = 16 * 1024
+    #: Open HTTP connections one client address may hold; a request on one more is answered 503 and
+    #: that connection closed. Far above a busy client's pool (the benchmarks run 64 at once).
+    max_connections_per_address: int = 256
+    #: Open HTTP connections and requests in progress in all, past which requests are answered 503
+    #: and their connections closed. Keep it below the process's open-file limit (``ulimit -n``).
+    max_connections: int = 4096
     accounts: AccountDefaults = field(default_factory=AccountDefaults)
     dns: DnsSettings = field(default_factory=DnsSettings)
     identities: IdentitySettings = field(default_factory=IdentitySettings)

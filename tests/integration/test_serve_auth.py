@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 
 import httpx
 import pytest
@@ -85,3 +86,44 @@ def test_accounts_are_isolated_and_regional(serve: Serve) -> None:
     assert serve.client("sesv2", b).get_account()["SendingEnabled"] is True
     assert serve.client("sesv2", a, region="eu-west-1").get_account()["SendingEnabled"] is True
     assert serve.client("ses", a).get_account_sending_enabled()["Enabled"] is False
+
+
+def _answer_to_head(serve: Serve, head: bytes) -> bytes:
+    """Send a request's head but never its body; return all the server answers before it closes."""
+    host, port = serve.proc.listeners["http"]
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):  # b"": the server closed; a timeout fails the test
+            answer += chunk
+    return answer
+
+
+def test_unsigned_or_unknown_caller_is_refused_before_its_body_is_read(serve: Serve) -> None:
+    """A body is read only for a known key: the refusal comes at once, without the declared 50 MB, and
+    the connection is closed since the body was never read."""
+    big = b"Content-Length: 50000000\r\n"
+    answer = _answer_to_head(
+        serve,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n" + big + b"\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b"connection: close\r\n" in answer.lower()
+    assert b"<Code>MissingAuthenticationToken</Code>" in answer
+    assert b"<Message>Request is missing Authentication Token</Message>" in answer
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential=AKIAUNKNOWNUNKNOWN00/{stamp[:8]}/us-east-1/ses/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}"
+    )
+    answer = _answer_to_head(
+        serve,
+        b"POST /v2/email/outbound-emails HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"X-Amz-Date: {stamp}\r\nAuthorization: {authorization}\r\n".encode()
+        + big
+        + b"\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b"x-amzn-errortype: InvalidClientTokenId" in answer
+    assert b"The security token included in the request is invalid." in answer

@@ -8,7 +8,9 @@ import logging
 import signal
 import socket
 import sys
+from collections import Counter
 from collections.abc import Iterator
+from typing import ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -52,10 +54,39 @@ class _HttpProtocol(HttpToolsProtocol):
     """uvicorn on httptools (llhttp), about 15% less CPU per request than h11, with the bound on a
     request's head that h11 had and llhttp lacks: without it a client could stream header lines into
     memory for as long as it likes. Bytes are counted once parsed, so a head and a large body arriving
-    in one read are not mistaken for a large head."""
+    in one read are not mistaken for a large head.
 
+    Connections are counted per client address: past ``max_connections_per_address``, a connection's
+    requests are answered 503 and it is closed (uvicorn's own answer past its concurrency limit), so
+    that one client cannot take every connection the process can hold. ``configured`` makes the
+    subclass with a process's settings and its own count.
+    """
+
+    per_address_limit: ClassVar[int] = 0  # 0: no limit
+    _open: ClassVar[Counter[str]] = Counter()
     _in_head = True  # until the first request's head is complete
     _head_bytes = 0
+
+    @classmethod
+    def configured(cls, settings: Settings) -> type[_HttpProtocol]:
+        attrs = {"per_address_limit": settings.max_connections_per_address, "_open": Counter()}
+        return type("HttpProtocol", (cls,), attrs)
+
+    def _address(self) -> str:
+        return self.client[0] if self.client else ""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._open[self._address()] += 1
+        if self.per_address_limit and self._open[self._address()] > self.per_address_limit:
+            self.limit_concurrency = 0  # every request on this connection: 503, then close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        address = self._address()
+        self._open[address] -= 1
+        if self._open[address] <= 0:
+            del self._open[address]
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -107,7 +138,9 @@ async def run(settings: Settings) -> None:
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=10,
-        http=_HttpProtocol,  # a runaway header block gets 400 and the connection closed, never a hang
+        # A runaway header block gets 400 and the connection closed, never a hang.
+        http=_HttpProtocol.configured(settings),
+        limit_concurrency=settings.max_connections or None,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
