@@ -143,6 +143,15 @@ class Settings:
     #: Open HTTP connections and requests in progress in all, past which requests are answered 503
     #: and their connections closed. Keep it below the process's open-file limit (``ulimit -n``).
     max_connections: int = 4096
+    #: Seconds a request's head (request line and header fields) may take in all, counted from the
+    #: connection's opening or the end of the previous response, not reset by each byte: an idle or
+    #: trickling client is then closed (with 408 if part of a head came).
+    head_timeout: float = 20.0
+    #: A body must arrive within ``body_timeout`` seconds plus one second per ``min_body_rate`` bytes
+    #: received so far (0: none, the whole body within ``body_timeout``); slower, it is answered
+    #: RequestTimeout and the connection closed.
+    body_timeout: float = 30.0
+    min_body_rate: float = 32 * 1024
     accounts: AccountDefaults = field(default_factory=AccountDefaults)
     dns: DnsSettings = field(default_factory=DnsSettings)
     identities: IdentitySettings = field(default_factory=IdentitySettings)

@@ -8,6 +8,7 @@ process buffer more than ``max_request_bytes``, and an unsigned or unknown one n
 
 from __future__ import annotations
 
+import asyncio
 import html
 import uuid
 from typing import Any
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from sesame.awsapi import errors
 from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
+from sesame.config import Settings
 from sesame.http import admin
 from sesame.runtime import Sesame
 
@@ -28,17 +30,31 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class BodyTooSlow(Exception):
+    pass
+
+
+async def _read_body(request: Request, settings: Settings) -> bytes:
+    """The body, at most ``max_request_bytes`` of it, arriving within ``body_timeout`` seconds plus
+    one second per ``min_body_rate`` bytes: a client trickling a body cannot hold a request open."""
+    limit = settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    first = asyncio.get_running_loop().time() + settings.body_timeout
+    try:
+        async with asyncio.timeout_at(first) as deadline:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+                if settings.min_body_rate > 0:
+                    deadline.reschedule(first + size / settings.min_body_rate)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
 
 
@@ -104,10 +120,16 @@ def create_app(sesame: Sesame) -> Starlette:
         if isinstance(caller, AwsResponse):
             return _unread(caller)
         try:
-            req.body = await _read_body(request, settings.max_request_bytes)
+            req.body = await _read_body(request, settings)
         except BodyTooLarge:
             err = errors.RequestEntityTooLarge(
                 f"Request body must be at most {settings.max_request_bytes} bytes."
+            )
+            return _unread(error_response(path, err, str(uuid.uuid4())))
+        except BodyTooSlow:
+            err = errors.RequestTimeout(
+                "Your socket connection to the server was not read from or written to within the"
+                " timeout period. Idle connections will be closed."
             )
             return _unread(error_response(path, err, str(uuid.uuid4())))
         return _to_response(await sesame.dispatch(req, caller))
