@@ -129,6 +129,10 @@ class Settings:
     public_url: str = ""
     #: The region assumed when a request names none (unsigned dev requests).
     default_region: str = "us-east-1"
+    #: The regions requests may be signed for, besides ``default_region``; others are refused
+    #: (SignatureDoesNotMatch) in both modes, so that no one gets account state (sandbox, quota) in a
+    #: region of their own invention. Empty means every region SES is offered in, per botocore.
+    regions: list[str] = field(default_factory=list)
     #: In dev mode, an access key id that is not 12 digits maps to this account.
     default_account: str = "000000000000"
     #: Largest request body accepted; larger ones get 413 RequestEntityTooLarge. SES v2 accepts 40 MB

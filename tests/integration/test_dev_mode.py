@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
+from botocore.exceptions import ClientError
 
 from sesame.testing.servers import SesameProcess
 from tests.conftest import client
@@ -44,3 +48,22 @@ def test_v1_works_in_dev_mode(dev: SesameProcess) -> None:
     ses = client("ses", dev.endpoint, "test", "test", region="eu-central-1")
     assert ses.get_send_quota()["MaxSendRate"] == -1.0
     assert ses.get_account_sending_enabled()["Enabled"] is True
+
+
+def test_regions_outside_ses_are_refused_in_dev_mode_too(dev: SesameProcess) -> None:
+    for service, call in (("sesv2", "get_account"), ("ses", "get_send_quota")):
+        with pytest.raises(ClientError) as err:
+            getattr(client(service, dev.endpoint, region="xx-nowhere-1"), call)()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+        assert "scoped to a valid region, not 'xx-nowhere-1'." in err.value.response["Error"]["Message"]
+    assert client("ses", dev.endpoint, region="sa-east-1").get_send_quota()["Max24HourSend"] == -1.0
+
+
+def test_regions_setting_limits_the_regions(tmp_path: Path) -> None:
+    env = {"SESAME_REGIONS": "eu-west-1,eu-central-1"}
+    with SesameProcess("dev", data_dir=tmp_path, env=env) as proc:
+        for region in ("eu-west-1", "eu-central-1", "us-east-1"):  # us-east-1: the default region
+            assert client("sesv2", proc.endpoint, region=region).get_account()["SendingEnabled"] is True
+        with pytest.raises(ClientError) as err:
+            client("sesv2", proc.endpoint, region="us-west-2").get_account()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"

@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import Serve, client
+from tests.conftest import Serve, client, query
 
 
 def test_new_account_gets_sandbox_quota_over_sigv4(serve: Serve) -> None:
@@ -127,3 +127,26 @@ def test_unsigned_or_unknown_caller_is_refused_before_its_body_is_read(serve: Se
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert b"x-amzn-errortype: InvalidClientTokenId" in answer
     assert b"The security token included in the request is invalid." in answer
+
+
+def test_regions_outside_ses_are_refused(serve: Serve) -> None:
+    """A region of one's own invention would be a fresh sandbox and quota: AWS's answer instead."""
+    account = serve.new_account("regions")
+    for service, call in (("sesv2", "get_account"), ("ses", "get_send_quota")):
+        with pytest.raises(ClientError) as err:
+            getattr(serve.client(service, account, region="xx-nowhere-1"), call)()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        message = err.value.response["Error"]["Message"]
+        assert message.startswith("Credential should be scoped to a valid region, not 'xx-nowhere-1'.")
+    # botocore refuses such a region name itself; signed by hand, it gets the same answer.
+    req = AWSRequest("GET", f"{serve.endpoint}/v2/email/account")
+    SigV4Auth(Credentials(account["AccessKeyId"], account["SecretAccessKey"]), "ses", "r" * 5000).add_auth(
+        req
+    )
+    resp = httpx.get(req.url, headers=dict(req.headers.items()))
+    assert (resp.status_code, resp.headers["x-amzn-ErrorType"]) == (403, "SignatureDoesNotMatch")
+    stored = query(serve, "SELECT region FROM account_regions WHERE account_id = :a", a=account["AccountId"])
+    assert stored == []
+    # Every region SES is offered in works, not only the common ones.
+    assert serve.client("sesv2", account, region="ap-southeast-2").get_account()["SendingEnabled"] is True

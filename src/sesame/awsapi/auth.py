@@ -5,12 +5,16 @@ the request line and headers alone (the signature's claims and the key's lookup)
 body too (the signature covers its hash). The one key lookup serves both.
 
 The region is the one the request was signed for (its credential scope), as in SES where every
-resource is regional; an unsigned dev request gets the default region.
+resource is regional; an unsigned dev request gets the default region. Only the configured regions
+(by default SES's own) and the default region are accepted, in both modes.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import botocore.session
 
 from sesame.awsapi import errors, sigv4
 from sesame.awsapi.messages import AwsRequest
@@ -28,10 +32,23 @@ class Caller:
     secret: str | None = None
 
 
+@functools.cache
+def ses_regions() -> frozenset[str]:
+    """Every region of every partition that SES (v1 or v2) is offered in, per botocore's endpoints."""
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for service in ("ses", "sesv2")
+        for region in session.get_available_regions(service, partition_name=partition)
+    )
+
+
 class Authenticator:
     def __init__(self, accounts: Accounts, settings: Settings) -> None:
         self.accounts = accounts
         self.settings = settings
+        self.regions = (frozenset(settings.regions) or ses_regions()) | {settings.default_region}
         self._known_dev_accounts: set[str] = set()
 
     def forget(self) -> None:
@@ -46,7 +63,7 @@ class Authenticator:
         """
         if self.settings.mode == "dev":
             return await self._dev(req)
-        signed = sigv4.parse(req)
+        signed = sigv4.parse(req, self.regions)
         found = await self.accounts.credentials(signed.access_key_id)
         if found is None:
             raise errors.InvalidClientTokenId("The security token included in the request is invalid.")
@@ -71,6 +88,8 @@ class Authenticator:
                 region = sigv4.parse(req).region
             except errors.ServiceError:
                 pass  # dev mode takes unsigned or half-signed requests too
+            if region not in self.regions:
+                raise errors.SignatureDoesNotMatch(sigv4.invalid_region(region))
         account_id = key_id if key_id and is_account_id(key_id) else self.settings.default_account
         if account_id not in self._known_dev_accounts:
             await self.accounts.ensure(account_id)

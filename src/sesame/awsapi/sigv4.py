@@ -29,6 +29,7 @@ import datetime
 import hashlib
 import hmac
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_plus, unquote_to_bytes
@@ -81,12 +82,13 @@ def access_key_id(req: AwsRequest) -> str | None:
     return (credential.split("/", 1)[0] or None) if credential else None
 
 
-def parse(req: AwsRequest) -> SignedRequest:
+def parse(req: AwsRequest, regions: Container[str] | None = None) -> SignedRequest:
     """Read the signature claims, checking them in the order AWS does.
 
     Raises MissingAuthenticationToken (no credential at all), IncompleteSignature (malformed header or
     query, bad date format, unsupported algorithm, credential without five parts) and, as AWS does,
-    SignatureDoesNotMatch when the credential scope itself is wrong (service, terminator, date).
+    SignatureDoesNotMatch when the credential scope itself is wrong (a region not in ``regions`` or
+    empty, service, terminator, date).
     """
     auth = req.headers.get("authorization")
     query = _first_values(req.query_string)
@@ -95,7 +97,7 @@ def parse(req: AwsRequest) -> SignedRequest:
             "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."
         )
     if "X-Amz-Algorithm" in query:
-        return _parse_presigned(query)
+        return _parse_presigned(query, regions)
     # A header of another scheme (SigV2 "AWS key:sig", "Bearer …") is no SigV4 credential at all.
     if not auth or not auth.strip().startswith("AWS4-"):
         raise errors.MissingAuthenticationToken(MSG_MISSING_TOKEN)
@@ -123,7 +125,8 @@ def parse(req: AwsRequest) -> SignedRequest:
         raise errors.IncompleteSignature("".join(problems) + f"Authorization={auth}")
     # X-Amz-Date wins over Date (task 1: "the x-amz-date header … or the Date header").
     stamp = _parse_basic_date(amz_date) if amz_date else _parse_http_date(http_date or "")
-    return _claims(algorithm, fields["Credential"], fields["SignedHeaders"], fields["Signature"], stamp)
+    credential, signed_headers = fields["Credential"], fields["SignedHeaders"]
+    return _claims(algorithm, credential, signed_headers, fields["Signature"], stamp, regions)
 
 
 def verify(
@@ -233,7 +236,7 @@ def _check_time(signed: SignedRequest, now: datetime.datetime) -> None:
         )
 
 
-def _parse_presigned(query: dict[str, str]) -> SignedRequest:
+def _parse_presigned(query: dict[str, str], regions: Container[str] | None) -> SignedRequest:
     missing = [
         f"AWS query-string parameters must include 'X-Amz-{name}'. "
         for name in _PRESIGN_REQUIRED
@@ -260,6 +263,7 @@ def _parse_presigned(query: dict[str, str]) -> SignedRequest:
         query["X-Amz-SignedHeaders"],
         query["X-Amz-Signature"],
         stamp,
+        regions,
         presigned=True,
         expires=expires,
     )
@@ -271,6 +275,7 @@ def _claims(
     signed_headers: str,
     signature: str,
     stamp: datetime.datetime,
+    regions: Container[str] | None,
     presigned: bool = False,
     expires: int | None = None,
 ) -> SignedRequest:
@@ -290,8 +295,8 @@ def _claims(
     key_id, date, region, service, terminator = parts
     day = stamp.strftime("%Y%m%d")
     problems = []  # AWS reports every scope problem at once, each sentence followed by a space
-    if not region:
-        problems.append(f"Credential should be scoped to a valid region, not '{region}'. ")
+    if not region or (regions is not None and region not in regions):
+        problems.append(invalid_region(region))
     if service not in SERVICES:
         problems.append("Credential should be scoped to correct service: 'ses'. ")
     if terminator != TERMINATOR:
@@ -306,6 +311,11 @@ def _claims(
     if problems:
         raise errors.SignatureDoesNotMatch("".join(problems))
     return SignedRequest(key_id, date, region, service, names, signature, stamp, presigned, expires)
+
+
+def invalid_region(region: str) -> str:
+    """AWS's words for a credential scoped to a region that the endpoint does not serve."""
+    return f"Credential should be scoped to a valid region, not '{region}'. "
 
 
 def _parse_basic_date(value: str) -> datetime.datetime:
