@@ -11,7 +11,7 @@ Invariants:
   encoded twice), query names and values are decoded and re-encoded with only RFC 3986 unreserved
   characters left bare, header values are trimmed with runs of spaces collapsed.
 - The body is always hashed by us: a client-supplied ``X-Amz-Content-Sha256`` is never trusted, so a
-  replayed signature cannot carry another body. ``UNSIGNED-PAYLOAD`` is accepted only on presigned URLs.
+  replayed signature cannot carry another body. ``UNSIGNED-PAYLOAD`` (S3's alone) is never accepted.
 - Signatures are compared with ``hmac.compare_digest``; error messages never reveal the expected one.
 - Errors use the codes and wording of AWS's own front end (the one SES v1 shares with SQS, SNS and STS):
   see the AWS guide "Troubleshoot Signature Version 4 signing for AWS API requests"
@@ -42,7 +42,6 @@ TERMINATOR = "aws4_request"
 SERVICES = frozenset({"ses", "email"})  # botocore signs as "ses"; "email" is SES's endpoint prefix
 MAX_SKEW = datetime.timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 604800  # seven days: a SigV4 signing key is only valid that long
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _ISO_BASIC = "%Y%m%dT%H%M%SZ"
 _UNRESERVED = "-_.~"  # RFC 3986 §2.3, besides ASCII letters and digits (always safe for quote())
 _PRESIGN_REQUIRED = ("Algorithm", "Credential", "Signature", "SignedHeaders", "Date")  # X-Amz-…
@@ -141,19 +140,16 @@ def verify(
     key = f"AWS4{secret_access_key}".encode()
     for part in (signed.date, signed.region, signed.service, TERMINATOR):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    provided = signed.signature.encode()
-    matched, shown = False, ("", "")
-    for payload_hash in _payload_hashes(req, signed):
-        canonical = canonical_request(req, signed, payload_hash)
-        to_sign = string_to_sign(signed, canonical)
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()  # task 5
-        matched |= hmac.compare_digest(expected.encode(), provided)
-        shown = shown if shown[0] else (canonical, to_sign)
-    if not matched:
+    # Task 1's payload hash is always the body's own, computed here, presigned URLs included:
+    # UNSIGNED-PAYLOAD is S3's alone, and SES answers a URL signed over it as any other mismatch.
+    canonical = canonical_request(req, signed, hashlib.sha256(req.body).hexdigest())
+    to_sign = string_to_sign(signed, canonical)
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()  # task 5
+    if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         # SES answers with the canonical request and string to sign it computed, so clients can diff.
         raise errors.SignatureDoesNotMatch(
-            f"{MSG_MISMATCH}\n\nThe Canonical String for this request should have been\n'{shown[0]}'\n\n"
-            f"The String-to-Sign should have been\n'{shown[1]}'\n"
+            f"{MSG_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
+            f"The String-to-Sign should have been\n'{to_sign}'\n"
         )
 
 
@@ -210,12 +206,6 @@ def string_to_sign(signed: SignedRequest, canonical: str) -> str:
     """Tasks 2 and 3: algorithm, request date-time, credential scope, hash of the canonical request."""
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return "\n".join([ALGORITHM, signed.amz_date.strftime(_ISO_BASIC), signed.scope, digest])
-
-
-def _payload_hashes(req: AwsRequest, signed: SignedRequest) -> list[str]:
-    actual = hashlib.sha256(req.body).hexdigest()
-    # botocore presigns non-S3 requests over the body's hash; other presigners use UNSIGNED-PAYLOAD.
-    return [actual, UNSIGNED_PAYLOAD] if signed.presigned else [actual]
 
 
 def _check_time(signed: SignedRequest, now: datetime.datetime) -> None:
