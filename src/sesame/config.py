@@ -139,6 +139,10 @@ class Settings:
     public_url: str = ""
     #: The region assumed when a request names none (unsigned dev requests).
     default_region: str = "us-east-1"
+    #: The regions requests may be signed for, besides ``default_region``; others are refused
+    #: (SignatureDoesNotMatch) in both modes, so that no one gets account state (sandbox, quota) in a
+    #: region of their own invention. Empty means every region SES is offered in, per botocore.
+    regions: list[str] = field(default_factory=list)
     #: In dev mode, an access key id that is not 12 digits maps to this account.
     default_account: str = "000000000000"
     #: Largest request body accepted; larger ones get 413 RequestEntityTooLarge. SES v2 accepts 40 MB
@@ -147,6 +151,21 @@ class Settings:
     #: Largest header block (names and values) accepted; larger ones get RequestHeaderSectionTooLarge.
     #: Blocks past 64 KB do not even reach Sesame: the HTTP parser answers 400 and closes.
     max_header_bytes: int = 16 * 1024
+    #: Open HTTP connections one client address may hold; a request on one more is answered 503 and
+    #: that connection closed. Far above a busy client's pool (the benchmarks run 64 at once).
+    max_connections_per_address: int = 256
+    #: Open HTTP connections and requests in progress in all, past which requests are answered 503
+    #: and their connections closed. Keep it below the process's open-file limit (``ulimit -n``).
+    max_connections: int = 4096
+    #: Seconds a request's head (request line and header fields) may take in all, counted from the
+    #: connection's opening or the end of the previous response, not reset by each byte: an idle or
+    #: trickling client is then closed (with 408 if part of a head came).
+    head_timeout: float = 20.0
+    #: A body must arrive within ``body_timeout`` seconds plus one second per ``min_body_rate`` bytes
+    #: received so far (0: none, the whole body within ``body_timeout``); slower, it is answered
+    #: RequestTimeout and the connection closed.
+    body_timeout: float = 30.0
+    min_body_rate: float = 32 * 1024
     accounts: AccountDefaults = field(default_factory=AccountDefaults)
     dns: DnsSettings = field(default_factory=DnsSettings)
     identities: IdentitySettings = field(default_factory=IdentitySettings)

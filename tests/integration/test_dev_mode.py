@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from botocore.exceptions import ClientError
@@ -83,3 +85,22 @@ def test_custom_mail_from_is_verified_at_once_in_dev_mode(dev: SesameProcess) ->
         Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}},
     )
     assert sent["MessageId"]
+
+
+def test_regions_outside_ses_are_refused_in_dev_mode_too(dev: SesameProcess) -> None:
+    for service, call in (("sesv2", "get_account"), ("ses", "get_send_quota")):
+        with pytest.raises(ClientError) as err:
+            getattr(client(service, dev.endpoint, region="xx-nowhere-1"), call)()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+        assert "scoped to a valid region, not 'xx-nowhere-1'." in err.value.response["Error"]["Message"]
+    assert client("ses", dev.endpoint, region="sa-east-1").get_send_quota()["Max24HourSend"] == -1.0
+
+
+def test_regions_setting_limits_the_regions(tmp_path: Path) -> None:
+    env = {"SESAME_REGIONS": "eu-west-1,eu-central-1"}
+    with SesameProcess("dev", data_dir=tmp_path, env=env) as proc:
+        for region in ("eu-west-1", "eu-central-1", "us-east-1"):  # us-east-1: the default region
+            assert client("sesv2", proc.endpoint, region=region).get_account()["SendingEnabled"] is True
+        with pytest.raises(ClientError) as err:
+            client("sesv2", proc.endpoint, region="us-west-2").get_account()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"

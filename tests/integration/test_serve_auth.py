@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import Serve, client
+from tests.conftest import Serve, client, query
 
 
 def test_new_account_gets_sandbox_quota_over_sigv4(serve: Serve) -> None:
@@ -110,3 +111,67 @@ def test_disabled_key_is_refused_from_the_next_request(serve: Serve) -> None:
     with pytest.raises(ClientError) as err:
         v1.get_send_quota()
     assert err.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def _answer_to_head(serve: Serve, head: bytes) -> bytes:
+    """Send a request's head but never its body; return all the server answers before it closes."""
+    host, port = serve.proc.listeners["http"]
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):  # b"": the server closed; a timeout fails the test
+            answer += chunk
+    return answer
+
+
+def test_unsigned_or_unknown_caller_is_refused_before_its_body_is_read(serve: Serve) -> None:
+    """A body is read only for a known key: the refusal comes at once, without the declared 50 MB, and
+    the connection is closed since the body was never read."""
+    big = b"Content-Length: 50000000\r\n"
+    answer = _answer_to_head(
+        serve,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n" + big + b"\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b"connection: close\r\n" in answer.lower()
+    assert b"<Code>MissingAuthenticationToken</Code>" in answer
+    assert b"<Message>Request is missing Authentication Token</Message>" in answer
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    authorization = (
+        f"AWS4-HMAC-SHA256 Credential=AKIAUNKNOWNUNKNOWN00/{stamp[:8]}/us-east-1/ses/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}"
+    )
+    answer = _answer_to_head(
+        serve,
+        b"POST /v2/email/outbound-emails HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"X-Amz-Date: {stamp}\r\nAuthorization: {authorization}\r\n".encode()
+        + big
+        + b"\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b"x-amzn-errortype: InvalidClientTokenId" in answer
+    assert b"The security token included in the request is invalid." in answer
+
+
+def test_regions_outside_ses_are_refused(serve: Serve) -> None:
+    """A region of one's own invention would be a fresh sandbox and quota: AWS's answer instead."""
+    account = serve.new_account("regions")
+    for service, call in (("sesv2", "get_account"), ("ses", "get_send_quota")):
+        with pytest.raises(ClientError) as err:
+            getattr(serve.client(service, account, region="xx-nowhere-1"), call)()
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        message = err.value.response["Error"]["Message"]
+        assert message.startswith("Credential should be scoped to a valid region, not 'xx-nowhere-1'.")
+    # botocore refuses such a region name itself; signed by hand, it gets the same answer.
+    req = AWSRequest("GET", f"{serve.endpoint}/v2/email/account")
+    SigV4Auth(Credentials(account["AccessKeyId"], account["SecretAccessKey"]), "ses", "r" * 5000).add_auth(
+        req
+    )
+    resp = httpx.get(req.url, headers=dict(req.headers.items()))
+    assert (resp.status_code, resp.headers["x-amzn-ErrorType"]) == (403, "SignatureDoesNotMatch")
+    stored = query(serve, "SELECT region FROM account_regions WHERE account_id = :a", a=account["AccountId"])
+    assert stored == []
+    # Every region SES is offered in works, not only the common ones.
+    assert serve.client("sesv2", account, region="ap-southeast-2").get_account()["SendingEnabled"] is True

@@ -243,8 +243,15 @@ def test_presigned_form_post_moves_body_to_query_and_verifies() -> None:
     check(req)
 
 
-def test_presigned_unsigned_payload_verifies() -> None:
-    check(sign("GET", "/v2/email/account", presign=60, signer=S3SigV4QueryAuth))
+def test_presigned_unsigned_payload_is_refused() -> None:
+    """UNSIGNED-PAYLOAD is S3's alone: an SES presigned URL signs the body's hash, so a URL signed
+    over UNSIGNED-PAYLOAD does not match, and SES shows the hash it expected."""
+    req = sign("GET", "/v2/email/account", presign=60, signer=S3SigV4QueryAuth)
+    message = rejected(req, errors.SignatureDoesNotMatch)
+    assert message.startswith(MISMATCH)
+    assert f"\nhost\n{hashlib.sha256(b'').hexdigest()}'\n" in message
+    # The same URL presigned over the body's hash (as botocore does for SES) passes.
+    check(sign("GET", "/v2/email/account", presign=60))
 
 
 def test_presigned_url_lives_for_its_expiry_not_the_skew_window() -> None:

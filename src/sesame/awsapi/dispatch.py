@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botocore import xform_name
 
 from sesame.awsapi import errors, spec, validation
+from sesame.awsapi.auth import Authenticator, Caller
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.awsapi.protocols import query, rest_json
 
 log = logging.getLogger(__name__)
-
-#: (request) -> (account id, region, access key id); raises ServiceError when refused.
-Authenticate = Callable[[AwsRequest], Awaitable[tuple[str, str, str | None]]]
 
 
 def is_v2(path: str) -> bool:
@@ -36,16 +33,27 @@ def error_response(req_path: str, err: errors.ServiceError, request_id: str) -> 
 
 
 class Dispatcher:
-    def __init__(self, providers: dict[str, Any], authenticate: Authenticate) -> None:
+    def __init__(self, providers: dict[str, Any], authenticator: Authenticator) -> None:
         self.providers = providers
-        self.authenticate = authenticate
+        self.authenticator = authenticator
 
-    async def __call__(self, req: AwsRequest) -> AwsResponse:
+    async def identify(self, req: AwsRequest) -> Caller | AwsResponse:
+        """Who a request's headers say is calling, or the error that answers it (its body unread)."""
+        try:
+            return await self.authenticator.identify(req)
+        except Exception as exc:
+            return _error(req, exc, str(uuid.uuid4()))
+
+    async def __call__(self, req: AwsRequest, caller: Caller | None = None) -> AwsResponse:
+        """Answer one request; ``caller`` is ``identify``'s answer when the HTTP layer has already
+        asked (before reading the body), so the key is looked up once."""
         request_id = str(uuid.uuid4())
         v2 = is_v2(req.path)
         proto = rest_json if v2 else query
         try:
-            account_id, region, key_id = await self.authenticate(req)
+            if caller is None:
+                caller = await self.authenticator.identify(req)
+            self.authenticator.verify(req, caller)
             if v2:
                 service: spec.ServiceName = "sesv2"
                 op, uri_params = rest_json.router.match(req.method, req.raw_path)
@@ -59,17 +67,21 @@ class Dispatcher:
             method = getattr(self.providers.get(service), xform_name(op.name), None)
             if method is None:
                 raise errors.NotImplementedOperation(service, op.name)
-            ctx = RequestContext(account_id, region, request_id, service, op.name, key_id)
+            ctx = RequestContext(
+                caller.account_id, caller.region, request_id, service, op.name, caller.access_key_id
+            )
             result = await method(ctx, params)
             return proto.serialize(op, result or {}, request_id)
-        except errors.ServiceError as err:
-            return proto.serialize_error(err, request_id)
-        except Exception:
-            log.exception("internal error in %s %s (request %s)", req.method, req.path, request_id)
-            return proto.serialize_error(
-                errors.InternalFailure("The request processing has failed because of an unknown error."),
-                request_id,
-            )
+        except Exception as exc:
+            return _error(req, exc, request_id)
+
+
+def _error(req: AwsRequest, exc: Exception, request_id: str) -> AwsResponse:
+    """A ServiceError as it is, anything else as InternalFailure with its traceback logged."""
+    if not isinstance(exc, errors.ServiceError):
+        log.error("internal error in %s %s (request %s)", req.method, req.path, request_id, exc_info=exc)
+        exc = errors.InternalFailure("The request processing has failed because of an unknown error.")
+    return error_response(req.path, exc, request_id)
 
 
 def implemented(providers: dict[str, Any]) -> dict[str, list[str]]:

@@ -57,6 +57,7 @@ UnsupportedMediaType = _common("UnsupportedMediaType", "UnsupportedMediaTypeExce
 RequestEntityTooLarge = _common("RequestEntityTooLarge", "RequestEntityTooLarge", 413)
 RequestHeaderSectionTooLarge = _common("RequestHeaderSectionTooLarge", "RequestHeaderSectionTooLarge", 400)
 Throttling = _common("Throttling", "Throttling", 400)
+RequestTimeout = _common("RequestTimeout", "RequestTimeout", 400)  # a body too slow to arrive
 # Authentication (HTTP 403, as AWS answers, but for a malformed Authorization header).
 MissingAuthenticationToken = _common("MissingAuthenticationToken", "MissingAuthenticationToken", 403)
 IncompleteSignature = _common("IncompleteSignature", "IncompleteSignature", 400)  # 400, as AWS answers

@@ -11,7 +11,7 @@ Invariants:
   encoded twice), query names and values are decoded and re-encoded with only RFC 3986 unreserved
   characters left bare, header values are trimmed with runs of spaces collapsed.
 - The body is always hashed by us: a client-supplied ``X-Amz-Content-Sha256`` is never trusted, so a
-  replayed signature cannot carry another body. ``UNSIGNED-PAYLOAD`` is accepted only on presigned URLs.
+  replayed signature cannot carry another body. ``UNSIGNED-PAYLOAD`` (S3's alone) is never accepted.
 - Signatures are compared with ``hmac.compare_digest``; error messages never reveal the expected one.
 - Errors use the codes and wording of AWS's own front end (the one SES v1 shares with SQS, SNS and STS):
   see the AWS guide "Troubleshoot Signature Version 4 signing for AWS API requests"
@@ -29,6 +29,7 @@ import datetime
 import hashlib
 import hmac
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_plus, unquote_to_bytes
@@ -41,7 +42,6 @@ TERMINATOR = "aws4_request"
 SERVICES = frozenset({"ses", "email"})  # botocore signs as "ses"; "email" is SES's endpoint prefix
 MAX_SKEW = datetime.timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 604800  # seven days: a SigV4 signing key is only valid that long
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _ISO_BASIC = "%Y%m%dT%H%M%SZ"
 _UNRESERVED = "-_.~"  # RFC 3986 §2.3, besides ASCII letters and digits (always safe for quote())
 _PRESIGN_REQUIRED = ("Algorithm", "Credential", "Signature", "SignedHeaders", "Date")  # X-Amz-…
@@ -81,12 +81,13 @@ def access_key_id(req: AwsRequest) -> str | None:
     return (credential.split("/", 1)[0] or None) if credential else None
 
 
-def parse(req: AwsRequest) -> SignedRequest:
+def parse(req: AwsRequest, regions: Container[str] | None = None) -> SignedRequest:
     """Read the signature claims, checking them in the order AWS does.
 
     Raises MissingAuthenticationToken (no credential at all), IncompleteSignature (malformed header or
     query, bad date format, unsupported algorithm, credential without five parts) and, as AWS does,
-    SignatureDoesNotMatch when the credential scope itself is wrong (service, terminator, date).
+    SignatureDoesNotMatch when the credential scope itself is wrong (a region not in ``regions`` or
+    empty, service, terminator, date).
     """
     auth = req.headers.get("authorization")
     query = _first_values(req.query_string)
@@ -95,7 +96,7 @@ def parse(req: AwsRequest) -> SignedRequest:
             "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."
         )
     if "X-Amz-Algorithm" in query:
-        return _parse_presigned(query)
+        return _parse_presigned(query, regions)
     # A header of another scheme (SigV2 "AWS key:sig", "Bearer …") is no SigV4 credential at all.
     if not auth or not auth.strip().startswith("AWS4-"):
         raise errors.MissingAuthenticationToken(MSG_MISSING_TOKEN)
@@ -123,7 +124,8 @@ def parse(req: AwsRequest) -> SignedRequest:
         raise errors.IncompleteSignature("".join(problems) + f"Authorization={auth}")
     # X-Amz-Date wins over Date (task 1: "the x-amz-date header … or the Date header").
     stamp = _parse_basic_date(amz_date) if amz_date else _parse_http_date(http_date or "")
-    return _claims(algorithm, fields["Credential"], fields["SignedHeaders"], fields["Signature"], stamp)
+    credential, signed_headers = fields["Credential"], fields["SignedHeaders"]
+    return _claims(algorithm, credential, signed_headers, fields["Signature"], stamp, regions)
 
 
 def verify(
@@ -138,19 +140,16 @@ def verify(
     key = f"AWS4{secret_access_key}".encode()
     for part in (signed.date, signed.region, signed.service, TERMINATOR):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    provided = signed.signature.encode()
-    matched, shown = False, ("", "")
-    for payload_hash in _payload_hashes(req, signed):
-        canonical = canonical_request(req, signed, payload_hash)
-        to_sign = string_to_sign(signed, canonical)
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()  # task 5
-        matched |= hmac.compare_digest(expected.encode(), provided)
-        shown = shown if shown[0] else (canonical, to_sign)
-    if not matched:
+    # Task 1's payload hash is always the body's own, computed here, presigned URLs included:
+    # UNSIGNED-PAYLOAD is S3's alone, and SES answers a URL signed over it as any other mismatch.
+    canonical = canonical_request(req, signed, hashlib.sha256(req.body).hexdigest())
+    to_sign = string_to_sign(signed, canonical)
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()  # task 5
+    if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
         # SES answers with the canonical request and string to sign it computed, so clients can diff.
         raise errors.SignatureDoesNotMatch(
-            f"{MSG_MISMATCH}\n\nThe Canonical String for this request should have been\n'{shown[0]}'\n\n"
-            f"The String-to-Sign should have been\n'{shown[1]}'\n"
+            f"{MSG_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
+            f"The String-to-Sign should have been\n'{to_sign}'\n"
         )
 
 
@@ -209,12 +208,6 @@ def string_to_sign(signed: SignedRequest, canonical: str) -> str:
     return "\n".join([ALGORITHM, signed.amz_date.strftime(_ISO_BASIC), signed.scope, digest])
 
 
-def _payload_hashes(req: AwsRequest, signed: SignedRequest) -> list[str]:
-    actual = hashlib.sha256(req.body).hexdigest()
-    # botocore presigns non-S3 requests over the body's hash; other presigners use UNSIGNED-PAYLOAD.
-    return [actual, UNSIGNED_PAYLOAD] if signed.presigned else [actual]
-
-
 def _check_time(signed: SignedRequest, now: datetime.datetime) -> None:
     stamp, fmt = signed.amz_date, _ISO_BASIC
     if stamp > now + MAX_SKEW:
@@ -233,7 +226,7 @@ def _check_time(signed: SignedRequest, now: datetime.datetime) -> None:
         )
 
 
-def _parse_presigned(query: dict[str, str]) -> SignedRequest:
+def _parse_presigned(query: dict[str, str], regions: Container[str] | None) -> SignedRequest:
     missing = [
         f"AWS query-string parameters must include 'X-Amz-{name}'. "
         for name in _PRESIGN_REQUIRED
@@ -260,6 +253,7 @@ def _parse_presigned(query: dict[str, str]) -> SignedRequest:
         query["X-Amz-SignedHeaders"],
         query["X-Amz-Signature"],
         stamp,
+        regions,
         presigned=True,
         expires=expires,
     )
@@ -271,6 +265,7 @@ def _claims(
     signed_headers: str,
     signature: str,
     stamp: datetime.datetime,
+    regions: Container[str] | None,
     presigned: bool = False,
     expires: int | None = None,
 ) -> SignedRequest:
@@ -290,8 +285,8 @@ def _claims(
     key_id, date, region, service, terminator = parts
     day = stamp.strftime("%Y%m%d")
     problems = []  # AWS reports every scope problem at once, each sentence followed by a space
-    if not region:
-        problems.append(f"Credential should be scoped to a valid region, not '{region}'. ")
+    if not region or (regions is not None and region not in regions):
+        problems.append(invalid_region(region))
     if service not in SERVICES:
         problems.append("Credential should be scoped to correct service: 'ses'. ")
     if terminator != TERMINATOR:
@@ -306,6 +301,11 @@ def _claims(
     if problems:
         raise errors.SignatureDoesNotMatch("".join(problems))
     return SignedRequest(key_id, date, region, service, names, signature, stamp, presigned, expires)
+
+
+def invalid_region(region: str) -> str:
+    """AWS's words for a credential scoped to a region that the endpoint does not serve."""
+    return f"Credential should be scoped to a valid region, not '{region}'. "
 
 
 def _parse_basic_date(value: str) -> datetime.datetime:

@@ -1,12 +1,14 @@
 """The HTTP listener: the AWS endpoint (SES v1 and v2 on one host, as SES has), /health, and in dev
 mode LocalStack- and moto-compatible helpers.
 
-The AWS endpoint is every path not claimed by another route. The body is read with a hard cap, so a
-client cannot make the process buffer more than ``max_request_bytes``.
+The AWS endpoint is every path not claimed by another route. A request's caller is identified from its
+headers before its body is read, and the body is read with a hard cap, so a client cannot make the
+process buffer more than ``max_request_bytes``, and an unsigned or unknown one not even that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import uuid
 from typing import Any
@@ -19,6 +21,7 @@ from starlette.routing import Route
 from sesame.awsapi import errors
 from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
+from sesame.config import Settings
 from sesame.http import admin
 from sesame.runtime import Sesame
 
@@ -27,22 +30,44 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class BodyTooSlow(Exception):
+    pass
+
+
+async def _read_body(request: Request, settings: Settings) -> bytes:
+    """The body, at most ``max_request_bytes`` of it, arriving within ``body_timeout`` seconds plus
+    one second per ``min_body_rate`` bytes: a client trickling a body cannot hold a request open."""
+    limit = settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    first = asyncio.get_running_loop().time() + settings.body_timeout
+    try:
+        async with asyncio.timeout_at(first) as deadline:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+                if settings.min_body_rate > 0:
+                    deadline.reschedule(first + size / settings.min_body_rate)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
 
 
 def _to_response(r: AwsResponse) -> Response:
     return Response(r.body, status_code=r.status, headers=r.headers)
+
+
+def _unread(r: AwsResponse) -> Response:
+    """An answer given without reading (all of) the request's body: the connection cannot carry
+    another request, so it is closed rather than drained."""
+    response = _to_response(r)
+    response.headers["connection"] = "close"
+    return response
 
 
 def localstack_view(m: Any) -> dict[str, Any]:
@@ -81,25 +106,33 @@ def create_app(sesame: Sesame) -> Starlette:
                 f"The request's headers take {header_bytes} bytes;"
                 f" at most {settings.max_header_bytes} are allowed."
             )
-            return _to_response(error_response(path, err, str(uuid.uuid4())))
-        try:
-            body = await _read_body(request, settings.max_request_bytes)
-        except BodyTooLarge:
-            err = errors.RequestEntityTooLarge(
-                f"Request body must be at most {settings.max_request_bytes} bytes."
-            )
-            response = _to_response(error_response(path, err, str(uuid.uuid4())))
-            response.headers["connection"] = "close"  # the rest of the body is not read
-            return response
+            return _unread(error_response(path, err, str(uuid.uuid4())))
         req = AwsRequest(
             method=request.method,
             path=path,
             raw_path=raw_path.decode("latin-1"),
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-            body=body,
         )
-        return _to_response(await sesame.dispatch(req))
+        # Who is calling, from the headers alone: a body is read only for a known key (any key in dev
+        # mode), so unsigned or unknown callers cannot make the process buffer their bodies.
+        caller = await sesame.dispatch.identify(req)
+        if isinstance(caller, AwsResponse):
+            return _unread(caller)
+        try:
+            req.body = await _read_body(request, settings)
+        except BodyTooLarge:
+            err = errors.RequestEntityTooLarge(
+                f"Request body must be at most {settings.max_request_bytes} bytes."
+            )
+            return _unread(error_response(path, err, str(uuid.uuid4())))
+        except BodyTooSlow:
+            err = errors.RequestTimeout(
+                "Your socket connection to the server was not read from or written to within the"
+                " timeout period. Idle connections will be closed."
+            )
+            return _unread(error_response(path, err, str(uuid.uuid4())))
+        return _to_response(await sesame.dispatch(req, caller))
 
     async def verify_email(request: Request) -> Response:
         # The link in an address's verification email (SES: valid for 24 hours).
