@@ -15,8 +15,8 @@ from typing import Any
 
 from sesame.domain.addresses import bare_address, mailboxes
 from sesame.domain.sending import Outgoing, SendError, new_message_id, recipients_of
+from sesame.mail import handlebars as hb
 from sesame.mail import mime
-from sesame.mail import templates as hb
 from sesame.storage.models import utcnow
 
 V1_MAX_BYTES = 10 * 1024 * 1024  # after base64 [SES quotas]

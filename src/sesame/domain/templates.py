@@ -1,7 +1,7 @@
 """Stored email templates (v1 CreateTemplate… and v2 CreateEmailTemplate… share one namespace).
 
 Templates are checked when they are stored, so a syntax error surfaces at CreateTemplate rather than
-at the first send; rendering is ``mail.templates``'s job.
+at the first send; rendering is ``mail.handlebars``'s job.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from sesame.mail import templates as hb
+from sesame.mail import handlebars as hb
 from sesame.storage.db import Database
 from sesame.storage.models import Template, utcnow
 

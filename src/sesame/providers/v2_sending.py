@@ -14,8 +14,8 @@ from sesame.domain.compose import Envelope
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.templates import Content, Templates, TemplateStoreError
+from sesame.mail import handlebars as hb
 from sesame.mail import mime
-from sesame.mail import templates as hb
 from sesame.providers.v1_sending import render_preview
 from sesame.providers.v2_identities import decode_token, encode_token
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sesame.mail import templates
-from sesame.mail.templates import (
+from sesame.mail import handlebars
+from sesame.mail.handlebars import (
     InvalidTemplate,
     InvalidTemplateData,
     MissingAttribute,
@@ -318,10 +318,10 @@ def test_exception_hierarchy() -> None:
 def test_compiled_templates_are_cached() -> None:
     template = "cached {{x}} " + "padding " * 50
     render(template, {"x": 0})
-    before = templates._compile.cache_info().hits
+    before = handlebars._compile.cache_info().hits
     for i in range(5):
         assert render(template, {"x": i}).startswith(f"cached {i} ")
-    assert templates._compile.cache_info().hits == before + 5
+    assert handlebars._compile.cache_info().hits == before + 5
 
 
 # ------------------------------------------------------------------------------------------------ data
