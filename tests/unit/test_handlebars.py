@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from sesame.mail import handlebars
 from sesame.mail.handlebars import (
+    Budget,
     InvalidTemplate,
     InvalidTemplateData,
     MissingAttribute,
+    RenderLimitExceeded,
     TemplateError,
     check_template,
     parse_template_data,
@@ -215,6 +218,103 @@ def test_recursive_partial_is_stopped() -> None:
         render(deep, {"a": 1})
 
 
+# ------------------------------------------------------------------------------------------------ budget
+
+
+def nested_each(depth: int, body: str = "x") -> str:
+    """{{#each a}}{{#each ../a}}{{#each ../../a}}...: each level walks the whole list again."""
+    opening = "".join("{{#each " + "../" * level + "a}}" for level in range(depth))
+    return opening + body + "{{/each}}" * depth
+
+
+def doubling_partials(levels: int) -> str:
+    """Partial n calls partial n-1 twice: 2**levels copies of "ab" from a template of under 1 KB."""
+    lines = ['{{#*inline "p0"}}ab{{/inline}}']
+    lines += [
+        f'{{{{#*inline "p{n}"}}}}{{{{> p{n - 1}}}}}{{{{> p{n - 1}}}}}{{{{/inline}}}}'
+        for n in range(1, levels + 1)
+    ]
+    return "\n".join(lines) + f"\n{{{{> p{levels}}}}}"
+
+
+def test_nested_each_bomb_runs_out_of_steps_early() -> None:
+    data = {"a": list(range(100))}
+    assert len(render(nested_each(2), data)) == 100**2  # an honest double loop renders
+    started = time.perf_counter()
+    with pytest.raises(RenderLimitExceeded) as raised:
+        render(nested_each(5), data, budget=Budget(max_steps=100_000))  # 10**10 iterations asked
+    assert raised.value.kind == "steps"
+    assert str(raised.value) == "The template takes more than 100000 steps to render."
+    assert time.perf_counter() - started < 1
+
+
+def test_empty_loop_bodies_still_cost_steps() -> None:
+    with pytest.raises(RenderLimitExceeded) as raised:
+        render(nested_each(2, body=""), {"a": list(range(100))}, budget=Budget(max_steps=5000))
+    assert raised.value.kind == "steps"
+
+
+def test_doubling_partials_bomb_runs_out_of_characters_early() -> None:
+    template = doubling_partials(20)
+    assert len(template) < 1000
+    assert render(doubling_partials(4), {}) == "ab" * 16
+    started = time.perf_counter()
+    with pytest.raises(RenderLimitExceeded) as raised:
+        render(template, {}, budget=Budget(max_chars=100_000))  # 2 MB asked
+    assert raised.value.kind == "size"
+    assert str(raised.value) == "The rendered template is longer than 100000 characters."
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("template", "data"),
+    [
+        ("{{a}}{{a}}{{a}}", {"a": "x" * 400}),  # printed values count
+        ("x" * 1001, {}),  # and so does the template's own text
+        ('{{#*inline "p"}}line\nline\n{{/inline}}\n' + "    {{> p}}\n" * 80, {}),  # indents too
+    ],
+)
+def test_output_characters_are_counted(template: str, data: dict[str, Any]) -> None:
+    with pytest.raises(RenderLimitExceeded) as raised:
+        render(template, data, budget=Budget(max_chars=1000))
+    assert raised.value.kind == "size"
+
+
+def test_parts_share_one_budget() -> None:
+    assert render_parts("s" * 300, "h" * 300, "t" * 300, {}, Budget(max_chars=1000))[0] == "s" * 300
+    with pytest.raises(RenderLimitExceeded):
+        render_parts("s" * 400, "h" * 400, "t" * 400, {}, Budget(max_chars=1000))
+
+
+def test_time_limit() -> None:
+    budget = Budget(max_steps=10**12, max_chars=10**12, seconds=0.05)
+    started = time.perf_counter()
+    with pytest.raises(RenderLimitExceeded) as raised:
+        render(nested_each(6, body=""), {"a": list(range(100))}, budget=budget)
+    assert raised.value.kind == "time"
+    assert str(raised.value) == "The template takes more than 0.05 s to render."
+    assert time.perf_counter() - started < 0.5
+    with pytest.raises(RenderLimitExceeded) as raised:  # a fresh budget keeps the deadline
+        render(nested_each(2, body=""), {"a": list(range(100))}, budget=budget.fresh())
+    assert raised.value.kind == "time"
+
+
+def test_honest_large_template_fits_the_default_budget() -> None:
+    # A long order confirmation: 5,000 line items, each a row of ten fields (about 260 KB of data,
+    # the most SES accepts as TemplateData), rendered into about 1 MB.
+    items = [{f"f{i}": f"value{i}" for i in range(10)} for _ in range(5000)]
+    row = "<tr>" + "".join(f"<td>{{{{f{i}}}}}</td>" for i in range(10)) + "</tr>\n"
+    out = render("{{#each items}}" + row + "{{/each}}", {"items": items})
+    assert out.count("<tr>") == 5000
+
+
+def test_long_parent_chain_costs_little() -> None:
+    template = "{{#each a}}{{#each ../a}}{{" + "../" * 100_000 + "x}}{{/each}}{{/each}}"
+    started = time.perf_counter()
+    assert render(template, {"a": list(range(100))}) == ""
+    assert time.perf_counter() - started < 1
+
+
 # ------------------------------------------------------------------------------------------------ missing
 
 
@@ -311,7 +411,7 @@ def test_valid_template_checks_clean() -> None:
 
 
 def test_exception_hierarchy() -> None:
-    for error in (InvalidTemplate, InvalidTemplateData, MissingAttribute):
+    for error in (InvalidTemplate, InvalidTemplateData, MissingAttribute, RenderLimitExceeded):
         assert issubclass(error, TemplateError)
 
 
