@@ -4,8 +4,10 @@ Used by v1 CreateTemplate/UpdateTemplate/TestRenderTemplate/SendTemplatedEmail/S
 v2 CreateEmailTemplate/UpdateEmailTemplate/TestRenderEmailTemplate/SendEmail/SendBulkEmail with Template
 content. Callers map the exceptions: ``InvalidTemplate`` -> ``InvalidTemplate`` (v1) / ``BadRequestException``
 (v2); ``InvalidTemplateData`` -> ``InvalidRenderingParameter`` / ``BadRequestException``;
-``MissingAttribute`` -> ``MissingRenderingAttribute`` in a test render, and at send time an accepted message
-that is not sent but produces a Rendering Failure event carrying ``str(exc)`` as its errorMessage.
+``MissingAttribute`` -> ``MissingRenderingAttribute`` in a test render; ``RenderLimitExceeded`` ->
+``InvalidTemplate`` ("could not be rendered") / ``BadRequestException``. At send time any rendering error is
+an accepted message that is not sent but produces a Rendering Failure event carrying ``str(exc)`` as its
+errorMessage.
 
 Language (Handlebars.js semantics unless noted):
 
