@@ -417,11 +417,20 @@ def test_exception_hierarchy() -> None:
 
 def test_compiled_templates_are_cached() -> None:
     template = "cached {{x}} " + "padding " * 50
-    render(template, {"x": 0})
-    before = handlebars._compile.cache_info().hits
-    for i in range(5):
-        assert render(template, {"x": i}).startswith(f"cached {i} ")
-    assert handlebars._compile.cache_info().hits == before + 5
+    assert render(template, {"x": 1}) == render(template, {"x": 1})
+    assert handlebars._compile(template) is handlebars._compile(template)
+
+
+def test_template_cache_is_bounded_by_size() -> None:
+    cache = handlebars._Cache()
+    big = [f"{n} {{{{x}}}} " + "x" * (cache.MAX_CHARS // 5) for n in range(6)]  # 6 x 400 KB
+    for source in big:
+        assert cache.get(source) is cache.get(source)
+    assert cache.chars <= cache.MAX_CHARS
+    assert big[0] not in cache.programs and big[-1] in cache.programs  # the oldest went first
+    huge = "x" * (cache.MAX_CHARS // 2 + 1)  # compiled, but never kept
+    assert cache.get(huge) is not cache.get(huge)
+    assert huge not in cache.programs
 
 
 # ------------------------------------------------------------------------------------------------ data

@@ -58,10 +58,11 @@ builds a node tree, and a recursive evaluator over it.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -828,7 +829,36 @@ class _Parser:
                 self.check_partials(node.inverse, visible)
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(source: str) -> _Program:
-    # Cached: one template renders for every recipient of a bulk send.
-    return _Parser(source).parse()
+class _Cache:
+    """Compiled templates, kept because one template renders for every recipient of a bulk send. Bounded
+    by the total length of their text, not only by count: a parse tree takes up to ~40 times the memory
+    of its source, and a template may be 1 MB (v2 inline content), so 256 of those would be gigabytes.
+    Render threads share it, hence the lock."""
+
+    MAX_CHARS = 2 * 1024 * 1024  # about 80 MB of parse trees at worst
+    MAX_ENTRIES = 256
+
+    def __init__(self) -> None:
+        self.programs: OrderedDict[str, _Program] = OrderedDict()
+        self.chars = 0
+        self.lock = threading.Lock()
+
+    def get(self, source: str) -> _Program:
+        with self.lock:
+            program = self.programs.get(source)
+            if program is not None:
+                self.programs.move_to_end(source)
+                return program
+        program = _Parser(source).parse()  # outside the lock: a big parse must not hold up the others
+        if len(source) <= self.MAX_CHARS // 2:
+            with self.lock:
+                if source not in self.programs:
+                    self.programs[source] = program
+                    self.chars += len(source)
+                while self.chars > self.MAX_CHARS or len(self.programs) > self.MAX_ENTRIES:
+                    oldest, _ = self.programs.popitem(last=False)
+                    self.chars -= len(oldest)
+        return program
+
+
+_compile = _Cache().get
