@@ -126,6 +126,18 @@ class DeliverySettings:
 
 
 @dataclass
+class TemplateSettings:
+    """Limits on rendering a template (SES publishes none; honest templates stay far below them)."""
+
+    #: Evaluation steps one rendering may take: a step is a block body or partial entered, or a node in
+    #: it. A 5,000-row table renders in about 100,000; nested loops over one list multiply without end.
+    max_render_steps: int = 2_000_000
+    #: Seconds of wall-clock time the renderings of one request may take, waiting for a render thread
+    #: included. Big renderings run off the event loop, so this bounds the request, not the server.
+    render_seconds: float = 5.0
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -170,6 +182,7 @@ class Settings:
     dns: DnsSettings = field(default_factory=DnsSettings)
     identities: IdentitySettings = field(default_factory=IdentitySettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    templates: TemplateSettings = field(default_factory=TemplateSettings)
 
     @property
     def database_url(self) -> str:

@@ -42,7 +42,7 @@ class Sesame:
         self.accounts = Accounts(self.db, settings, box)
         self.tags = Tags(self.db)
         self.identities = Identities(self.db, settings, box)
-        self.templates = Templates(self.db)
+        self.templates = Templates(self.db, settings.templates)
         self.suppression = Suppression(self.db)
         self.configuration_sets = ConfigurationSets(self.db)
         self.dedicated_ips = DedicatedIps(self.db, settings)

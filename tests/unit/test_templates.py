@@ -1,437 +1,86 @@
-"""SES template rendering: the Handlebars subset, where SES differs from Handlebars, missing attributes."""
+"""Running renderings within their limits (domain/templates.py): where they run, and what a templated
+send records when one fails."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sesame.mail import templates
-from sesame.mail.templates import (
-    InvalidTemplate,
-    InvalidTemplateData,
-    MissingAttribute,
-    TemplateError,
-    check_template,
-    parse_template_data,
-    render,
-    render_parts,
-)
+from sesame.config import TemplateSettings
+from sesame.domain.templates import Content, Rendered, Templates
+from sesame.mail import handlebars as hb
+from sesame.storage.db import Database
 
-# ------------------------------------------------------------------------------------------------ variables
+V1_MAX_BYTES = 10 * 1024 * 1024
+EACH = "{{#each a}}{{#each ../a}}{{#each ../../a}}x{{/each}}{{/each}}{{/each}}"  # 100**3 bodies
+DATA: dict[str, Any] = {"a": list(range(100))}
 
 
-@pytest.mark.parametrize(
-    ("template", "data", "expected"),
-    [
-        ("Hi {{name}}!", {"name": "Ann"}, "Hi Ann!"),
-        ("{{ name }}|{{name  }}", {"name": "Ann"}, "Ann|Ann"),
-        ("{{contact.firstName}}", {"contact": {"firstName": "Anaya"}}, "Anaya"),
-        ("{{a.b.c.d}}", {"a": {"b": {"c": {"d": "deep"}}}}, "deep"),
-        ("{{a/b}}", {"a": {"b": "slash"}}, "slash"),
-        ("{{list.[1]}} {{list.length}}", {"list": ["x", "y"]}, "y 2"),
-        ("{{[first name]}}", {"first name": "spaced"}, "spaced"),
-        ("{{this.name}}", {"name": "explicit"}, "explicit"),
-        (
-            "{{n}} {{f}} {{whole}} {{yes}} {{no}} {{zero}}",
-            {"n": 3, "f": 1.5, "whole": 2.0, "yes": True, "no": False, "zero": 0},
-            "3 1.5 2 true false 0",
-        ),  # fmt: skip
-        ("[{{nothing}}]", {"nothing": None}, "[]"),
-        ("{{list}} {{obj}}", {"list": [1, "a", None], "obj": {"k": 1}}, "1,a, [object Object]"),
-        ("{{a.b}}", {"a": "text"}, ""),
-        ("Grüße {{name}} ✓ {{city}}", {"name": "Zoë", "city": "東京"}, "Grüße Zoë ✓ 東京"),
-        ("{{\U0001f600}}", {"\U0001f600": "emoji key"}, "emoji key"),
-    ],
-)
-def test_variables(template: str, data: dict[str, Any], expected: str) -> None:
-    assert render(template, data) == expected
+@pytest.fixture
+def templates(tmp_path: Path) -> Templates:
+    # The database is never touched: rendering needs none.
+    return Templates(Database(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"), TemplateSettings())
 
 
-def test_no_html_escaping() -> None:
-    # SES inserts values as they are, unlike stock Handlebars' {{x}}.
-    value = "<b>Tom & \"Jerry\"</b> 'n' `x` ="
-    assert render("<p>{{v}}</p>", {"v": value}) == f"<p>{value}</p>"
-    assert render("{{{v}}}{{&v}}", {"v": "<i>"}) == "<i><i>"
+def thread_of(templates: Templates, content: Content, data: dict[str, Any]) -> str:
+    def work(budget: hb.Budget) -> str:
+        hb.render_parts(content.subject or "", content.html, content.text, data, budget)
+        return threading.current_thread().name
+
+    return asyncio.run(templates.run(work, content, V1_MAX_BYTES))
 
 
-def test_escaped_mustache_is_literal() -> None:
-    assert render("\\{{name}} {{name}}", {"name": "Ann"}) == "{{name}} Ann"
+def send(
+    templates: Templates, content: Content, data: dict[str, Any], deadline: float | None = None
+) -> Rendered:
+    return asyncio.run(templates.render_for_send(content, data, V1_MAX_BYTES, deadline))
 
 
-def test_ses_placeholders_pass_through() -> None:
-    template = "<p>{{ses:openTracker}}</p><a href='{{ amazonSESUnsubscribeUrl }}'>x</a>"
-    assert render(template, {}) == "<p>{{ses:openTracker}}</p><a href='{{amazonSESUnsubscribeUrl}}'>x</a>"
+def test_small_renderings_stay_on_the_event_loop(templates: Templates) -> None:
+    small = Content("Hi {{name}}", text="Dear {{name}}", html=None)
+    assert thread_of(templates, small, {"name": "Ann"}) == "MainThread"
+    rows = Content("s", text=None, html="{{#each a}}<tr><td>{{this}}</td></tr>{{/each}}")
+    assert thread_of(templates, rows, DATA) == "MainThread"
 
 
-# ------------------------------------------------------------------------------------------------ blocks
+def test_big_renderings_and_big_templates_move_to_a_render_thread(templates: Templates) -> None:
+    two_loops = "{{#each a}}{{#each ../a}}<td>{{this}}</td>{{/each}}{{/each}}"  # 10,000 bodies: fine
+    assert thread_of(templates, Content("s", text=None, html=two_loops), DATA).startswith("sesame-render")
+    big_text = Content("s", text=None, html="<p>" + "text " * 20_000 + "</p>")  # parsing 100 KB
+    assert thread_of(templates, big_text, {}).startswith("sesame-render")
 
 
-@pytest.mark.parametrize(
-    ("value", "shown"),
-    [
-        (True, True),
-        ("x", True),
-        (1, True),
-        ({}, True),
-        ([0], True),
-        (False, False),
-        (None, False),
-        ("", False),
-        (0, False),
-        ([], False),
-    ],  # fmt: skip
-)
-def test_if_truthiness(value: Any, shown: bool) -> None:
-    assert render("{{#if v}}yes{{else}}no{{/if}}", {"v": value}) == ("yes" if shown else "no")
-    assert render("{{#unless v}}no{{else}}yes{{/unless}}", {"v": value}) == ("yes" if shown else "no")
-
-
-def test_if_missing_takes_else_and_include_zero() -> None:
-    assert render("{{#if absent}}yes{{else}}no{{/if}}", {}) == "no"
-    assert render("{{#if n includeZero=true}}zero counts{{/if}}", {"n": 0}) == "zero counts"
-
-
-def test_else_if_chain() -> None:
-    template = "{{#if a}}A{{else if b}}B{{else unless c}}not C{{else}}other{{/if}}"
-    assert render(template, {"a": 1}) == "A"
-    assert render(template, {"b": 1}) == "B"
-    assert render(template, {}) == "not C"
-    assert render(template, {"c": 1}) == "other"
-
-
-def test_each_scalars_with_data_variables() -> None:
-    template = (
-        "{{#each items}}{{@index}}:{{this}}{{#if @first}}(first){{/if}}{{#if @last}}(last){{/if}} {{/each}}"
+def test_send_records_an_overrun_as_a_rendering_failure(templates: Templates) -> None:
+    templates.settings.max_render_steps = 50_000
+    assert send(templates, Content("s", text=EACH, html=None), DATA) == Rendered(
+        "s", html=None, text=EACH, failure="The template takes more than 50000 steps to render."
     )
-    assert render(template, {"items": ["a", "b", "c"]}) == "0:a(first) 1:b 2:c(last) "
+    doubling = '{{#*inline "p"}}' + "x" * 1000 + "{{/inline}}\n" + "{{> p}}" * 8000  # 8 MB of output
+    rendered = send(templates, Content("s", text=None, html=doubling), {})
+    assert rendered.failure == "Message length is more than 10485760 bytes long."
+    assert rendered.html == doubling  # what is stored for the record: the template as written
 
 
-def test_each_objects_with_this_and_bare_fields() -> None:
-    data = {"people": [{"name": "Ann", "age": 31}, {"name": "Bob", "age": 42}]}
-    assert render("{{#each people}}{{name}}={{this.age}};{{/each}}", data) == "Ann=31;Bob=42;"
-
-
-def test_each_over_object_gives_keys() -> None:
-    assert render("{{#each o}}{{@key}}={{this}}&{{/each}}", {"o": {"a": 1, "b": 2}}) == "a=1&b=2&"
-
-
-def test_each_else_for_empty_or_missing() -> None:
-    template = "{{#each items}}x{{else}}none{{/each}}"
-    assert render(template, {"items": []}) == "none"
-    assert render(template, {}) == "none"
-
-
-def test_nested_each_with_index_and_parent_access() -> None:
-    data = {
-        "sep": "/",
-        "groups": [{"name": "g0", "items": ["a", "b"]}, {"name": "g1", "items": ["c"]}],
-    }
-    template = (
-        "{{#each groups}}{{@index}}.{{name}}[{{#each items}}{{@../index}}{{@index}}{{this}}{{../name}}"
-        "{{../../sep}}{{/each}}]{{/each}}"
+def test_send_records_missing_attributes_and_unrenderable_templates(templates: Templates) -> None:
+    assert send(templates, Content("Hi {{name}}", text="{{a}}/{{b}}", html=None), {"a": 1}) == Rendered(
+        "Hi ", html=None, text="1/", failure="Attribute 'name' is not present in the rendering data."
     )
-    assert render(template, data) == "0.g0[00ag0/01bg0/]1.g1[10cg1/]"
-
-
-def test_with_and_parent_scope() -> None:
-    data = {"c": {"first": "Ann", "last": "Lee"}, "greeting": "Hi"}
-    assert render("{{#with c}}{{../greeting}} {{first}} {{last}}{{/with}}", data) == "Hi Ann Lee"
-    assert render("{{#with missing}}x{{else}}no contact{{/with}}", data) == "no contact"
-
-
-def test_sections_and_lookup() -> None:
-    data = {"c": {"x": "X"}, "flags": ["a", "b"], "on": True, "key": "x", "list": ["p", "q"]}
-    assert render(
-        "{{#c}}{{x}}{{/c}}{{#flags}}[{{this}}]{{/flags}}{{#on}}!{{/on}}{{^none}}empty{{/none}}", data
-    ) == ("X[a][b]!empty")
-    assert (
-        render("{{lookup c key}} {{lookup list 1}} {{#with (lookup c 'x')}}{{this}}{{/with}}", data)
-        == "X q X"
-    )
-
-
-def test_comments_render_nothing() -> None:
-    assert render("a{{! short }}b{{!-- has }} inside --}}c", {}) == "abc"
-
-
-# ------------------------------------------------------------------------------------------------ whitespace
-
-
-def test_standalone_block_lines_disappear() -> None:
-    template = "<ul>\n  {{#each items}}\n  <li>{{this}}</li>\n  {{/each}}\n</ul>\n{{! note }}\nend"
-    assert render(template, {"items": [1, 2]}) == "<ul>\n  <li>1</li>\n  <li>2</li>\n</ul>\nend"
-
-
-def test_standalone_lines_with_crlf() -> None:
-    assert render("a\r\n{{#if x}}\r\nb\r\n{{/if}}\r\nc", {"x": 1}) == "a\r\nb\r\nc"
-
-
-def test_tilde_strips_whitespace() -> None:
-    assert render("a  {{~name~}}  b\n{{#if name~}}\n  c  {{~/if}}\nd", {"name": "N"}) == "aNb\nc\nd"
-    assert render("a  {{~name~}}  b\n{{~#if name~}}\n  c\n{{~/if}}", {"name": "N"}) == "aNbc"
-
-
-# ------------------------------------------------------------------------------------------------ partials
-
-
-def test_inline_partial_as_spelled_in_the_ses_guide() -> None:
-    # "{{#* inline" with a space; the newline after the definition is not rendered.
-    template = (
-        '{{#* inline "fullName"}}{{firstName}}{{#if lastName}} {{lastName}}{{/if}}{{/inline}}\n'
-        "Hi {{> fullName}}!"
-    )
-    assert render(template, {"firstName": "Ann", "lastName": "Lee"}) == "Hi Ann Lee!"
-    assert render(template, {"firstName": "Ann"}) == "Hi Ann!"
-
-
-def test_inline_partial_inside_each_uses_the_item() -> None:
-    template = '{{#*inline "p"}}<{{name}}>{{/inline}}{{#each people}}{{> p}}{{/each}}'
-    assert render(template, {"people": [{"name": "a"}, {"name": "b"}]}) == "<a><b>"
-
-
-def test_partial_with_context_and_standalone_indent() -> None:
-    template = '{{#*inline "row"}}\n{{k}}\n{{k}}\n{{/inline}}\n  {{> row item}}\nend'
-    assert render(template, {"item": {"k": "v"}}) == "  v\n  v\nend"
-
-
-def test_partial_may_be_used_before_its_definition() -> None:
-    assert render('{{> p}}{{#*inline "p"}}P{{/inline}}', {}) == "P"
-
-
-def test_partial_scoped_to_its_block() -> None:
-    template = '{{#if x}}{{#*inline "p"}}in{{/inline}}{{> p}}{{/if}}'
-    assert render(template, {"x": True}) == "in"
-    with pytest.raises(InvalidTemplate, match="The partial 'p' is not defined at line 1, column 53"):
-        check_template(template + "{{> p}}")
-
-
-def test_recursive_partial_is_stopped() -> None:
-    with pytest.raises(InvalidTemplate, match="nested more than"):
-        render('{{#*inline "p"}}x{{> p}}{{/inline}}{{> p}}', {})
-    deep = '{{#*inline "p"}}' + "{{#if a}}" * 60 + "{{> p}}" + "{{/if}}" * 60 + "{{/inline}}{{> p}}"
-    with pytest.raises(InvalidTemplate, match="too deeply"):
-        render(deep, {"a": 1})
-
-
-# ------------------------------------------------------------------------------------------------ missing
-
-
-@pytest.mark.parametrize(
-    ("template", "data", "name"),
-    [
-        ("Hello {{name}}", {}, "name"),
-        ("{{contact.firstName}}", {"other": 1}, "contact.firstName"),
-        ("{{#if show}}{{detail}}{{/if}}", {"show": True}, "detail"),
-        ("{{#if show}}x{{else}}{{detail}}{{/if}}", {"show": False}, "detail"),
-        ('{{#*inline "p"}}{{inner}}{{/inline}}{{> p}}', {}, "inner"),
-        ("{{IF firstName}}", {"firstName": "Ann"}, "IF"),
-        ("{{#IF firstName}}Hey{{/IF}}", {"firstName": "Ann"}, "IF"),
-    ],
-)
-def test_missing_top_level_attribute(template: str, data: dict[str, Any], name: str) -> None:
-    with pytest.raises(MissingAttribute) as raised:
-        render(template, data)
-    assert raised.value.name == name
-    assert str(raised.value) == f"Attribute '{name}' is not present in the rendering data."
-    render(template, data, strict=False)  # renders, with the value empty
-
-
-@pytest.mark.parametrize(
-    ("template", "data", "expected"),
-    [
-        ("[{{name}}]", {"name": None}, "[]"),  # present, even though null
-        ("[{{contact.firstName}}]", {"contact": {}}, "[]"),  # only the first segment must exist
-        ("{{#if absent}}x{{/if}}{{#unless absent}}u{{/unless}}", {}, "u"),
-        ("{{#if show}}{{absent}}{{/if}}", {"show": False}, ""),  # a branch not taken is not checked
-        ("{{#each items}}[{{absent}}]{{/each}}", {"items": [{}]}, "[]"),
-        ("{{#each absent}}x{{/each}}", {}, ""),
-        ("{{#with c}}[{{absent}}]{{/with}}", {"c": {"k": 1}}, "[]"),
-        ("[{{this.absent}}][{{@index}}][{{lookup absent 'k'}}]", {}, "[][][]"),
-        ("{{#section}}x{{/section}}", {}, ""),
-    ],
-)
-def test_not_missing(template: str, data: dict[str, Any], expected: str) -> None:
-    assert render(template, data) == expected
-
-
-def test_non_strict_renders_missing_as_empty() -> None:
-    assert render("Hi {{name}}, {{a.b}}!", {}, strict=False) == "Hi , !"
-
-
-def test_render_parts_raises_the_first_missing_attribute() -> None:
-    assert render_parts("S {{a}}", "<p>{{b}}</p>", None, {"a": 1, "b": 2}) == ("S 1", "<p>2</p>", None)
-    assert render_parts("S", None, "T {{a}}", {"a": 1}) == ("S", None, "T 1")
-    with pytest.raises(MissingAttribute) as raised:
-        render_parts("{{subject}}", "{{html}}", "{{text}}", {"html": 1})
-    assert raised.value.name == "subject"
-    with pytest.raises(MissingAttribute) as raised:
-        render_parts("x", "{{html}}", "{{text}}", {})
-    assert raised.value.name == "html"
-
-
-# ------------------------------------------------------------------------------------------------ invalid
-
-
-@pytest.mark.parametrize(
-    ("template", "message"),
-    [
-        ("Hello\n  {{#if a}}x", "Unclosed '{{#if a}}' at line 2, column 3."),
-        ("x{{/if}}", "Unexpected '{{/if}}' at line 1, column 2."),
-        ("{{#if a}}x{{/each}}", "'{{/each}}' does not close '{{#if a}}' at line 1, column 11."),
-        ("a\nb\nc {{name", "Unclosed tag '{{' at line 3, column 3."),
-        ("{{!-- never closed", "Unclosed tag '{{' at line 1, column 1."),
-        ("{{> nowhere}}", "The partial 'nowhere' is not defined at line 1, column 1."),
-        ("{{#each}}x{{/each}}", "'#each' takes exactly one argument at line 1, column 1."),
-        ("{{#if a b}}x{{/if}}", "'#if' takes exactly one argument at line 1, column 1."),
-        ("{{if a}}", "'if' is a block helper: use '{{#if ...}}' at line 1, column 1."),
-        ("{{}}", "Empty tag '{{}}' at line 1, column 1."),
-        ("{{a..b}}", "Invalid path 'a..b' at line 1, column 1."),
-        ("{{#if a}}{{else}}{{else}}{{/if}}", "Second '{{else}}' in one block at line 1, column 18."),
-        ("{{else}}", "'{{else}}' outside a block at line 1, column 1."),
-        ("{{#*decorator}}{{/decorator}}", "Only '{{#*inline \"name\"}}' decorators are supported"),
-        ("{{#each l as |x|}}{{/each}}", "Block parameters 'as |name|' are not supported"),
-        ("{{lookup a}}", "'lookup' takes exactly two arguments"),
-        ("{{a (b}}", "Unbalanced '('"),
-    ],
-)
-def test_invalid_template(template: str, message: str) -> None:
-    with pytest.raises(InvalidTemplate) as raised:
-        check_template(template)
-    assert str(raised.value).startswith(message)
-    with pytest.raises(InvalidTemplate):
-        render(template, {"a": 1})
-
-
-def test_valid_template_checks_clean() -> None:
-    check_template(
-        '{{#*inline "p"}}{{x}}{{/inline}}\n{{#each l}}{{> p}}{{else}}{{#with o}}{{y}}{{/with}}{{/each}}'
-    )
-
-
-def test_exception_hierarchy() -> None:
-    for error in (InvalidTemplate, InvalidTemplateData, MissingAttribute):
-        assert issubclass(error, TemplateError)
-
-
-def test_compiled_templates_are_cached() -> None:
-    template = "cached {{x}} " + "padding " * 50
-    render(template, {"x": 0})
-    before = templates._compile.cache_info().hits
-    for i in range(5):
-        assert render(template, {"x": i}).startswith(f"cached {i} ")
-    assert templates._compile.cache_info().hits == before + 5
-
-
-# ------------------------------------------------------------------------------------------------ data
-
-
-def test_parse_template_data() -> None:
-    assert parse_template_data('{ "name":"Alejandro", "favoriteanimal": "alligator" }') == {
-        "name": "Alejandro",
-        "favoriteanimal": "alligator",
-    }
-    assert parse_template_data('{"city": "\\u6771\\u4eac", "n": null}') == {"city": "東京", "n": None}
-
-
-@pytest.mark.parametrize("text", ["", "not json", '{"a": 1', "[1, 2]", '"text"', "42", "null", '{"a": NaN}'])
-def test_parse_template_data_rejects(text: str) -> None:
-    with pytest.raises(InvalidTemplateData):
-        parse_template_data(text)
-
-
-def test_parse_template_data_rejects_absurd_nesting() -> None:
-    with pytest.raises(InvalidTemplateData):
-        parse_template_data("[" * 100_000)
-
-
-# ------------------------------------------------------------------------------------------------ SES guide
-
-# The "Advanced email personalization" examples of the SES developer guide: their template structure and
-# data, with line breaks removed as the guide instructs (prose shortened).
-PREFERENCES_HTML = (
-    "<h1>Your Preferences</h1><p>Dear {{contact.firstName}},</p>"
-    "{{#if subscription}}<p>You chose these subjects:</p>"
-    "<ul>{{#each subscription}}<li>{{interest}}</li>{{/each}}"
-    "</ul><p>Change them in the <a href=https://www.example.com/prefererences/i.aspx?id={{meta.userId}}>"
-    "Preference Center</a>.</p>{{else}}<p>Please choose subjects in the "
-    "<a href=https://www.example.com/prefererences/i.aspx?id={{meta.userId}}>Preference Center</a>.{{/if}}"
-)
-PREFERENCES_TEXT = (
-    "Your Preferences\n\nDear {{contact.firstName}},\n\n{{#if subscription}}You chose these subjects:\n"
-    "{{#each subscription}}- {{interest}}\n{{/each}}\nChange them at "
-    "https://www.example.com/prefererences/i.aspx?id={{meta.userId}}.{{else}}Please choose subjects at "
-    "https://www.example.com/prefererences/i.aspx?id={{meta.userId}}.{{/if}}"
-)
-PREFERENCES_SUBJECT = "Subscription Preferences for {{contact.firstName}} {{contact.lastName}}"
-ANAYA = json.dumps(
-    {
-        "meta": {"userId": "51806220607"},
-        "contact": {"firstName": "Anaya", "lastName": "Iyengar"},
-        "subscription": [{"interest": "Sports"}, {"interest": "Cooking"}],
-    }
-)
-SHIRLEY = json.dumps(
-    {"meta": {"userId": "1981624758263"}, "contact": {"firstName": "Shirley", "lastName": "Rodriguez"}}
-)
-
-
-def test_ses_guide_example_with_subscriptions() -> None:
-    subject, html, text = render_parts(
-        PREFERENCES_SUBJECT, PREFERENCES_HTML, PREFERENCES_TEXT, parse_template_data(ANAYA)
-    )
-    assert subject == "Subscription Preferences for Anaya Iyengar"
-    assert html == (
-        "<h1>Your Preferences</h1><p>Dear Anaya,</p><p>You chose these subjects:</p>"
-        "<ul><li>Sports</li><li>Cooking</li></ul><p>Change them in the "
-        "<a href=https://www.example.com/prefererences/i.aspx?id=51806220607>Preference Center</a>.</p>"
-    )
-    # {{/each}} stands alone on its line, so that line (and its newline) is not rendered.
-    assert text == (
-        "Your Preferences\n\nDear Anaya,\n\nYou chose these subjects:\n- Sports\n- Cooking\n"
-        "Change them at https://www.example.com/prefererences/i.aspx?id=51806220607."
-    )
-
-
-def test_ses_guide_example_without_subscriptions_takes_else() -> None:
-    # "subscription" is absent: used only as a condition and an #each argument, so it is not "missing".
-    subject, html, text = render_parts(
-        PREFERENCES_SUBJECT, PREFERENCES_HTML, PREFERENCES_TEXT, parse_template_data(SHIRLEY)
-    )
-    assert subject == "Subscription Preferences for Shirley Rodriguez"
-    assert html == (
-        "<h1>Your Preferences</h1><p>Dear Shirley,</p><p>Please choose subjects in the "
-        "<a href=https://www.example.com/prefererences/i.aspx?id=1981624758263>Preference Center</a>."
-    )
-    assert text == (
-        "Your Preferences\n\nDear Shirley,\n\n"
-        "Please choose subjects at https://www.example.com/prefererences/i.aspx?id=1981624758263."
-    )
-
-
-def test_ses_guide_inline_partial_example() -> None:
-    html = (
-        '{{#* inline "fullName"}}{{firstName}}{{#if lastName}} {{lastName}}{{/if}}{{/inline~}}\n'
-        "<h1>Hello {{> fullName}}!</h1><p>Your friends:</p>"
-        "<ul>{{#each friends}}<li>{{> fullName}}</li>{{/each}}</ul>"
-    )
-    text = (
-        '{{#* inline "fullName"}}{{firstName}}{{#if lastName}} {{lastName}}{{/if}}{{/inline~}}\n'
-        "Hello {{> fullName}}! Your friends:\n{{#each friends}}- {{> fullName}}\n{{/each}}"
-    )
-    data = {
-        "firstName": "Anaya",
-        "lastName": "Iyengar",
-        "friends": [{"firstName": "Shirley", "lastName": "Rodriguez"}, {"firstName": "Liu"}],
-    }
-    assert render_parts("{{firstName}}'s friends", html, text, data) == (
-        "Anaya's friends",
-        "<h1>Hello Anaya Iyengar!</h1><p>Your friends:</p><ul><li>Shirley Rodriguez</li><li>Liu</li></ul>",
-        "Hello Anaya Iyengar! Your friends:\n- Shirley Rodriguez\n- Liu\n",
-    )
-
-
-def test_multiline_template_as_sent_through_an_sdk() -> None:
-    text = "Dear {{contact.firstName}},\n{{#each subscription}}\n- {{interest}}\n{{/each}}\nBye"
-    assert render(text, parse_template_data(ANAYA)) == "Dear Anaya,\n- Sports\n- Cooking\nBye"
+    loop = '{{#*inline "p"}}x{{> p}}{{/inline}}{{> p}}'
+    rendered = send(templates, Content("s", text=None, html=loop), {})
+    assert rendered.failure is not None and "nested more than" in rendered.failure
+
+
+def test_the_deadline_is_shared_by_a_request(templates: Templates) -> None:
+    # A bulk send gives all its renderings one deadline; once it has passed, big ones fail at once.
+    past = time.monotonic() - 1
+    started = time.perf_counter()
+    rendered = send(templates, Content("s", text=EACH, html=None), DATA, past)
+    assert rendered.failure == "The template takes more than 5 s to render."
+    assert time.perf_counter() - started < 0.5
+    small = send(templates, Content("Hi {{n}}", text="t", html=None), {"n": 1}, past)
+    assert small == Rendered("Hi 1", html=None, text="t")  # small ones never wait for a thread, nor fail

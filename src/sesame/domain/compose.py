@@ -8,6 +8,7 @@ rendering, size limits, tag rules) happens here, once for both APIs.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ from typing import Any
 
 from sesame.domain.addresses import bare_address, mailboxes
 from sesame.domain.sending import Outgoing, SendError, new_message_id, recipients_of
+from sesame.domain.templates import INLINE_CHARS, Rendered, in_render_thread
 from sesame.mail import mime
-from sesame.mail import templates as hb
 from sesame.storage.models import utcnow
 
 V1_MAX_BYTES = 10 * 1024 * 1024  # after base64 [SES quotas]
@@ -205,45 +206,35 @@ def decode_raw_base64(data: bytes | str) -> bytes:
     return data if isinstance(data, bytes) else base64.b64decode(data)
 
 
-def templated(
+async def templated(
     operation: str,
     region: str,
     env: Envelope,
     *,
-    subject: str | None,
-    text: str | None,
-    html: str | None,
-    data: dict[str, Any],
+    rendered: Rendered,
     template_name: str | None,
     template_data: str,
     headers: Sequence[tuple[str, str]] = (),
     attachments: Sequence[mime.Attachment] = (),
     limit: int,
 ) -> Outgoing:
-    """Render a template for one destination. A missing attribute does not fail the call: the message is
-    accepted and recorded as a rendering failure, never sent (SES's behaviour)."""
-    failure = None
-    try:
-        subject_out, html_out, text_out = hb.render_parts(subject or "", html, text, data)
-    except hb.MissingAttribute as exc:
-        failure = str(exc)  # what the Rendering Failure record will say; the parts render loosely
-        subject_out = hb.render(subject or "", data, strict=False)
-        html_out = None if html is None else hb.render(html, data, strict=False)
-        text_out = None if text is None else hb.render(text, data, strict=False)
-    except hb.TemplateError as exc:
-        failure = str(exc)
-        subject_out, html_out, text_out = subject or "", html, text
+    """A templated message for one destination (rendered by ``Templates.render_for_send``). A rendering
+    failure does not fail the call: the message is accepted and recorded as a rendering failure, never
+    sent (SES's behaviour)."""
     summary = {"Template": template_name, "TemplateData": template_data}
-    return simple(
+    build = functools.partial(
+        simple,
         operation,
         region,
         env,
-        subject=subject_out,
-        text=text_out,
-        html=html_out,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
         headers=headers,
         attachments=attachments,
         limit=limit,
         summary=summary,
-        rendering_failure=failure,
+        rendering_failure=rendered.failure,
     )
+    # A small template can render into megabytes, and encoding them would stall the event loop.
+    return build() if rendered.chars() <= INLINE_CHARS else await in_render_thread(build)

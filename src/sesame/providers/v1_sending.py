@@ -13,8 +13,8 @@ from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.templates import Content, Templates, TemplateStoreError
+from sesame.mail import handlebars as hb
 from sesame.mail import mime
-from sesame.mail import templates as hb
 from sesame.providers.v2_identities import decode_token, encode_token
 
 E = service_errors("ses")
@@ -140,15 +140,13 @@ class SendingV1:
             data = hb.parse_template_data(params["TemplateData"])
         except hb.TemplateError as exc:
             raise InvalidParameterValue(str(exc)) from None
+        rendered = await self.templates.render_for_send(_content(tpl), data, compose.V1_MAX_BYTES)
         with v1_send_errors():
-            out = compose.templated(
+            out = await compose.templated(
                 "SendTemplatedEmail",
                 ctx.region,
                 _envelope(params, params.get("Destination") or {}, _tags(params)),
-                subject=tpl.subject,
-                text=tpl.text,
-                html=tpl.html,
-                data=data,
+                rendered=rendered,
                 template_name=tpl.name,
                 template_data=params["TemplateData"],
                 limit=compose.V1_MAX_BYTES,
@@ -168,18 +166,19 @@ class SendingV1:
         with v1_send_errors():
             default_tags = _tags(params, "DefaultTags")
         statuses = []
+        deadline = self.templates.deadline()  # one time limit for all the call's renderings
         for dest in destinations:
             try:
                 replacement = hb.parse_template_data(dest.get("ReplacementTemplateData") or "{}")
                 tags = {**default_tags, **_tags(dest, "ReplacementTags")}
-                out = compose.templated(
+                rendered = await self.templates.render_for_send(
+                    _content(tpl), {**default, **replacement}, compose.V1_MAX_BYTES, deadline
+                )
+                out = await compose.templated(
                     "SendBulkTemplatedEmail",
                     ctx.region,
                     _envelope(params, dest.get("Destination") or {}, tags),
-                    subject=tpl.subject,
-                    text=tpl.text,
-                    html=tpl.html,
-                    data={**default, **replacement},
+                    rendered=rendered,
                     template_name=tpl.name,
                     template_data=dest.get("ReplacementTemplateData")
                     or params.get("DefaultTemplateData")
@@ -252,17 +251,28 @@ class SendingV1:
         except hb.TemplateError as exc:
             raise E.InvalidRenderingParameterException(str(exc)) from None
         try:
-            return {"RenderedTemplate": render_preview(row, data, ctx.region)}
+            preview = await self.templates.run(
+                lambda budget: render_preview(row, data, ctx.region, budget),
+                _content(row),
+                compose.V1_MAX_BYTES,
+            )
         except hb.MissingAttribute as exc:
             raise E.MissingRenderingAttributeException(str(exc)) from None
+        except (hb.InvalidTemplate, hb.RenderLimitExceeded) as exc:  # SES: "could not be rendered"
+            raise E.InvalidTemplateException(str(exc)) from None
+        return {"RenderedTemplate": preview}
 
 
-def render_preview(row: Any, data: dict[str, Any], region: str) -> str:
+def _content(row: Any) -> Content:
+    return Content(row.subject, row.text, row.html)
+
+
+def render_preview(row: Any, data: dict[str, Any], region: str, budget: hb.Budget) -> str:
     """TestRenderTemplate's answer: the whole MIME message the template renders into."""
     from sesame.domain.sending import new_message_id
     from sesame.storage.models import utcnow
 
-    subject, html, text = hb.render_parts(row.subject or "", row.html, row.text, data)
+    subject, html, text = hb.render_parts(row.subject or "", row.html, row.text, data, budget)
     body = mime.build_simple(
         source="",
         to=[],

@@ -13,9 +13,9 @@ from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.suppression import Suppression
-from sesame.domain.templates import Content, Templates, TemplateStoreError
+from sesame.domain.templates import MAX_INLINE_TEMPLATE_BYTES, Content, Templates, TemplateStoreError
+from sesame.mail import handlebars as hb
 from sesame.mail import mime
-from sesame.mail import templates as hb
 from sesame.providers.v1_sending import render_preview
 from sesame.providers.v2_identities import decode_token, encode_token
 
@@ -106,7 +106,10 @@ class SendingV2:
     ) -> tuple[str | None, Content]:
         if template.get("TemplateContent"):
             c = template["TemplateContent"]
-            return None, Content(c.get("Subject"), c.get("Text"), c.get("Html"))
+            content = Content(c.get("Subject"), c.get("Text"), c.get("Html"))
+            if content.size() > MAX_INLINE_TEMPLATE_BYTES:
+                raise E.BadRequestException("Template is larger than 1 MB.")
+            return None, content
         name = template.get("TemplateName") or (template.get("TemplateArn") or "").rpartition("/")[2]
         if not name:
             raise E.BadRequestException("A template needs TemplateName, TemplateArn or TemplateContent.")
@@ -174,14 +177,12 @@ class SendingV2:
                     data = hb.parse_template_data(template.get("TemplateData") or "{}")
                 except hb.TemplateError as exc:
                     raise E.BadRequestException(str(exc)) from None
-                out = compose.templated(
+                rendered = await self.templates.render_for_send(parts, data, compose.V2_MAX_BYTES)
+                out = await compose.templated(
                     "SendEmail",
                     ctx.region,
                     _envelope(params, destination, tags),
-                    subject=parts.subject,
-                    text=parts.text,
-                    html=parts.html,
-                    data=data,
+                    rendered=rendered,
                     template_name=name,
                     template_data=template.get("TemplateData") or "{}",
                     headers=_headers(template.get("Headers")),
@@ -204,6 +205,7 @@ class SendingV2:
         with v2_send_errors():
             default_tags = _tags(params.get("DefaultEmailTags"))
         results = []
+        deadline = self.templates.deadline()  # one time limit for all the call's renderings
         for entry in entries:
             try:
                 replacement = (
@@ -213,14 +215,12 @@ class SendingV2:
                 tags = {**default_tags, **_tags(entry.get("ReplacementTags"))}
                 headers = _headers(template.get("Headers")) + _headers(entry.get("ReplacementHeaders"))
                 destination = entry.get("Destination") or {}
-                out = compose.templated(
+                rendered = await self.templates.render_for_send(parts, data, compose.V2_MAX_BYTES, deadline)
+                out = await compose.templated(
                     "SendBulkEmail",
                     ctx.region,
                     _envelope(params, destination, tags),
-                    subject=parts.subject,
-                    text=parts.text,
-                    html=parts.html,
-                    data=data,
+                    rendered=rendered,
                     template_name=name,
                     template_data=replacement,
                     headers=headers,
@@ -293,9 +293,14 @@ class SendingV2:
             row = await self.templates.get(ctx.account_id, ctx.region, params["TemplateName"])
         try:
             data = hb.parse_template_data(params["TemplateData"])
-            return {"RenderedTemplate": render_preview(row, data, ctx.region)}
+            preview = await self.templates.run(
+                lambda budget: render_preview(row, data, ctx.region, budget),
+                Content(row.subject, row.text, row.html),
+                compose.V2_MAX_BYTES,
+            )
         except hb.TemplateError as exc:
             raise E.BadRequestException(str(exc)) from None
+        return {"RenderedTemplate": preview}
 
     # -- the account-level suppression list -------------------------------------------------------
 

@@ -4,8 +4,10 @@ Used by v1 CreateTemplate/UpdateTemplate/TestRenderTemplate/SendTemplatedEmail/S
 v2 CreateEmailTemplate/UpdateEmailTemplate/TestRenderEmailTemplate/SendEmail/SendBulkEmail with Template
 content. Callers map the exceptions: ``InvalidTemplate`` -> ``InvalidTemplate`` (v1) / ``BadRequestException``
 (v2); ``InvalidTemplateData`` -> ``InvalidRenderingParameter`` / ``BadRequestException``;
-``MissingAttribute`` -> ``MissingRenderingAttribute`` in a test render, and at send time an accepted message
-that is not sent but produces a Rendering Failure event carrying ``str(exc)`` as its errorMessage.
+``MissingAttribute`` -> ``MissingRenderingAttribute`` in a test render; ``RenderLimitExceeded`` ->
+``InvalidTemplate`` ("could not be rendered") / ``BadRequestException``. At send time any rendering error is
+an accepted message that is not sent but produces a Rendering Failure event carrying ``str(exc)`` as its
+errorMessage.
 
 Language (Handlebars.js semantics unless noted):
 
@@ -36,6 +38,15 @@ null is not missing, and ``{{a.b}}`` with ``a`` present renders empty. An unknow
 ``{{#IF x}}`` is looked up as an attribute of that name (arguments ignored), because SES was seen answering
 "Attribute 'IF' is not present in the rendering data." for one.
 
+Budget. Nesting depth is limited at parse time, but nesting does not bound the work: ``{{#each a}}`` inside
+``{{#each ../a}}`` inside ``{{#each ../../a}}`` over a 100-item list runs its body a million times, and
+twenty inline partials that each call the previous one twice print 2**20 copies from under 1 KB. So every
+rendering is charged against a ``Budget`` as it goes: output characters (text, printed values, partial
+indentation), evaluation steps (one per block body or partial entered, plus one per node in it) and,
+optionally, wall-clock time (the clock is read every few thousand steps). An overrun raises
+``RenderLimitExceeded`` at once, before the output grows further; callers choose the limits (see
+``domain/templates.py``).
+
 Why not a library: of the PyPI Handlebars ports, dotpromptz-handlebars (Google, pure Python) is the most
 faithful, but it rejects the ``{{#* inline`` spelling from the SES guide, prints the newline SES drops,
 reports syntax errors without a position, exposes its parse tree only from a private module (which the
@@ -47,16 +58,20 @@ builds a node tree, and a recursive evaluator over it.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
+    "Budget",
     "InvalidTemplate",
     "InvalidTemplateData",
     "MissingAttribute",
+    "RenderLimitExceeded",
     "TemplateError",
     "check_template",
     "parse_template_data",
@@ -69,6 +84,12 @@ _PASSTHROUGH = frozenset({"ses:openTracker", "amazonSESUnsubscribeUrl"})
 # Bounds keep a hostile template from exhausting the Python stack.
 _MAX_NESTING = 100
 _MAX_PARTIAL_DEPTH = 32
+# A rendering's default budget (callers pass their own): nesting alone does not bound the work, since
+# nested #each over one list, or partials that each call the previous one twice, multiply it.
+DEFAULT_MAX_CHARS = 10 * 1024 * 1024
+DEFAULT_MAX_STEPS = 2_000_000
+# How many steps pass between two looks at the clock (a step costs well under a microsecond).
+_CLOCK_EVERY = 4096
 
 
 class TemplateError(Exception):
@@ -83,12 +104,62 @@ class InvalidTemplateData(TemplateError):
     """The template data is not a JSON object."""
 
 
+class RenderLimitExceeded(TemplateError):
+    """A rendering outgrew its budget: ``kind`` says whether output size, evaluation steps or time."""
+
+    def __init__(self, kind: Literal["size", "steps", "time"], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class MissingAttribute(TemplateError):
     """The template prints a top-level attribute the data does not have."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"Attribute '{name}' is not present in the rendering data.")
         self.name = name
+
+
+class Budget:
+    """What one rendering may spend, charged as it goes so that a template bomb stops early: output
+    characters, evaluation steps (one per block body or partial entered, plus one per node in it) and,
+    with ``seconds``, wall-clock time from the budget's creation. One budget may be shared by the parts
+    of a message, which then count together."""
+
+    __slots__ = ("max_chars", "max_steps", "seconds", "deadline", "chars", "steps", "clock_at")
+
+    def __init__(
+        self,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        seconds: float | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> None:
+        self.max_chars, self.max_steps, self.seconds = max_chars, max_steps, seconds
+        if deadline is None and seconds is not None:
+            deadline = time.monotonic() + seconds
+        self.deadline = deadline
+        self.chars, self.steps = max_chars, max_steps  # what is left; the hot path only subtracts
+        self.clock_at = max(0, max_steps - _CLOCK_EVERY)
+
+    def fresh(self) -> Budget:
+        """The same limits with nothing spent, and the same deadline (a second rendering of one request)."""
+        return Budget(self.max_chars, self.max_steps, self.seconds, deadline=self.deadline)
+
+    def check(self) -> None:
+        """Called when the counters say so: raise on an overrun, else look at the clock."""
+        if self.chars < 0:
+            raise RenderLimitExceeded(
+                "size", f"The rendered template is longer than {self.max_chars} characters."
+            )
+        if self.steps < 0:
+            raise RenderLimitExceeded(
+                "steps", f"The template takes more than {self.max_steps} steps to render."
+            )
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise RenderLimitExceeded("time", f"The template takes more than {self.seconds:g} s to render.")
+        self.clock_at = max(0, self.steps - _CLOCK_EVERY)
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -110,26 +181,29 @@ def check_template(text: str) -> None:
     _compile(text)
 
 
-def render(text: str, data: dict[str, Any], *, strict: bool = True) -> str:
+def render(text: str, data: dict[str, Any], *, strict: bool = True, budget: Budget | None = None) -> str:
     """Render ``text`` with ``data``. With ``strict`` a missing top-level attribute raises MissingAttribute;
-    without it, it renders as an empty string."""
+    without it, it renders as an empty string. Going over ``budget`` raises RenderLimitExceeded."""
     out: list[str] = []
     program = _compile(text)
+    budget = Budget() if budget is None else budget
     try:
-        program.render(out, _Frame(data, None, {"root": data}, {}, True, strict, 0))
+        program.render(out, _Frame(data, None, {"root": data}, {}, True, strict, 0, budget))
     except RecursionError:  # deep blocks inside deeply nested partials: a template fault, not ours
         raise InvalidTemplate("The template nests blocks and partials too deeply to render.") from None
     return "".join(out)
 
 
 def render_parts(
-    subject: str, html: str | None, text: str | None, data: dict[str, Any]
+    subject: str, html: str | None, text: str | None, data: dict[str, Any], budget: Budget | None = None
 ) -> tuple[str, str | None, str | None]:
-    """Render a template's parts strictly; the first MissingAttribute (subject, html, text) is raised."""
+    """Render a template's parts strictly under one budget; the first MissingAttribute (subject, html,
+    text) is raised."""
+    budget = Budget() if budget is None else budget
     return (
-        render(subject, data),
-        None if html is None else render(html, data),
-        None if text is None else render(text, data),
+        render(subject, data, budget=budget),
+        None if html is None else render(html, data, budget=budget),
+        None if text is None else render(text, data, budget=budget),
     )
 
 
@@ -144,7 +218,7 @@ def _reject_constant(name: str) -> Any:
 class _Frame:
     """One scope: the current context object, its parent scope, @data variables, visible partials."""
 
-    __slots__ = ("ctx", "parent", "vars", "partials", "top", "strict", "depth")
+    __slots__ = ("ctx", "parent", "vars", "partials", "top", "strict", "depth", "budget")
 
     def __init__(
         self,
@@ -155,30 +229,41 @@ class _Frame:
         top: bool,
         strict: bool,
         depth: int,
+        budget: Budget,
     ) -> None:
         self.ctx, self.parent, self.vars, self.partials = ctx, parent, vars, partials
-        self.top, self.strict, self.depth = top, strict, depth
+        self.top, self.strict, self.depth, self.budget = top, strict, depth, budget
 
     def child(self, ctx: Any, vars: dict[str, Any] | None = None) -> _Frame:
-        return _Frame(
-            ctx, self, self.vars if vars is None else vars, self.partials, False, self.strict, self.depth
-        )
+        vars = self.vars if vars is None else vars
+        return _Frame(ctx, self, vars, self.partials, False, self.strict, self.depth, self.budget)
 
     def variant(self, partials: dict[str, _Program], depth: int) -> _Frame:
         # Same scope (so ../ and the top-level check are unchanged), different partials or partial depth.
-        return _Frame(self.ctx, self.parent, self.vars, partials, self.top, self.strict, depth)
+        return _Frame(self.ctx, self.parent, self.vars, partials, self.top, self.strict, depth, self.budget)
 
 
 class _Program:
-    """A sequence of nodes (text is a plain str) plus the inline partials defined directly in it."""
+    """A sequence of nodes (text is a plain str) plus the inline partials defined directly in it, and the
+    length of its text (so that rendering charges the budget once per program, not per node)."""
 
-    __slots__ = ("nodes", "partials")
+    __slots__ = ("nodes", "partials", "chars")
 
     def __init__(self) -> None:
         self.nodes: list[Any] = []
         self.partials: dict[str, _Program] = {}
+        self.chars = 0
+
+    def add_text(self, text: str) -> None:
+        self.nodes.append(text)
+        self.chars += len(text)
 
     def render(self, out: list[str], frame: _Frame) -> None:
+        budget = frame.budget
+        budget.steps -= len(self.nodes) + 1  # + 1: an empty body entered a million times is work too
+        budget.chars -= self.chars
+        if budget.steps < budget.clock_at or budget.chars < 0:
+            budget.check()
         if self.partials:  # inline partials are visible in the block that defines them, and below
             frame = frame.variant({**frame.partials, **self.partials}, frame.depth)
         for node in self.nodes:
@@ -195,11 +280,11 @@ class _Path:
         self.parts, self.up, self.data, self.plain, self.text = parts, up, data, plain, text
 
     def get(self, frame: _Frame) -> Any:
-        scope: _Frame | None = frame
+        scope = frame
         for _ in range(self.up):  # ../ beyond the top-level scope finds nothing, as in Handlebars.js
-            scope = scope.parent if scope else None
-        if scope is None:
-            return None
+            if scope.parent is None:  # and stops there: a path may say ../ a hundred thousand times
+                return None
+            scope = scope.parent
         if self.data:
             value = scope.vars.get(self.parts[0])
             rest = self.parts[1:]
@@ -263,7 +348,12 @@ class _Output:
         if self.check and frame.top and frame.strict and expr.parts[0] not in frame.ctx:
             raise MissingAttribute(expr.text)
         value = expr.get(frame)
-        out.append(value if type(value) is str else _to_text(value))
+        text = value if type(value) is str else _to_text(value)
+        budget = frame.budget
+        budget.chars -= len(text)
+        if budget.chars < 0:
+            budget.check()
+        out.append(text)
 
 
 _Helper = Callable[["_Block", list[str], "_Frame"], None]
@@ -302,6 +392,9 @@ class _Partial:
         part: list[str] = []
         body.render(part, inner)
         lines = "".join(part).splitlines(keepends=True)
+        frame.budget.chars -= len(self.indent) * len(lines)
+        if frame.budget.chars < 0:
+            frame.budget.check()
         out.append("".join(self.indent + line for line in lines))
 
 
@@ -529,12 +622,16 @@ class _Parser:
         stack: list[_Open] = []
         for text, tag in zip(texts, tags, strict=False):
             if text:
-                program.nodes.append(text)
+                program.add_text(text)
             kind = tag.kind
             if kind in ("open", "inverse", "inline") and len(stack) >= _MAX_NESTING:
                 raise self.fail(tag.pos, f"Blocks nested more than {_MAX_NESTING} deep")
             if kind in ("output", "raw"):
-                program.nodes.append(self.output(tag))
+                node = self.output(tag)
+                if type(node) is str:  # SES's own placeholders stay as text
+                    program.add_text(node)
+                else:
+                    program.nodes.append(node)
             elif kind == "partial":
                 program.nodes.append(self.partial(tag))
             elif kind == "open" or kind == "inverse":
@@ -562,7 +659,7 @@ class _Parser:
                     )
                 program = opened.holder
         if texts[-1]:
-            program.nodes.append(texts[-1])
+            program.add_text(texts[-1])
         if stack:
             raise self.fail(stack[-1].tag.pos, f"Unclosed '{{{{#{stack[-1].tag.body}}}}}'")
         self.check_partials(root, frozenset())
@@ -626,8 +723,9 @@ class _Parser:
         text, data = word, word.startswith("@")
         word = word[1:] if data else word
         up = 0
-        while word.startswith("../"):
-            up, word = up + 1, word[3:]
+        while word.startswith("../", 3 * up):  # counted first, sliced once: a long chain stays linear
+            up += 1
+        word = word[3 * up :]
         this = word in ("this", ".") or word.startswith(("this.", "this/", "./"))
         if this:
             word = word[2:] if word.startswith("./") else word[5:]
@@ -731,7 +829,36 @@ class _Parser:
                 self.check_partials(node.inverse, visible)
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(source: str) -> _Program:
-    # Cached: one template renders for every recipient of a bulk send.
-    return _Parser(source).parse()
+class _Cache:
+    """Compiled templates, kept because one template renders for every recipient of a bulk send. Bounded
+    by the total length of their text, not only by count: a parse tree takes up to ~40 times the memory
+    of its source, and a template may be 1 MB (v2 inline content), so 256 of those would be gigabytes.
+    Render threads share it, hence the lock."""
+
+    MAX_CHARS = 2 * 1024 * 1024  # about 80 MB of parse trees at worst
+    MAX_ENTRIES = 256
+
+    def __init__(self) -> None:
+        self.programs: OrderedDict[str, _Program] = OrderedDict()
+        self.chars = 0
+        self.lock = threading.Lock()
+
+    def get(self, source: str) -> _Program:
+        with self.lock:
+            program = self.programs.get(source)
+            if program is not None:
+                self.programs.move_to_end(source)
+                return program
+        program = _Parser(source).parse()  # outside the lock: a big parse must not hold up the others
+        if len(source) <= self.MAX_CHARS // 2:
+            with self.lock:
+                if source not in self.programs:
+                    self.programs[source] = program
+                    self.chars += len(source)
+                while self.chars > self.MAX_CHARS or len(self.programs) > self.MAX_ENTRIES:
+                    oldest, _ = self.programs.popitem(last=False)
+                    self.chars -= len(oldest)
+        return program
+
+
+_compile = _Cache().get
