@@ -129,6 +129,35 @@ def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def enqueue(sesame: Serve, message_id: str, recipient: str) -> None:
+    """One more recipient for an accepted message, due now: for addresses intake refuses today but the
+    queue may still hold (accepted by an older version)."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from sesame.storage.db import null_pool_engine
+    from sesame.storage.models import QueueEntry, utcnow
+
+    url = sesame.database or f"sqlite:///{sesame.data_dir / 'sesame.db'}"
+    url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
+    entry = {"message_id": message_id, "recipient": recipient, "domain": recipient.rpartition("@")[2]}
+
+    async def go() -> None:
+        engine = null_pool_engine(url)
+        try:
+            async with engine.begin() as conn:
+                now = utcnow()
+                await conn.execute(
+                    sa.insert(QueueEntry.__table__),  # type: ignore[arg-type]
+                    {**entry, "state": "queued", "next_attempt_at": now, "attempts": 0, "created_at": now},
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
 def received_by(sink: SinkServer, rcpt: str, timeout: float = 15.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -214,6 +243,28 @@ def test_hard_bounce_is_suppressed(
     again = sender.send("gone@dest-c.test")
     (suppressed,) = events(sesame, again)
     assert suppressed["bounceSubType"] == "OnAccountSuppressionList"
+
+
+def test_a_queued_recipient_with_a_line_feed_bounces_and_injects_nothing(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    """Issue 16 item 1: such an address, written as RCPT TO, became commands of its own at a server that
+    splits lines on a bare LF. The SMTP client refuses it for that recipient: a permanent bounce."""
+    dns_server.add("dest-k.test", "A", "127.0.0.1")
+    message_id = sender.send("first@dest-k.test")
+    received_by(sink, "first@dest-k.test")
+    injected = 'bob+"\nRCPT TO:<evil@evil.test>\nNOOP "@dest-k.test'
+    enqueue(sesame, message_id, injected)
+    found = events(sesame, message_id, want=2)
+    assert [e["type"] for e in found] == ["Delivery", "Bounce"]
+    assert found[1]["bounceType"] == "Permanent"
+    assert found[1]["bouncedRecipients"][0]["emailAddress"] == injected
+    assert found[1]["bouncedRecipients"][0]["status"] == "5.1.3"
+    time.sleep(0.5)  # no retry follows
+    assert len(events(sesame, message_id, timeout=0)) == 2
+    assert [
+        m.rcpt_tos for m in sink.messages if any(r.endswith(("dest-k.test", "evil.test")) for r in m.rcpt_tos)
+    ] == [["first@dest-k.test"]]
 
 
 def test_deferral_then_success(

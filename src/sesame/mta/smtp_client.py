@@ -14,6 +14,15 @@ The client is a small one of our own on asyncio streams. aiosmtplib, used before
 per command it writes and throws away bytes that arrive while no command is waiting, so it cannot
 pipeline; everything else it did for us (greeting, EHLO, STARTTLS, AUTH PLAIN, dot-stuffing) is a few
 lines each.
+
+Nothing but a command line may reach the server as one (RFC 5321 §2.3.8): an envelope address holding a
+line break (or anything a Mailbox never holds) is refused here, for that recipient or, for the sender, the
+whole message, with the 553 a server would give it, and nothing is written. Replies are checked against
+the commands they answer: one that cannot answer its command (RFC 5321 §4.3.2), or bytes the server sent
+that answer no command, mean the replies ran out of step with the commands, and the connection is
+dropped, never reused: read in step with the next message's commands, stray replies would accept
+recipients the server was never asked about, and a receiving server that split an injected line into
+commands of its own would then take the next message for whatever those commands said.
 """
 
 from __future__ import annotations
@@ -38,7 +47,11 @@ class TlsUnavailable(Exception):
 
 
 class _Lost(Exception):
-    """The connection broke, timed out, or the peer spoke something that is not SMTP."""
+    """The connection broke, timed out, or the peer spoke something that is not SMTP (or out of step)."""
+
+
+class UnsafeCommand(ValueError):
+    """A command line with a CR, LF or NUL in it: never written (RFC 5321 §2.3.8)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,17 @@ def _tls_context() -> ssl.SSLContext:
 
 
 _TLS = _tls_context()
+#: A command is one line ending in CRLF, and CR and LF occur only together as that end (RFC 5321 §2.3.8): one
+#: inside would end the command early. A NUL belongs in no command (§4.1.2) and some servers end lines there.
+_BREAKS_LINE = re.compile(r"[\r\n\0]")
+#: What an envelope address never holds: control characters (qtextSMTP and quoted-pairSMTP are printable
+#: ASCII, RFC 5321 §4.1.2) and angle brackets, which would end the path and let parameters follow it.
+#: Intake refuses all of these (domain/addresses.py); this catches mail queued before it did.
+_NOT_IN_PATH = re.compile(r"[\x00-\x1f\x7f<>]")
+#: The replies given here to such addresses, as a server would give them (RFC 5321 §4.2.2, 553 "mailbox
+#: name not allowed"; RFC 3463 X.1.3 bad destination, X.1.7 bad sender mailbox address syntax).
+BAD_RECIPIENT = Reply(553, "5.1.3 Bad destination mailbox address syntax; not sent")
+BAD_SENDER = Reply(553, "5.1.7 Bad sender mailbox address syntax; not sent")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
@@ -106,6 +130,31 @@ class _Session:
             raise _Lost("connection closed")
         self.writer.write(data)
 
+    def in_step(self) -> bool:
+        """Whether every byte the server sent so far was read as a reply: anything more answers no
+        command. StreamReader has no public way to ask what it holds, hence its ``_buffer``."""
+        return not self.reader._buffer  # type: ignore[attr-defined]
+
+    async def replies(self, commands: list[str]) -> list[Reply]:
+        """Write ``commands`` in one go (several: pipelined, RFC 2920) and read one reply to each.
+        ``_Lost`` when a reply cannot answer its command or the server sent more than the replies."""
+        if any(_BREAKS_LINE.search(c) for c in commands):
+            raise UnsafeCommand("a command line holds a CR, LF or NUL")
+        self.send("".join(f"{c}\r\n" for c in commands).encode())
+        out = [await self.answer(c.partition(" ")[0].upper()) for c in commands]
+        if not self.in_step():
+            raise _Lost("the server sent more than its replies")
+        return out
+
+    async def answer(self, verb: str) -> Reply:
+        """The reply to one command (``verb``: its first word; "." the end of DATA, "" the greeting).
+        RFC 5321 §4.2.1, §4.3.2: only DATA may be answered 3yz (354) and DATA is never answered 2yz;
+        every other reply is 2yz, 4yz or 5yz."""
+        reply = await self.reply()
+        if reply.code // 100 not in ((3, 4, 5) if verb == "DATA" else (2, 4, 5)):
+            raise _Lost(f"{reply.code} cannot answer {verb or 'the connection'}")
+        return reply
+
     async def reply(self) -> Reply:
         """One reply, its lines joined by newlines (RFC 5321 §4.2.1)."""
         texts = []
@@ -122,8 +171,7 @@ class _Session:
             raise _Lost(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
 
     async def command(self, line: str) -> Reply:
-        self.send(line.encode() + b"\r\n")
-        return await self.reply()
+        return (await self.replies([line]))[0]
 
     async def hello(self, name: str) -> Reply:
         """EHLO, and HELO when the server does not know EHLO; records the extensions offered."""
@@ -241,7 +289,29 @@ class ConnectionCache:
         relay: Relay | None = None,
     ) -> Transaction:
         """One transaction to ``hop``, leaving from the local address ``source`` when given (a dedicated
-        IP pool's); connections are kept per (address, port, source)."""
+        IP pool's); connections are kept per (address, port, source). Addresses that cannot be written
+        as a command get ``BAD_SENDER`` / ``BAD_RECIPIENT`` and are never sent."""
+        if _NOT_IN_PATH.search(mail_from):
+            return Transaction(hop, hop.host, False, dict.fromkeys(recipients, BAD_SENDER))
+        refused = {rcpt: BAD_RECIPIENT for rcpt in recipients if _NOT_IN_PATH.search(rcpt)}
+        if len(refused) == len(recipients):
+            return Transaction(hop, hop.host, False, refused)
+        recipients = [rcpt for rcpt in recipients if rcpt not in refused]
+        tx = await self._send(hop, mail_from, recipients, data, require_tls, source, limits, relay)
+        tx.replies.update(refused)
+        return tx
+
+    async def _send(
+        self,
+        hop: Hop,
+        mail_from: str,
+        recipients: list[str],
+        data: bytes,
+        require_tls: bool,
+        source: str | None,
+        limits: SiteLimits | None,
+        relay: Relay | None,
+    ) -> Transaction:
         key = (hop.host, hop.port, source)
         limits = limits or SiteLimits(self.max_per_host, self.max_rate, self.max_messages)
         gate = self._gates.get(key)
@@ -275,7 +345,11 @@ class ConnectionCache:
         idle = self._idle[key]
         while idle:
             conn = idle.pop()
-            if now - conn.idle_since <= self.idle_seconds and conn.session.connected:
+            if (
+                now - conn.idle_since <= self.idle_seconds
+                and conn.session.connected
+                and conn.session.in_step()
+            ):
                 return conn
             conn.close()
         return None
@@ -307,7 +381,9 @@ class ConnectionCache:
             raise ConnectFailed(f"{where}: {exc or type(exc).__name__}") from exc
         session = _Session(reader, writer, self.command_timeout)
         try:
-            greeting = await session.reply()
+            greeting = await session.answer("")
+            if not session.in_step():
+                raise _Lost("the server spoke before it was asked")
             if greeting.code != 220:  # 554: this server takes no mail from us now
                 raise _Lost(f"greeted with {greeting.line()}")
             hello = await session.hello(self.helo)
@@ -367,8 +443,7 @@ class ConnectionCache:
         commands = [mail, *(f"RCPT TO:<{rcpt}>" for rcpt in recipients), "DATA"]
         try:
             if session.supports("PIPELINING"):
-                session.send("".join(f"{c}\r\n" for c in commands).encode())
-                replies = [await session.reply() for _ in commands]
+                replies = await session.replies(commands)
             else:  # one command at a time, stopping where the transaction cannot go on
                 replies = [await session.command(mail)]
                 if replies[0].code == 250:
@@ -390,7 +465,7 @@ class ConnectionCache:
                 # message then ends the transaction (and is refused).
                 session.send(data_block(data) if accepted else b".\r\n")
                 await session.writer.drain()
-                data_reply = await session.reply()
+                data_reply = await session.answer(".")
             for rcpt in accepted:
                 result.replies[rcpt] = data_reply or Reply(451, "4.3.0 DATA was not answered")
             if data_reply is None or not 200 <= data_reply.code < 300:
@@ -400,11 +475,14 @@ class ConnectionCache:
                     await self._reset(conn)
                 return result
             conn.messages += 1
-            self._release(conn, reuse=True)
+            self._release(conn, reuse=session.in_step())
             return result
         except (_Lost, OSError) as exc:
             conn.close()
             raise ConnectFailed(f"{conn.hop.host}:{conn.hop.port}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
 
     async def _reset(self, conn: _Connection) -> None:
         try:
