@@ -278,3 +278,42 @@ def test_a_reply_that_cannot_answer_its_command_drops_the_connection(command: st
     with pytest.raises(ConnectFailed, match="cannot answer"):
         server.run(["a@x.test"])
     assert server.bodies == []
+
+
+@pytest.mark.parametrize("line", [b"250-" + b"x" * 200 + b"\r\n", b"x" * 65536], ids=["lines", "one-line"])
+def test_an_endless_reply_is_given_up_promptly_with_bounded_memory(line: bytes) -> None:
+    """Issue 16 item 5: a hostile MX answered EHLO with 400 MB of reply lines, all of which were kept."""
+    import time
+    import tracemalloc
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 hi\r\n")
+        await reader.readline()
+        try:
+            for _ in range(32 * 1024 * 1024 // len(line)):  # 32 MB at most, should the client read on
+                writer.write(line)
+                await writer.drain()
+        except OSError:
+            pass
+        writer.close()
+
+    async def go() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        c = cache()
+        try:
+            with pytest.raises(ConnectFailed, match="longer than"):
+                await c.send(Hop("127.0.0.1", server.sockets[0].getsockname()[1]), mail_from="b@example.com",
+                             recipients=["a@x.test"], data=MESSAGE, require_tls=False)  # fmt: skip
+        finally:
+            await c.close()
+            server.close()
+
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        asyncio.run(go())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 2  # not the 5 s command timeout
+    assert peak < 4 * 1024 * 1024

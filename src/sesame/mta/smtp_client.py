@@ -92,6 +92,12 @@ _NOT_IN_PATH = re.compile(r"[\x00-\x1f\x7f<>]")
 #: name not allowed"; RFC 3463 X.1.3 bad destination, X.1.7 bad sender mailbox address syntax).
 BAD_RECIPIENT = Reply(553, "5.1.3 Bad destination mailbox address syntax; not sent")
 BAD_SENDER = Reply(553, "5.1.7 Bad sender mailbox address syntax; not sent")
+#: RFC 5321 §4.5.3.1.5 allows 512 octets a reply line. Real servers go past it a little, so a line may have
+#: 4 KiB (also the stream's buffer limit), a reply 200 lines and 64 KiB: an EHLO reply has a dozen or two
+#: lines. A server sending more is broken or hostile; its replies are not kept without bound.
+MAX_REPLY_LINE = 4096
+MAX_REPLY_LINES = 200
+MAX_REPLY_BYTES = 64 * 1024
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
@@ -156,18 +162,26 @@ class _Session:
         return reply
 
     async def reply(self) -> Reply:
-        """One reply, its lines joined by newlines (RFC 5321 §4.2.1)."""
+        """One reply, its lines joined by newlines (RFC 5321 §4.2.1), within the size limits above."""
         texts = []
+        size = 0
         try:
             async with asyncio.timeout(self.timeout):
                 while True:
                     line = await self.reader.readline()
                     if not line.endswith(b"\n") or len(line) < 4 or not line[:3].isdigit():
                         raise _Lost("connection closed" if not line else f"not an SMTP reply: {line[:80]!r}")
+                    size += len(line)
+                    if len(texts) == MAX_REPLY_LINES or size > MAX_REPLY_BYTES:
+                        raise _Lost(
+                            f"a reply longer than {MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} octets"
+                        )
                     texts.append(line[4:].strip())
                     if line[3:4] != b"-":
                         return Reply(int(line[:3]), b"\n".join(texts).decode("utf-8", "replace"))
-        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a line over the stream limit
+        except ValueError as exc:  # readline: no line end within the stream's limit
+            raise _Lost(f"a reply line longer than {MAX_REPLY_LINE} octets") from exc
+        except (OSError, TimeoutError) as exc:
             raise _Lost(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
 
     async def command(self, line: str) -> Reply:
@@ -376,6 +390,7 @@ class ConnectionCache:
                     hop.port,
                     ssl=_TLS if implicit else None,
                     local_addr=(source, 0) if source else None,
+                    limit=MAX_REPLY_LINE,  # the reader buffers at most about twice this
                 )
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(f"{where}: {exc or type(exc).__name__}") from exc
