@@ -163,7 +163,7 @@ class _Session:
 
     async def reply(self) -> Reply:
         """One reply, its lines joined by newlines (RFC 5321 §4.2.1), within the size limits above."""
-        texts = []
+        texts: list[bytes] = []
         size = 0
         try:
             async with asyncio.timeout(self.timeout):
