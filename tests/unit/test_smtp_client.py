@@ -317,3 +317,58 @@ def test_an_endless_reply_is_given_up_promptly_with_bounded_memory(line: bytes) 
         tracemalloc.stop()
     assert time.monotonic() - started < 2  # not the 5 s command timeout
     assert peak < 4 * 1024 * 1024
+
+
+def test_a_reused_connection_closed_before_mail_is_retried_at_once_on_a_fresh_one() -> None:
+    """The usual case of a server that dropped an idle connection: nothing of the message was sent."""
+    mails = 0
+
+    def answer(command: str) -> str | None:
+        nonlocal mails
+        if command.startswith("MAIL"):
+            mails += 1
+            if mails == 2:
+                return None  # the second message's MAIL, on the first connection: it closes
+        return "354 go on" if command == "DATA" else "250 ok"
+
+    server = Scripted(answer)
+    txs, opened = server.run_many([["first@x.test"], ["second@x.test"]])
+    assert [tx.replies for tx in txs] == [
+        {"first@x.test": Reply(250, "ok")},
+        {"second@x.test": Reply(250, "ok")},
+    ]
+    assert opened == server.connections == 2
+    assert len(server.bodies) == 2  # each message once
+
+
+def test_a_connection_lost_after_the_final_dot_defers_the_message_without_sending_it_again() -> None:
+    """RFC 5321 §4.1.1.4: the server may have taken the message before the connection went; sending it
+    again at once (on a fresh connection, or to the next MX host) could deliver it twice."""
+    dots = 0
+
+    def answer(command: str) -> str | None:
+        nonlocal dots
+        if command == ".":
+            dots += 1
+            if dots == 2:
+                return None  # the second message arrived; the connection closes without a reply
+        if command.startswith("RCPT") and "refused" in command:
+            return "550 5.1.1 no such user"
+        return "354 go on" if command == "DATA" else "250 ok"
+
+    server = Scripted(answer)
+    txs, opened = server.run_many([["first@x.test"], ["second@x.test", "refused@x.test"]])
+    assert txs[0].replies == {"first@x.test": Reply(250, "ok")}
+    assert txs[1].replies["refused@x.test"] == Reply(550, "5.1.1 no such user")
+    unknown = txs[1].replies["second@x.test"]
+    assert unknown.code == 451 and unknown.text.startswith("4.4.2 ")  # deferred: retried later
+    assert opened == server.connections == 1
+    assert len(server.bodies) == 2  # not sent again
+
+
+def test_a_fresh_connection_lost_after_the_final_dot_is_no_connect_failure() -> None:
+    """A connect failure sends the message on to the next MX host: not once the message may be taken."""
+    server = Scripted(lambda c: None if c == "." else "354 go on" if c == "DATA" else "250 ok")
+    tx, opened = server.run(["a@x.test"])
+    assert tx.replies["a@x.test"].code == 451
+    assert len(server.bodies) == 1

@@ -39,7 +39,8 @@ from sesame.mta.routing import Hop
 
 
 class ConnectFailed(Exception):
-    """The host could not be reached or greeted, or went away mid-transaction: try the next host."""
+    """The host could not be reached or greeted, or went away mid-transaction before the message's final
+    dot was sent: nothing was delivered, so the message may go at once on another connection or host."""
 
 
 class TlsUnavailable(Exception):
@@ -92,6 +93,8 @@ _NOT_IN_PATH = re.compile(r"[\x00-\x1f\x7f<>]")
 #: name not allowed"; RFC 3463 X.1.3 bad destination, X.1.7 bad sender mailbox address syntax).
 BAD_RECIPIENT = Reply(553, "5.1.3 Bad destination mailbox address syntax; not sent")
 BAD_SENDER = Reply(553, "5.1.7 Bad sender mailbox address syntax; not sent")
+#: The reply for a message whose connection was lost after its final dot (RFC 3463 X.4.2 bad connection).
+LOST_AFTER_DATA = Reply(451, "4.4.2 Connection lost after the message was sent; its delivery is unknown")
 #: RFC 5321 §4.5.3.1.5 allows 512 octets a reply line. Real servers go past it a little, so a line may have
 #: 4 KiB (also the stream's buffer limit), a reply 200 lines and 64 KiB: an EHLO reply has a dozen or two
 #: lines. A server sending more is broken or hostile; its replies are not kept without bound.
@@ -456,6 +459,8 @@ class ConnectionCache:
         if session.supports("8BITMIME") and not data.isascii():
             mail += " BODY=8BITMIME"
         commands = [mail, *(f"RCPT TO:<{rcpt}>" for rcpt in recipients), "DATA"]
+        accepted: list[str] = []
+        sent = False  # the message and its final dot went out: from then on it may have been taken
         try:
             if session.supports("PIPELINING"):
                 replies = await session.replies(commands)
@@ -479,6 +484,7 @@ class ConnectionCache:
                 # RFC 2920 §3.1: a server may take DATA even when it refused every recipient; an empty
                 # message then ends the transaction (and is refused).
                 session.send(data_block(data) if accepted else b".\r\n")
+                sent = bool(accepted)
                 await session.writer.drain()
                 data_reply = await session.answer(".")
             for rcpt in accepted:
@@ -494,7 +500,13 @@ class ConnectionCache:
             return result
         except (_Lost, OSError) as exc:
             conn.close()
-            raise ConnectFailed(f"{conn.hop.host}:{conn.hop.port}: {exc}") from exc
+            if not sent:  # nothing was taken: the message can go at once, on a fresh connection or host
+                raise ConnectFailed(f"{conn.hop.host}:{conn.hop.port}: {exc}") from exc
+            # RFC 5321 §4.1.1.4: the server may have delivered the message without answering the dot
+            # (or its answer was lost). Sending it again now could deliver it twice; it waits for a retry.
+            for rcpt in accepted:
+                result.replies[rcpt] = LOST_AFTER_DATA
+            return result
         except BaseException:
             conn.close()
             raise
