@@ -9,14 +9,21 @@ from typing import Any
 import pytest
 
 from sesame.mta.routing import Hop
-from sesame.mta.smtp_client import ConnectFailed, ConnectionCache, Reply, Transaction, data_block
+from sesame.mta.smtp_client import (
+    ConnectFailed,
+    ConnectionCache,
+    Reply,
+    Transaction,
+    UnsafeCommand,
+    data_block,
+)
 from sesame.testing.smtp import SinkServer
 
 MESSAGE = b"From: a@example.com\nTo: ok@x.test\nSubject: dots\n\n.leading dot\nmiddle\n..two dots\nend"
 
 
 def cache(**kw: Any) -> ConnectionCache:
-    return ConnectionCache(helo="client.test", connect_timeout=5, command_timeout=5, **kw)
+    return ConnectionCache(**{"helo": "client.test", "connect_timeout": 5, "command_timeout": 5, **kw})
 
 
 def send(hop: Hop, recipients: list[str], data: bytes = MESSAGE, **kw: Any) -> tuple[Transaction, int]:
@@ -91,14 +98,14 @@ class Scripted:
         return tx, opened
 
     def run_many(
-        self, messages: list[list[str]], data: bytes = MESSAGE, mail_from: str = "b@example.com"
+        self, messages: list[list[str]], data: bytes = MESSAGE, mail_from: str = "b@example.com", **kw: Any
     ) -> tuple[list[Transaction], int]:
         """One message to each list of recipients, one after the other through one connection cache."""
 
         async def go() -> tuple[list[Transaction], int]:
             server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
-            c = cache()
+            c = cache(**kw)
             try:
                 return [
                     await c.send(
@@ -372,3 +379,10 @@ def test_a_fresh_connection_lost_after_the_final_dot_is_no_connect_failure() -> 
     tx, opened = server.run(["a@x.test"])
     assert tx.replies["a@x.test"].code == 451
     assert len(server.bodies) == 1
+
+
+def test_a_helo_name_with_a_line_break_is_never_written() -> None:
+    server = Scripted(lambda c: "250 ok")
+    with pytest.raises(UnsafeCommand):
+        server.run_many([["a@x.test"]], helo="client.test\r\nMAIL FROM:<x@y.test>")
+    assert server.chunks == []  # and the connection was closed (an unclosed one fails the test)

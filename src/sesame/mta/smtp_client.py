@@ -399,6 +399,23 @@ class ConnectionCache:
             raise ConnectFailed(f"{where}: {exc or type(exc).__name__}") from exc
         session = _Session(reader, writer, self.command_timeout)
         try:
+            return await self._start(session, hop, source, implicit, require_tls, relay)
+        except BaseException:
+            session.close()
+            raise
+
+    async def _start(
+        self,
+        session: _Session,
+        hop: Hop,
+        source: str | None,
+        implicit: bool,
+        require_tls: bool,
+        relay: Relay | None,
+    ) -> _Connection:
+        """Greeting, EHLO, STARTTLS and AUTH on a fresh connection."""
+        where = f"{hop.name or hop.host} [{hop.host}]:{hop.port}"
+        try:
             greeting = await session.answer("")
             if not session.in_step():
                 raise _Lost("the server spoke before it was asked")
@@ -411,7 +428,7 @@ class ConnectionCache:
             session.close()
             raise ConnectFailed(f"{where}: {exc}") from exc
         self.opened += 1
-        peer = writer.get_extra_info("peername")
+        peer = session.writer.get_extra_info("peername")
         conn = _Connection(session, hop, peer[0] if peer else hop.host, tls=implicit, source=source)
         if relay is not None and relay.tls == "starttls":
             require_tls = True
