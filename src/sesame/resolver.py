@@ -2,7 +2,8 @@
 
 Answers are reduced to what Sesame decides on: the TXT strings at a name, the MX hosts of a domain.
 A missing name or record type is an empty answer; a server that fails or times out is a
-``LookupTemporaryError``, so callers can tell "not published" from "could not ask".
+``LookupTemporaryError``, so callers can tell "not published" from "could not ask"; a name the DNS cannot
+hold is an ``InvalidName``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import dns.asyncresolver
 import dns.exception
+import dns.name
 import dns.resolver
 
 from sesame.config import DnsSettings
@@ -18,6 +20,18 @@ from sesame.config import DnsSettings
 
 class LookupTemporaryError(Exception):
     """The DNS could not answer now (timeout, SERVFAIL, no server reachable)."""
+
+
+class InvalidName(ValueError):
+    """Not a name the DNS can hold (RFC 1035 §2.3.4: labels of 1 to 63 octets, 255 octets in all): it
+    never will be, so there is nothing to ask."""
+
+
+def _name(text: str) -> dns.name.Name:
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as exc:  # EmptyLabel, LabelTooLong, NameTooLong, BadEscape, IDNA
+        raise InvalidName(f"{text} is not a valid domain name: {exc}") from None
 
 
 def make_resolver(settings: DnsSettings) -> dns.asyncresolver.Resolver:
@@ -46,7 +60,7 @@ class Lookup:
 
     async def _answer(self, name: str, rdtype: str) -> list[Any]:
         try:
-            answer = await self.resolver.resolve(name, rdtype, search=False)
+            answer = await self.resolver.resolve(_name(name), rdtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout) as exc:

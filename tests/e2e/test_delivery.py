@@ -129,6 +129,42 @@ def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def write(sesame: Serve, statement: Any, params: dict[str, Any]) -> None:
+    """A committed write to the server's own database: for queue states no API makes."""
+    import asyncio
+
+    from sesame.storage.db import null_pool_engine
+
+    url = sesame.database or f"sqlite:///{sesame.data_dir / 'sesame.db'}"
+    url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
+
+    async def go() -> None:
+        engine = null_pool_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(statement, params)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+def enqueue(sesame: Serve, message_id: str, recipient: str) -> None:
+    """One more recipient for an accepted message, due now: for addresses intake refuses today but the
+    queue may still hold (accepted by an older version)."""
+    import sqlalchemy as sa
+
+    from sesame.storage.models import QueueEntry, utcnow
+
+    now = utcnow()
+    entry = {"message_id": message_id, "recipient": recipient, "domain": recipient.rpartition("@")[2]}
+    write(
+        sesame,
+        sa.insert(QueueEntry.__table__),  # type: ignore[arg-type]
+        {**entry, "state": "queued", "next_attempt_at": now, "attempts": 0, "created_at": now},
+    )
+
+
 def received_by(sink: SinkServer, rcpt: str, timeout: float = 15.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -214,6 +250,75 @@ def test_hard_bounce_is_suppressed(
     again = sender.send("gone@dest-c.test")
     (suppressed,) = events(sesame, again)
     assert suppressed["bounceSubType"] == "OnAccountSuppressionList"
+
+
+def test_a_queued_recipient_with_a_line_feed_bounces_and_injects_nothing(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    """Issue 16 item 1: such an address, written as RCPT TO, became commands of its own at a server that
+    splits lines on a bare LF. The SMTP client refuses it for that recipient: a permanent bounce."""
+    dns_server.add("dest-k.test", "A", "127.0.0.1")
+    message_id = sender.send("first@dest-k.test")
+    received_by(sink, "first@dest-k.test")
+    injected = 'bob+"\nRCPT TO:<evil@evil.test>\nNOOP "@dest-k.test'
+    enqueue(sesame, message_id, injected)
+    found = events(sesame, message_id, want=2)
+    assert [e["type"] for e in found] == ["Delivery", "Bounce"]
+    assert found[1]["bounceType"] == "Permanent"
+    assert found[1]["bouncedRecipients"][0]["emailAddress"] == injected
+    assert found[1]["bouncedRecipients"][0]["status"] == "5.1.3"
+    time.sleep(0.5)  # no retry follows
+    assert len(events(sesame, message_id, timeout=0)) == 2
+    assert [
+        m.rcpt_tos for m in sink.messages if any(r.endswith(("dest-k.test", "evil.test")) for r in m.rcpt_tos)
+    ] == [["first@dest-k.test"]]
+
+
+def test_a_recipient_domain_dns_cannot_hold_bounces(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    """Issue 16 item 10: a domain longer than DNS allows raised NameTooLong in routing; the entry waited
+    out its lease and was tried again, forever, without an outcome. RFC 1035 §2.3.4 limits."""
+    dns_server.add("dest-l.test", "A", "127.0.0.1")
+    message_id = sender.send("first@dest-l.test")
+    received_by(sink, "first@dest-l.test")
+    bad = [
+        ".".join(["d" * 63] * 3 + ["d" * 58, "test"]),  # 255 characters: 257 octets in DNS, over 255
+        "l" * 64 + ".test",  # a label over 63 octets
+        "empty..test",
+    ]
+    for domain in bad:
+        enqueue(sesame, message_id, f"x@{domain}")
+    found = events(sesame, message_id, want=4)
+    bounced = {e["bouncedRecipients"][0]["emailAddress"]: e for e in found if e["type"] == "Bounce"}
+    assert sorted(bounced) == sorted(f"x@{domain}" for domain in bad)
+    assert {(b["bounceType"], b["bouncedRecipients"][0]["status"]) for b in bounced.values()} == {
+        ("Permanent", "5.1.2")
+    }
+
+
+def test_an_unexpected_error_while_delivering_is_retried_then_bounces(
+    sesame: Serve, sender: Sender, dns_server: DnsServer
+) -> None:
+    """Any exception while delivering one message (here: its sender's stored DKIM key does not decrypt)
+    left the entry to wait out its lease and be tried again unchanged, forever. Now it is a failed
+    attempt, retried with backoff, and the message bounces after a few."""
+    import sqlalchemy as sa
+
+    dns_server.add("dest-m.test", "A", "127.0.0.1")
+    write(
+        sesame,
+        sa.text("UPDATE identities SET dkim_private_key = 'not a token' WHERE identity = :d"),
+        {"d": sender.domain},
+    )
+    message_id = sender.send("someone@dest-m.test")
+    found = events(sesame, message_id, want=3)
+    assert [(e["type"], e.get("delayType")) for e in found] == [
+        ("DeliveryDelay", "InternalFailure"),
+        ("DeliveryDelay", "InternalFailure"),
+        ("Bounce", None),
+    ]
+    assert (found[2]["bounceType"], found[2]["bounceSubType"]) == ("Transient", "General")
 
 
 def test_deferral_then_success(

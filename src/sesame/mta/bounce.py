@@ -463,6 +463,18 @@ LOCAL_KINDS: dict[str, LocalKind] = {
         "Undetermined",
         "RFC 7505 §4.1/§4.3: no delivery is attempted; 556 and X.1.10. [DECISION] General, as for 5.1.1",
     ),
+    "invalid-domain": LocalKind(
+        False,
+        PERMANENT,
+        "General",
+        553,
+        "5.1.2",
+        "Recipient domain is not a valid domain name",
+        "Undetermined",
+        "a name the DNS cannot hold (RFC 1035 §2.3.4: a label over 63 octets, a name over 255, an empty "
+        "label): nothing to look up, ever; RFC 3463 X.1.2 bad destination system address. [DECISION] "
+        "Permanent/General, as for 5.1.1",
+    ),
     "no-route": LocalKind(
         True,
         TRANSIENT,
@@ -548,6 +560,18 @@ LOCAL_KINDS: dict[str, LocalKind] = {
         "Internal error, will retry",
         "InternalFailure",
         "a fault of this server; [DG] delayType InternalFailure",
+    ),
+    "internal-failure-final": LocalKind(
+        False,
+        TRANSIENT,
+        "General",
+        554,
+        "5.3.0",
+        "Internal error on every attempt, not retried",
+        "Undetermined",
+        "[DECISION] a fault of this server on the engine's last try for it (INTERNAL_FAILURE_ATTEMPTS): "
+        "such errors rarely go away by themselves. Transient, as the recipient is not at fault (not "
+        "suppressed); RFC 3463 X.3.0 other or undefined mail system status",
     ),
     "sending-deferral": LocalKind(
         True,

@@ -48,6 +48,10 @@ SIMULATOR = "simulator.amazonses.com"
 #: After a claim that emptied the queue, the next waits this long (s), so that mail accepted meanwhile is
 #: claimed together rather than one small write transaction per batch the send path commits.
 CLAIM_GATHER = 0.2
+#: A message whose delivery raises (a bug, a stored secret that does not decrypt, a name no resolver
+#: takes) is retried with the usual backoff and bounces on this try, every claim counting as one: such
+#: errors rarely go away by themselves, and one left to the lease was tried again unchanged forever.
+INTERNAL_FAILURE_ATTEMPTS = 3
 
 
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
@@ -274,14 +278,20 @@ class DeliveryEngine:
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
         settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
-        if entries and domain == SIMULATOR:
-            settlements += self._simulate(message, entries)
-            for e in entries:
-                if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
-                    await self._out_of_office(message, e.recipient)
-        elif entries:
-            async with gate:
-                settlements += await self._send(job, domain, entries)
+        outcomes: list[Settlement] = []
+        try:
+            if entries and domain == SIMULATOR:
+                outcomes = self._simulate(message, entries)
+                for e in entries:
+                    if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
+                        await self._out_of_office(message, e.recipient)
+            elif entries:
+                async with gate:
+                    outcomes = await self._send(job, domain, entries)
+        except Exception:  # a bug or bad data: a failed attempt, not a lease left to expire (then retried)
+            log.exception("delivering %s to %s failed", message.id, domain)
+            outcomes = [self._failed(job, e) for e in entries]
+        settlements += outcomes
         await self._settle(message, settlements)
         permanent = [
             (s.entry_id, s)
@@ -353,6 +363,14 @@ class DeliveryEngine:
             return out
         verdict = bounce.local("connection-failed", last_error)
         return [self._outcome(message, e, verdict, None, options, kind="connection-failed") for e in entries]
+
+    def _failed(self, job: _Job, e: Claimed) -> Settlement:
+        """An attempt that raised: retried like any temporary failure, and bounced on the
+        ``INTERNAL_FAILURE_ATTEMPTS``-th try."""
+        if e.attempts >= INTERNAL_FAILURE_ATTEMPTS:
+            return self._bounced(job.message, e, bounce.local("internal-failure-final"))
+        verdict = bounce.local("internal-failure")
+        return self._outcome(job.message, e, verdict, None, job.options, kind="internal-failure")
 
     def _note_throttling(self, host: str, tx: smtp_client.Transaction) -> None:
         """A throttling reply slows every delivery to that address down; an acceptance lifts it."""

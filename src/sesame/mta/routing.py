@@ -2,8 +2,9 @@
 
 MX records in preference order (equal preferences shuffled, RFC 5321 §5.1); no MX but an address record
 means the domain itself is the host (implicit MX); a single ``MX 0 .`` is a null MX, a domain that
-accepts no mail (RFC 7505), a permanent failure. A domain that does not exist is a temporary failure,
-as SES retries it. Only this module asks the DNS.
+accepts no mail (RFC 7505), a permanent failure, and so is a domain that is no valid DNS name (too long,
+an empty label). A domain that does not exist is a temporary failure, as SES retries it. Only this
+module asks the DNS.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from sesame.config import DeliverySettings
-from sesame.resolver import Lookup, LookupTemporaryError
+from sesame.resolver import InvalidName, Lookup, LookupTemporaryError
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Hop:
 
 
 class NoRoute(Exception):
-    """No host to deliver to. ``permanent``: null MX; otherwise retry (NXDOMAIN, DNS failures)."""
+    """No host to deliver to. ``permanent``: null MX, invalid name; otherwise retry (NXDOMAIN, DNS
+    failures)."""
 
     def __init__(self, reason: str, *, permanent: bool, kind: str) -> None:
         super().__init__(reason)
@@ -56,13 +58,15 @@ class Router:
                 )
             if self.settings.smarthost:
                 return await self._resolve([_parse_target(self.settings.smarthost, 25)])
-            records = await self.lookup.mx(domain)
-            if not records:
-                if not await self.lookup.has_address(domain):
+            try:
+                records = await self.lookup.mx(domain)
+                if not records and not await self.lookup.has_address(domain):
                     raise NoRoute(
                         f"{domain} has no MX and no address record", permanent=False, kind="no-route"
                     )
-                records = [(0, domain)]  # implicit MX (RFC 5321 §5.1)
+            except InvalidName as exc:
+                raise NoRoute(str(exc), permanent=True, kind="invalid-domain") from None
+            records = records or [(0, domain)]  # implicit MX (RFC 5321 §5.1)
             if len(records) == 1 and records[0][1] in ("", "."):
                 raise NoRoute(f"{domain} accepts no mail (null MX)", permanent=True, kind="null-mx")
             names: list[Hop] = []

@@ -14,6 +14,15 @@ The client is a small one of our own on asyncio streams. aiosmtplib, used before
 per command it writes and throws away bytes that arrive while no command is waiting, so it cannot
 pipeline; everything else it did for us (greeting, EHLO, STARTTLS, AUTH PLAIN, dot-stuffing) is a few
 lines each.
+
+Nothing but a command line may reach the server as one (RFC 5321 §2.3.8): an envelope address holding a
+line break (or anything a Mailbox never holds) is refused here, for that recipient or, for the sender, the
+whole message, with the 553 a server would give it, and nothing is written. Replies are checked against
+the commands they answer: one that cannot answer its command (RFC 5321 §4.3.2), or bytes the server sent
+that answer no command, mean the replies ran out of step with the commands, and the connection is
+dropped, never reused: read in step with the next message's commands, stray replies would accept
+recipients the server was never asked about, and a receiving server that split an injected line into
+commands of its own would then take the next message for whatever those commands said.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ from sesame.mta.routing import Hop
 
 
 class ConnectFailed(Exception):
-    """The host could not be reached or greeted, or went away mid-transaction: try the next host."""
+    """The host could not be reached or greeted, or went away mid-transaction before the message's final
+    dot was sent: nothing was delivered, so the message may go at once on another connection or host."""
 
 
 class TlsUnavailable(Exception):
@@ -38,7 +48,11 @@ class TlsUnavailable(Exception):
 
 
 class _Lost(Exception):
-    """The connection broke, timed out, or the peer spoke something that is not SMTP."""
+    """The connection broke, timed out, or the peer spoke something that is not SMTP (or out of step)."""
+
+
+class UnsafeCommand(ValueError):
+    """A command line with a CR, LF or NUL in it: never written (RFC 5321 §2.3.8)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,25 @@ def _tls_context() -> ssl.SSLContext:
 
 
 _TLS = _tls_context()
+#: A command is one line ending in CRLF, and CR and LF occur only together as that end (RFC 5321 §2.3.8): one
+#: inside would end the command early. A NUL belongs in no command (§4.1.2) and some servers end lines there.
+_BREAKS_LINE = re.compile(r"[\r\n\0]")
+#: What an envelope address never holds: control characters (qtextSMTP and quoted-pairSMTP are printable
+#: ASCII, RFC 5321 §4.1.2) and angle brackets, which would end the path and let parameters follow it.
+#: Intake refuses all of these (domain/addresses.py); this catches mail queued before it did.
+_NOT_IN_PATH = re.compile(r"[\x00-\x1f\x7f<>]")
+#: The replies given here to such addresses, as a server would give them (RFC 5321 §4.2.2, 553 "mailbox
+#: name not allowed"; RFC 3463 X.1.3 bad destination, X.1.7 bad sender mailbox address syntax).
+BAD_RECIPIENT = Reply(553, "5.1.3 Bad destination mailbox address syntax; not sent")
+BAD_SENDER = Reply(553, "5.1.7 Bad sender mailbox address syntax; not sent")
+#: The reply for a message whose connection was lost after its final dot (RFC 3463 X.4.2 bad connection).
+LOST_AFTER_DATA = Reply(451, "4.4.2 Connection lost after the message was sent; its delivery is unknown")
+#: RFC 5321 §4.5.3.1.5 allows 512 octets a reply line. Real servers go past it a little, so a line may have
+#: 4 KiB (also the stream's buffer limit), a reply 200 lines and 64 KiB: an EHLO reply has a dozen or two
+#: lines. A server sending more is broken or hostile; its replies are not kept without bound.
+MAX_REPLY_LINE = 4096
+MAX_REPLY_LINES = 200
+MAX_REPLY_BYTES = 64 * 1024
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
@@ -106,24 +139,56 @@ class _Session:
             raise _Lost("connection closed")
         self.writer.write(data)
 
+    def in_step(self) -> bool:
+        """Whether every byte the server sent so far was read as a reply: anything more answers no
+        command. StreamReader has no public way to ask what it holds, hence its ``_buffer``."""
+        return not self.reader._buffer  # type: ignore[attr-defined]
+
+    async def replies(self, commands: list[str]) -> list[Reply]:
+        """Write ``commands`` in one go (several: pipelined, RFC 2920) and read one reply to each.
+        ``_Lost`` when a reply cannot answer its command or the server sent more than the replies."""
+        if any(_BREAKS_LINE.search(c) for c in commands):
+            raise UnsafeCommand("a command line holds a CR, LF or NUL")
+        self.send("".join(f"{c}\r\n" for c in commands).encode())
+        out = [await self.answer(c.partition(" ")[0].upper()) for c in commands]
+        if not self.in_step():
+            raise _Lost("the server sent more than its replies")
+        return out
+
+    async def answer(self, verb: str) -> Reply:
+        """The reply to one command (``verb``: its first word; "." the end of DATA, "" the greeting).
+        RFC 5321 §4.2.1, §4.3.2: only DATA may be answered 3yz (354) and DATA is never answered 2yz;
+        every other reply is 2yz, 4yz or 5yz."""
+        reply = await self.reply()
+        if reply.code // 100 not in ((3, 4, 5) if verb == "DATA" else (2, 4, 5)):
+            raise _Lost(f"{reply.code} cannot answer {verb or 'the connection'}")
+        return reply
+
     async def reply(self) -> Reply:
-        """One reply, its lines joined by newlines (RFC 5321 §4.2.1)."""
-        texts = []
+        """One reply, its lines joined by newlines (RFC 5321 §4.2.1), within the size limits above."""
+        texts: list[bytes] = []
+        size = 0
         try:
             async with asyncio.timeout(self.timeout):
                 while True:
                     line = await self.reader.readline()
                     if not line.endswith(b"\n") or len(line) < 4 or not line[:3].isdigit():
                         raise _Lost("connection closed" if not line else f"not an SMTP reply: {line[:80]!r}")
+                    size += len(line)
+                    if len(texts) == MAX_REPLY_LINES or size > MAX_REPLY_BYTES:
+                        raise _Lost(
+                            f"a reply longer than {MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} octets"
+                        )
                     texts.append(line[4:].strip())
                     if line[3:4] != b"-":
                         return Reply(int(line[:3]), b"\n".join(texts).decode("utf-8", "replace"))
-        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a line over the stream limit
+        except ValueError as exc:  # readline: no line end within the stream's limit
+            raise _Lost(f"a reply line longer than {MAX_REPLY_LINE} octets") from exc
+        except (OSError, TimeoutError) as exc:
             raise _Lost(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
 
     async def command(self, line: str) -> Reply:
-        self.send(line.encode() + b"\r\n")
-        return await self.reply()
+        return (await self.replies([line]))[0]
 
     async def hello(self, name: str) -> Reply:
         """EHLO, and HELO when the server does not know EHLO; records the extensions offered."""
@@ -241,7 +306,29 @@ class ConnectionCache:
         relay: Relay | None = None,
     ) -> Transaction:
         """One transaction to ``hop``, leaving from the local address ``source`` when given (a dedicated
-        IP pool's); connections are kept per (address, port, source)."""
+        IP pool's); connections are kept per (address, port, source). Addresses that cannot be written
+        as a command get ``BAD_SENDER`` / ``BAD_RECIPIENT`` and are never sent."""
+        if _NOT_IN_PATH.search(mail_from):
+            return Transaction(hop, hop.host, False, dict.fromkeys(recipients, BAD_SENDER))
+        refused = {rcpt: BAD_RECIPIENT for rcpt in recipients if _NOT_IN_PATH.search(rcpt)}
+        if len(refused) == len(recipients):
+            return Transaction(hop, hop.host, False, refused)
+        recipients = [rcpt for rcpt in recipients if rcpt not in refused]
+        tx = await self._send(hop, mail_from, recipients, data, require_tls, source, limits, relay)
+        tx.replies.update(refused)
+        return tx
+
+    async def _send(
+        self,
+        hop: Hop,
+        mail_from: str,
+        recipients: list[str],
+        data: bytes,
+        require_tls: bool,
+        source: str | None,
+        limits: SiteLimits | None,
+        relay: Relay | None,
+    ) -> Transaction:
         key = (hop.host, hop.port, source)
         limits = limits or SiteLimits(self.max_per_host, self.max_rate, self.max_messages)
         gate = self._gates.get(key)
@@ -275,7 +362,11 @@ class ConnectionCache:
         idle = self._idle[key]
         while idle:
             conn = idle.pop()
-            if now - conn.idle_since <= self.idle_seconds and conn.session.connected:
+            if (
+                now - conn.idle_since <= self.idle_seconds
+                and conn.session.connected
+                and conn.session.in_step()
+            ):
                 return conn
             conn.close()
         return None
@@ -302,12 +393,32 @@ class ConnectionCache:
                     hop.port,
                     ssl=_TLS if implicit else None,
                     local_addr=(source, 0) if source else None,
+                    limit=MAX_REPLY_LINE,  # the reader buffers at most about twice this
                 )
         except (OSError, TimeoutError) as exc:
             raise ConnectFailed(f"{where}: {exc or type(exc).__name__}") from exc
         session = _Session(reader, writer, self.command_timeout)
         try:
-            greeting = await session.reply()
+            return await self._start(session, hop, source, implicit, require_tls, relay)
+        except BaseException:
+            session.close()
+            raise
+
+    async def _start(
+        self,
+        session: _Session,
+        hop: Hop,
+        source: str | None,
+        implicit: bool,
+        require_tls: bool,
+        relay: Relay | None,
+    ) -> _Connection:
+        """Greeting, EHLO, STARTTLS and AUTH on a fresh connection."""
+        where = f"{hop.name or hop.host} [{hop.host}]:{hop.port}"
+        try:
+            greeting = await session.answer("")
+            if not session.in_step():
+                raise _Lost("the server spoke before it was asked")
             if greeting.code != 220:  # 554: this server takes no mail from us now
                 raise _Lost(f"greeted with {greeting.line()}")
             hello = await session.hello(self.helo)
@@ -317,7 +428,7 @@ class ConnectionCache:
             session.close()
             raise ConnectFailed(f"{where}: {exc}") from exc
         self.opened += 1
-        peer = writer.get_extra_info("peername")
+        peer = session.writer.get_extra_info("peername")
         conn = _Connection(session, hop, peer[0] if peer else hop.host, tls=implicit, source=source)
         if relay is not None and relay.tls == "starttls":
             require_tls = True
@@ -365,10 +476,11 @@ class ConnectionCache:
         if session.supports("8BITMIME") and not data.isascii():
             mail += " BODY=8BITMIME"
         commands = [mail, *(f"RCPT TO:<{rcpt}>" for rcpt in recipients), "DATA"]
+        accepted: list[str] = []
+        sent = False  # the message and its final dot went out: from then on it may have been taken
         try:
             if session.supports("PIPELINING"):
-                session.send("".join(f"{c}\r\n" for c in commands).encode())
-                replies = [await session.reply() for _ in commands]
+                replies = await session.replies(commands)
             else:  # one command at a time, stopping where the transaction cannot go on
                 replies = [await session.command(mail)]
                 if replies[0].code == 250:
@@ -389,8 +501,9 @@ class ConnectionCache:
                 # RFC 2920 §3.1: a server may take DATA even when it refused every recipient; an empty
                 # message then ends the transaction (and is refused).
                 session.send(data_block(data) if accepted else b".\r\n")
+                sent = bool(accepted)
                 await session.writer.drain()
-                data_reply = await session.reply()
+                data_reply = await session.answer(".")
             for rcpt in accepted:
                 result.replies[rcpt] = data_reply or Reply(451, "4.3.0 DATA was not answered")
             if data_reply is None or not 200 <= data_reply.code < 300:
@@ -400,11 +513,20 @@ class ConnectionCache:
                     await self._reset(conn)
                 return result
             conn.messages += 1
-            self._release(conn, reuse=True)
+            self._release(conn, reuse=session.in_step())
             return result
         except (_Lost, OSError) as exc:
             conn.close()
-            raise ConnectFailed(f"{conn.hop.host}:{conn.hop.port}: {exc}") from exc
+            if not sent:  # nothing was taken: the message can go at once, on a fresh connection or host
+                raise ConnectFailed(f"{conn.hop.host}:{conn.hop.port}: {exc}") from exc
+            # RFC 5321 §4.1.1.4: the server may have delivered the message without answering the dot
+            # (or its answer was lost). Sending it again now could deliver it twice; it waits for a retry.
+            for rcpt in accepted:
+                result.replies[rcpt] = LOST_AFTER_DATA
+            return result
+        except BaseException:
+            conn.close()
+            raise
 
     async def _reset(self, conn: _Connection) -> None:
         try:
