@@ -18,9 +18,6 @@ import sqlalchemy as sa
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
 
-#: States a worker picks up: new, waiting for a retry, or suppressed at acceptance (bounced at once).
-DUE_STATES = ("queued", "deferred", "suppressed")
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -77,13 +74,17 @@ class DeliveryQueue:
 
     async def claim(self, limit: int, lease: float) -> list[Claimed]:
         now = utcnow()
+        unheld = sa.or_(QueueEntry.locked_until.is_(None), QueueEntry.locked_until < now)
         due = sa.or_(
-            sa.and_(QueueEntry.state.in_(DUE_STATES), QueueEntry.next_attempt_at <= now),
+            sa.and_(QueueEntry.state.in_(("queued", "deferred")), QueueEntry.next_attempt_at <= now),
+            # A suppressed entry keeps its state while claimed (below), so it is due only when unheld.
+            sa.and_(QueueEntry.state == "suppressed", QueueEntry.next_attempt_at <= now, unheld),
             sa.and_(QueueEntry.state == "delivering", QueueEntry.locked_until < now),  # an expired lease
         )
         # Entries of one message come together, so that one SMTP transaction carries its recipients.
-        # The state before the claim tells a suppressed entry from one to send: it is read here, before
-        # the update rewrites it.
+        # The state before the claim tells a suppressed entry from one to send: it is read here. A
+        # suppressed entry stays "suppressed" while held, so that if its worker dies, the next claim
+        # still bounces it rather than sending mail to a suppressed address.
         pick = (
             sa.select(QueueEntry.id, QueueEntry.state)
             .where(due)
@@ -95,7 +96,7 @@ class DeliveryQueue:
         stmt = (
             sa.update(QueueEntry)
             .values(
-                state="delivering",
+                state=sa.case((QueueEntry.state == "suppressed", "suppressed"), else_="delivering"),
                 locked_by=self.worker_id,
                 locked_until=now + dt.timedelta(seconds=lease),
                 attempts=QueueEntry.attempts + 1,
