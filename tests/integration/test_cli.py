@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sesame.smtp.credentials import smtp_password
 from sesame.testing.servers import SesameProcess, sesame_cli
 from tests.conftest import client
 
@@ -147,3 +148,20 @@ def test_secret_key_and_admin_token_from_the_environment(tmp_path: Path) -> None
         assert ses.get_account()["SendQuota"]["Max24HourSend"] == 200.0
         url = ["--url", proc.endpoint]
         assert "The queue is empty." in sesame_cli("queue", *url, data_dir=tmp_path, env=env)
+
+
+def test_smtp_password_of_an_access_key(tmp_path: Path) -> None:
+    """The SMTP credentials SES's console would show for a key: its id, and the password derived from
+    its secret for one region."""
+    created = json.loads(sesame_cli("accounts", "create", "smtp", data_dir=tmp_path))
+    key, secret = created["AccessKeyId"], created["SecretAccessKey"]
+    for region in ("us-east-1", "eu-west-1"):
+        got = json.loads(sesame_cli("accounts", "smtp-password", key, "--region", region, data_dir=tmp_path))
+        assert got == {"SmtpUsername": key, "SmtpPassword": smtp_password(secret, region), "Region": region}
+    default = json.loads(sesame_cli("accounts", "smtp-password", key, data_dir=tmp_path))
+    assert default["Region"] == "us-east-1" and default["SmtpPassword"].startswith("B")
+    with pytest.raises(RuntimeError, match="not one of the regions"):
+        sesame_cli("accounts", "smtp-password", key, "--region", "mars-north-1", data_dir=tmp_path)
+    sesame_cli("accounts", "disable-key", key, data_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="no active access key"):
+        sesame_cli("accounts", "smtp-password", key, data_dir=tmp_path)

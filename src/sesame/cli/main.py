@@ -147,6 +147,27 @@ async def accounts_create_key(sesame: Any, account_id: str) -> None:
     click.echo(json.dumps({"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}))
 
 
+@accounts.command("smtp-password")
+@storage_options
+@click.argument("access_key_id")
+@click.option("--region", help="The region whose SMTP endpoint takes the password (default: default_region).")
+@_with_sesame
+async def accounts_smtp_password(sesame: Any, access_key_id: str, region: str | None) -> None:
+    """Print the SES SMTP credentials of an access key: the key id as user name, and the password SES
+    derives from its secret for one region (the derivation is regional, as at SES)."""
+    from sesame.awsapi.auth import Authenticator
+    from sesame.smtp.credentials import smtp_password
+
+    region = region or sesame.settings.default_region
+    if region not in Authenticator(sesame.accounts, sesame.settings).regions:
+        raise click.ClickException(f"{region} is not one of the regions this server accepts")
+    found = await sesame.accounts.credentials(access_key_id)
+    if found is None:
+        raise click.ClickException(f"no active access key {access_key_id}")
+    password = smtp_password(found[1], region)
+    click.echo(json.dumps({"SmtpUsername": access_key_id, "SmtpPassword": password, "Region": region}))
+
+
 @accounts.command("disable-key")
 @storage_options
 @click.argument("access_key_id")
