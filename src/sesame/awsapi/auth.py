@@ -44,11 +44,16 @@ def ses_regions() -> frozenset[str]:
     )
 
 
+def accepted_regions(settings: Settings) -> frozenset[str]:
+    """The regions requests may be signed for: the ``regions`` setting (default SES's), and the default."""
+    return (frozenset(settings.regions) or ses_regions()) | {settings.default_region}
+
+
 class Authenticator:
     def __init__(self, accounts: Accounts, settings: Settings) -> None:
         self.accounts = accounts
         self.settings = settings
-        self.regions = (frozenset(settings.regions) or ses_regions()) | {settings.default_region}
+        self.regions = accepted_regions(settings)
         self._known_dev_accounts: set[str] = set()
 
     def forget(self) -> None:
@@ -74,11 +79,6 @@ class Authenticator:
         """Check the signature over the whole request, body included (serve mode; dev takes any)."""
         if caller.signed is not None and caller.secret is not None:
             sigv4.verify(req, caller.signed, caller.secret)
-
-    async def __call__(self, req: AwsRequest) -> Caller:
-        caller = await self.identify(req)
-        self.verify(req, caller)
-        return caller
 
     async def _dev(self, req: AwsRequest) -> Caller:
         key_id = sigv4.access_key_id(req)

@@ -44,15 +44,13 @@ class Dispatcher:
         except Exception as exc:
             return _error(req, exc, str(uuid.uuid4()))
 
-    async def __call__(self, req: AwsRequest, caller: Caller | None = None) -> AwsResponse:
-        """Answer one request; ``caller`` is ``identify``'s answer when the HTTP layer has already
-        asked (before reading the body), so the key is looked up once."""
+    async def __call__(self, req: AwsRequest, caller: Caller) -> AwsResponse:
+        """Answer one request whose body has been read; ``caller`` is ``identify``'s answer, given
+        before the body was read, so the key is looked up once."""
         request_id = str(uuid.uuid4())
         v2 = is_v2(req.path)
         proto = rest_json if v2 else query
         try:
-            if caller is None:
-                caller = await self.authenticator.identify(req)
             self.authenticator.verify(req, caller)
             if v2:
                 service: spec.ServiceName = "sesv2"

@@ -155,11 +155,11 @@ async def accounts_create_key(sesame: Any, account_id: str) -> None:
 async def accounts_smtp_password(sesame: Any, access_key_id: str, region: str | None) -> None:
     """Print the SES SMTP credentials of an access key: the key id as user name, and the password SES
     derives from its secret for one region (the derivation is regional, as at SES)."""
-    from sesame.awsapi.auth import Authenticator
+    from sesame.awsapi.auth import accepted_regions
     from sesame.smtp.credentials import smtp_password
 
     region = region or sesame.settings.default_region
-    if region not in Authenticator(sesame.accounts, sesame.settings).regions:
+    if region not in accepted_regions(sesame.settings):
         raise click.ClickException(f"{region} is not one of the regions this server accepts")
     found = await sesame.accounts.credentials(access_key_id)
     if found is None:

@@ -267,6 +267,21 @@ class Sending:
             return row
         return None
 
+    async def _covered(
+        self,
+        account_id: str,
+        region: str,
+        msg: Outgoing,
+        address: str,
+        arn: str | None,
+        own: dict[str, SenderIdentity],
+    ) -> SenderIdentity | None:
+        """The identity that lets the account send as ``address``: through ``arn`` (sending
+        authorization) when the message names one, else its own most specific verified identity."""
+        if arn:
+            return await self._authorized(account_id, region, msg.operation, address, arn, own)
+        return _most_specific(_candidates(address), own)
+
     async def _load(
         self, account_id: str, region: str, addresses: list[str], recipients: list[str]
     ) -> tuple[SenderState | None, dict[str, SenderIdentity], list[tuple[str, str]]]:
@@ -311,34 +326,15 @@ class Sending:
         if not state.sending_enabled:
             raise SendError("paused", "Sending is paused for this account.")
         failed: list[str] = []
-        if msg.from_arn:
-            sender = await self._authorized(
-                account_id, region, msg.operation, msg.from_address, msg.from_arn, own
-            )
-        else:
-            sender = _most_specific(_candidates(msg.from_address), own)
+        sender = await self._covered(account_id, region, msg, msg.from_address, msg.from_arn, own)
         if sender is None:
             failed.append(msg.from_as_given or msg.from_address)
         for address in dict.fromkeys(a for a in msg.other_senders if a.lower() != msg.from_address.lower()):
-            if msg.from_arn:
-                ok = (
-                    await self._authorized(account_id, region, msg.operation, address, msg.from_arn, own)
-                    is not None
-                )
-            else:
-                ok = _most_specific(_candidates(address), own) is not None
-            if not ok:
+            if await self._covered(account_id, region, msg, address, msg.from_arn, own) is None:
                 failed.append(address)
         if msg.envelope_from.lower() != msg.from_address.lower():
             arn = msg.return_path_arn or msg.from_arn
-            if arn:
-                ok = (
-                    await self._authorized(account_id, region, msg.operation, msg.envelope_from, arn, own)
-                    is not None
-                )
-            else:
-                ok = _most_specific(_candidates(msg.envelope_from), own) is not None
-            if not ok:
+            if await self._covered(account_id, region, msg, msg.envelope_from, arn, own) is None:
                 failed.append(msg.envelope_from)
         if not state.production_access:
             failed += [r for r in sandbox_checked if _most_specific(_candidates(r), own) is None]

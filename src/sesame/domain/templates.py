@@ -61,6 +61,10 @@ class Content:
     text: str | None
     html: str | None
 
+    @classmethod
+    def of(cls, row: Template) -> Content:
+        return cls(row.subject, row.text, row.html)
+
     def chars(self) -> int:
         return sum(len(part) for part in (self.subject, self.text, self.html) if part)
 

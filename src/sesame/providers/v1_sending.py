@@ -140,7 +140,7 @@ class SendingV1:
             data = hb.parse_template_data(params["TemplateData"])
         except hb.TemplateError as exc:
             raise InvalidParameterValue(str(exc)) from None
-        rendered = await self.templates.render_for_send(_content(tpl), data, compose.V1_MAX_BYTES)
+        rendered = await self.templates.render_for_send(Content.of(tpl), data, compose.V1_MAX_BYTES)
         with v1_send_errors():
             out = await compose.templated(
                 "SendTemplatedEmail",
@@ -172,7 +172,7 @@ class SendingV1:
                 replacement = hb.parse_template_data(dest.get("ReplacementTemplateData") or "{}")
                 tags = {**default_tags, **_tags(dest, "ReplacementTags")}
                 rendered = await self.templates.render_for_send(
-                    _content(tpl), {**default, **replacement}, compose.V1_MAX_BYTES, deadline
+                    Content.of(tpl), {**default, **replacement}, compose.V1_MAX_BYTES, deadline
                 )
                 out = await compose.templated(
                     "SendBulkTemplatedEmail",
@@ -253,7 +253,7 @@ class SendingV1:
         try:
             preview = await self.templates.run(
                 lambda budget: render_preview(row, data, ctx.region, budget),
-                _content(row),
+                Content.of(row),
                 compose.V1_MAX_BYTES,
             )
         except hb.MissingAttribute as exc:
@@ -261,10 +261,6 @@ class SendingV1:
         except (hb.InvalidTemplate, hb.RenderLimitExceeded) as exc:  # SES: "could not be rendered"
             raise E.InvalidTemplateException(str(exc)) from None
         return {"RenderedTemplate": preview}
-
-
-def _content(row: Any) -> Content:
-    return Content(row.subject, row.text, row.html)
 
 
 def render_preview(row: Any, data: dict[str, Any], region: str, budget: hb.Budget) -> str:

@@ -115,7 +115,7 @@ class SendingV2:
             raise E.BadRequestException("A template needs TemplateName, TemplateArn or TemplateContent.")
         with v2_template_errors():
             row = await self.templates.get(ctx.account_id, ctx.region, name)
-        return row.name, Content(row.subject, row.text, row.html)
+        return row.name, Content.of(row)
 
     async def send_email(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         content = params["Content"]
@@ -295,7 +295,7 @@ class SendingV2:
             data = hb.parse_template_data(params["TemplateData"])
             preview = await self.templates.run(
                 lambda budget: render_preview(row, data, ctx.region, budget),
-                Content(row.subject, row.text, row.html),
+                Content.of(row),
                 compose.V2_MAX_BYTES,
             )
         except hb.TemplateError as exc:
