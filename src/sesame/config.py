@@ -138,6 +138,34 @@ class TemplateSettings:
 
 
 @dataclass
+class SmtpSettings:
+    """The SES SMTP interface: submission with STARTTLS (``listen``) and implicit TLS (``listen_tls``)."""
+
+    #: HOST:PORT of the STARTTLS listener (SES: 25, 587, 2587) and of the implicit-TLS one (SES: 465,
+    #: 2465); "off" disables one, port 0 picks a free port.
+    listen: str = "127.0.0.1:2587"
+    listen_tls: str = "127.0.0.1:2465"
+    #: The server's certificate and key (PEM files); empty: a self-signed pair made in the data dir.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: The name in the greeting and the EHLO reply; empty means this machine's host name.
+    hostname: str = ""
+    #: The region whose SMTP passwords are accepted, and where mail is sent (default: default_region).
+    region: str = ""
+    #: ``serve`` offers AUTH only over TLS, as SES does; true lifts that (for loopback-only setups).
+    allow_plaintext_auth: bool = False
+    #: Networks whose connections send without AUTH, as an account: {"10.0.0.0/8" = "123456789012"}.
+    #: For internal relays and load generators; nothing is trusted unless listed here.
+    trusted_networks: dict[str, str] = field(default_factory=dict)
+    #: Open sessions in all, and from one client address; one more is answered 421 and closed.
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    #: Seconds a client may stay silent (waiting for a command or for message data) before it is
+    #: answered 451 4.4.2 and disconnected. RFC 5321 §4.5.3.2.7 asks 5 minutes; SES gives about 10 s.
+    idle_timeout: float = 60.0
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -183,6 +211,7 @@ class Settings:
     identities: IdentitySettings = field(default_factory=IdentitySettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     templates: TemplateSettings = field(default_factory=TemplateSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     @property
     def database_url(self) -> str:
@@ -201,10 +230,22 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def http_address(self) -> tuple[str, int]:
-        host, _, port = self.http.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"http must be HOST:PORT, not {self.http!r}")
-        return host.strip("[]"), int(port)
+        return _address("http", self.http)
+
+    def smtp_addresses(self) -> dict[str, tuple[str, int]]:
+        """The SMTP listeners to open, by the name they are announced with ("smtp", "smtps")."""
+        wanted = {
+            "smtp": ("smtp.listen", self.smtp.listen),
+            "smtps": ("smtp.listen_tls", self.smtp.listen_tls),
+        }
+        return {name: _address(key, value) for name, (key, value) in wanted.items() if value.lower() != "off"}
+
+
+def _address(name: str, value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{name} must be HOST:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
 
 
 def _apply(target: Any, values: dict[str, Any], where: str) -> None:
@@ -269,4 +310,5 @@ def load(
     if settings.mode not in ("dev", "serve"):
         raise ConfigError(f"mode must be dev or serve, not {settings.mode!r}")
     settings.http_address()
+    settings.smtp_addresses()
     return settings

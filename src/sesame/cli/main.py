@@ -32,7 +32,23 @@ def storage_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def listener_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--smtps", help="HOST:PORT for SMTP with implicit TLS (default 127.0.0.1:2465; off).")(
+        fn
+    )
+    fn = click.option("--smtp", help="HOST:PORT for SMTP with STARTTLS (default 127.0.0.1:2587; off).")(fn)
+    fn = click.option("--http", help="HOST:PORT for the API (default 127.0.0.1:4587; port 0 picks one).")(fn)
+    return fn
+
+
 def _settings(mode: config.Mode, **flags: Any) -> config.Settings:
+    # --smtp and --smtps set the [smtp] table's listen and listen_tls.
+    smtp = {
+        key: flags.pop(flag) for flag, key in (("smtp", "listen"), ("smtps", "listen_tls")) if flags.get(flag)
+    }
+    flags.pop("smtp", None), flags.pop("smtps", None)
+    if smtp:
+        flags["smtp"] = smtp
     try:
         return config.load(mode, config_file=flags.pop("config_file", None), **flags)
     except ConfigError as exc:
@@ -81,7 +97,7 @@ def main() -> None:
 
 @main.command()
 @storage_options
-@click.option("--http", help="HOST:PORT for the API (default 127.0.0.1:4587; port 0 picks one).")
+@listener_options
 def dev(**flags: Any) -> None:
     """Run for local development: SQLite, any access key, no sandbox, mail captured."""
     from sesame.cli import server
@@ -92,7 +108,7 @@ def dev(**flags: Any) -> None:
 
 @main.command()
 @storage_options
-@click.option("--http", help="HOST:PORT for the API (default 127.0.0.1:4587; port 0 picks one).")
+@listener_options
 def serve(**flags: Any) -> None:
     """Run for production: SigV4 access keys, sandbox and quotas for new accounts."""
     from sesame.cli import server
@@ -121,7 +137,11 @@ async def accounts_create(sesame: Any, name: str, account_id: str | None) -> Non
         if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
             raise click.ClickException(f"account {account_id} already exists") from exc
         raise
-    click.echo(json.dumps(new.as_json()))
+    from sesame.smtp.credentials import smtp_password
+
+    region = sesame.settings.smtp.region or sesame.settings.default_region
+    # The SMTP password of the key for the region the SMTP listener serves (smtp-password gives others).
+    click.echo(json.dumps({**new.as_json(), "SmtpPassword": smtp_password(new.secret_access_key, region)}))
 
 
 @accounts.command("list")
@@ -144,7 +164,20 @@ async def accounts_create_key(sesame: Any, account_id: str) -> None:
         key_id, secret = await sesame.accounts.create_access_key(account_id)
     except AccountNotFound:
         raise click.ClickException(f"no account {account_id}") from None
-    click.echo(json.dumps({"AccountId": account_id, "AccessKeyId": key_id, "SecretAccessKey": secret}))
+    from sesame.smtp.credentials import smtp_password
+
+    region = sesame.settings.smtp.region or sesame.settings.default_region
+    password = smtp_password(secret, region)
+    click.echo(
+        json.dumps(
+            {
+                "AccountId": account_id,
+                "AccessKeyId": key_id,
+                "SecretAccessKey": secret,
+                "SmtpPassword": password,
+            }
+        )
+    )
 
 
 @accounts.command("smtp-password")
@@ -158,7 +191,7 @@ async def accounts_smtp_password(sesame: Any, access_key_id: str, region: str | 
     from sesame.awsapi.auth import accepted_regions
     from sesame.smtp.credentials import smtp_password
 
-    region = region or sesame.settings.default_region
+    region = region or sesame.settings.smtp.region or sesame.settings.default_region
     if region not in accepted_regions(sesame.settings):
         raise click.ClickException(f"{region} is not one of the regions this server accepts")
     found = await sesame.accounts.credentials(access_key_id)

@@ -19,6 +19,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from sesame.config import Settings
 from sesame.http.app import create_app
 from sesame.runtime import Sesame
+from sesame.smtp.server import SmtpServer
+from sesame.smtp.submission import Submission
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -190,13 +192,20 @@ async def run(settings: Settings) -> None:
         limit_concurrency=settings.max_connections or None,
     )
     server = _Server(config)
+    smtp_sockets = {name: _bind(*address) for name, address in settings.smtp_addresses().items()}
+    smtp = SmtpServer(settings, Submission(settings, sesame.accounts, sesame.sending))
+    await smtp.start(smtp_sockets)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
+            await smtp.close()
             await task
             return
         await asyncio.sleep(0.01)
     print(f"listening http {real_host}:{real_port}", file=sys.stderr, flush=True)
+    for name, smtp_sock in smtp_sockets.items():
+        smtp_host, smtp_port = smtp_sock.getsockname()[:2]
+        print(f"listening {name} {smtp_host}:{smtp_port}", file=sys.stderr, flush=True)
     if settings.mode == "dev":
         print(_dev_banner(real_host, real_port, settings), file=sys.stderr, flush=True)
     print("ready", file=sys.stderr, flush=True)
@@ -206,6 +215,7 @@ async def run(settings: Settings) -> None:
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:
+        await smtp.close()
         for job in background:  # a delivery cut short keeps its lease; another run picks it up
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from sesame.errors import ConfigError
 from sesame.storage.db import Database
-from sesame.storage.files import PRIVATE_DIR, private_file
+from sesame.storage.files import PRIVATE_DIR, private_file, write_private
 from sesame.storage.models import AccessKey, Identity, Meta
 
 #: Every encrypted column (model, attribute): what a rotation re-encrypts. A new one must be listed here.
@@ -82,13 +82,7 @@ class KeySource:
 
     def write(self, keys: Sequence[bytes]) -> None:
         """Replace the key file at once (a new file renamed over the old), mode 0600."""
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"\n".join(keys) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, b"\n".join(keys) + b"\n")
 
 
 class SecretBox:

@@ -60,3 +60,15 @@ def private_sqlite(url: str) -> None:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))  # SQLite takes an empty file as new
     for suffix in SQLITE_SUFFIXES:
         private_file(path.with_name(path.name + suffix))
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` at once with ``data`` (a new file, 0600, synced, renamed over the old), so that a
+    reader never sees half a file and no one else can read it even for an instant."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -36,6 +36,10 @@ class SesameProcess:
             mode,
             "--http",
             "127.0.0.1:0",
+            "--smtp",
+            "127.0.0.1:0",
+            "--smtps",
+            "127.0.0.1:0",
             "--data-dir",
             str(data_dir),
         ]

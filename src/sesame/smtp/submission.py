@@ -1,0 +1,125 @@
+"""What an SMTP session asks of Sesame, in SES's terms: whose credentials these are, and accept this mail.
+
+A message submitted over SMTP is a SendRawEmail: MAIL FROM is its Source, the RCPT TO addresses its
+Destinations, the DATA its raw message (with the X-SES-* header fields honoured and removed). It goes
+through ``compose.raw`` and ``Sending.send``, the very path of the API, so every check, quota and the
+durable group commit are the same; only the refusals are worded as SES's SMTP endpoint words them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass
+
+from sesame.config import Settings
+from sesame.domain import compose
+from sesame.domain.accounts import AccountNotFound, Accounts
+from sesame.domain.addresses import IllegalAddress
+from sesame.domain.sending import SendError, Sending
+from sesame.errors import ConfigError
+from sesame.smtp.credentials import password_matches
+
+log = logging.getLogger(__name__)
+
+#: SES takes messages of up to 40 MB over SMTP, as in v2 (reference §2.4), as received.
+MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+_ACCOUNT_ID = re.compile(r"\d{12}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An SMTP reply (RFC 5321 §4.2): a code and one line of text."""
+
+    code: int
+    text: str
+
+    def line(self) -> bytes:
+        return f"{self.code} {self.text}\r\n".encode()
+
+
+#: SES's words for each refusal of a send (reference §2.5), by SendError kind.
+_REFUSALS = {
+    "rate": (454, "Throttling failure: {}"),
+    "daily": (454, "Throttling failure: {}"),
+    "rejected": (554, "Message rejected: {}"),
+    "paused": (554, "Message rejected: {}"),
+    "mail-from": (554, "Message rejected: {}"),
+    "config-paused": (554, "Message rejected: {}"),
+    "config-missing": (554, "Transaction failed: {}"),
+    "invalid": (554, "Transaction failed: {}"),
+}
+TEMPORARY_FAILURE = Reply(451, "Temporary service failure")
+
+
+class Submission:
+    def __init__(self, settings: Settings, accounts: Accounts, sending: Sending) -> None:
+        self.accounts = accounts
+        self.sending = sending
+        self.region = settings.smtp.region or settings.default_region
+        self.dev = settings.mode == "dev"
+        self.default_account = settings.default_account
+        self.trusted: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+        for network, account_id in settings.smtp.trusted_networks.items():
+            try:
+                parsed = ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"smtp.trusted_networks: {network!r} is not a network") from None
+            if not _ACCOUNT_ID.fullmatch(account_id):
+                raise ConfigError(f"smtp.trusted_networks: {account_id!r} is not a 12-digit account id")
+            self.trusted.append((parsed, account_id))
+
+    def trusted_account(self, address: str) -> str | None:
+        """The account a client at ``address`` sends as without AUTH (``smtp.trusted_networks``)."""
+        if not self.trusted:
+            return None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        return next((account for network, account in self.trusted if ip in network), None)
+
+    async def authenticate(self, username: str, password: str) -> str | None:
+        """The account whose access key id is ``username`` when ``password`` is that key's SMTP password
+        for this listener's region; None otherwise (wrong, another region's, a legacy one, a disabled
+        or deleted key). ``dev`` takes any credentials, a 12-digit user name being that account."""
+        if self.dev:
+            return username if _ACCOUNT_ID.fullmatch(username) else self.default_account
+        found = await self.accounts.credentials(username)
+        if found is None:
+            return None
+        account_id, secret = found
+        return account_id if password_matches(password, secret, self.region) else None
+
+    async def submit(self, account_id: str, mail_from: str, recipients: list[str], data: bytes) -> Reply:
+        """Accept one message as SendRawEmail; ``250 Ok <MessageId>`` once it is committed."""
+        try:
+            out = compose.raw(
+                "SendRawEmail",
+                self.region,
+                data,
+                source=mail_from,
+                destinations=recipients,
+                from_arn=None,
+                source_arn=None,
+                return_path_arn=None,
+                configuration_set=None,
+                tags={},
+                limit=(MAX_MESSAGE_BYTES + 2) // 3 * 4,  # compose counts the size as base64, as the API does
+            )
+            out.summary["Source"] = mail_from
+            try:
+                message_id = await self.sending.send(account_id, self.region, out)
+            except AccountNotFound:
+                if not self.dev:
+                    raise
+                await self.accounts.ensure(account_id)  # dev: an account exists once it is used
+                message_id = await self.sending.send(account_id, self.region, out)
+        except (SendError, IllegalAddress) as exc:
+            code, text = _REFUSALS[exc.kind]
+            return Reply(code, text.format(exc.message))
+        except Exception:  # the database, most likely: nothing was committed, and the client retries
+            log.exception("an SMTP submission of account %s failed", account_id)
+            return TEMPORARY_FAILURE
+        return Reply(250, f"Ok {message_id}")
