@@ -21,8 +21,9 @@ from sesame.smtp.tls import server_context
 
 TOO_MANY_CONNECTIONS = Reply(421, "Too many concurrent SMTP connections")
 #: Failed AUTH from one address: each failure within FAILURE_MEMORY seconds of the previous one waits
-#: FAILURE_DELAY more seconds before its 535 (up to MAX_FAILURE_DELAY), so a password is guessed at a
-#: few tries a minute, not at line speed; an honest typo costs a second.
+#: FAILURE_DELAY more seconds before its 535 (up to MAX_FAILURE_DELAY), the waits of one address one
+#: after the other, so a password is guessed at a few tries a minute, not at line speed; an honest typo
+#: costs a second.
 FAILURE_DELAY, MAX_FAILURE_DELAY, FAILURE_MEMORY = 1.0, 15.0, 600.0
 #: Seconds sessions get to finish what they are doing when the server stops, before they are cut.
 GRACE_SECONDS = 10.0
@@ -85,15 +86,18 @@ class SmtpServer:
                 del self._per_address[session.peer]
 
     async def failed_login(self, address: str) -> None:
-        """Wait before answering a failed AUTH, longer the more the address has failed lately."""
+        """Wait before answering a failed AUTH: a second more for each failure of the address within
+        FAILURE_MEMORY, and after the address's earlier failures have had their wait, so parallel
+        sessions from one address queue up instead of guessing side by side."""
         now = time.monotonic()
-        count, last = self._failures.get(address, (0, now))
-        count = count + 1 if now - last < FAILURE_MEMORY else 1
+        count, until = self._failures.get(address, (0, now))
+        count = count + 1 if now - until < FAILURE_MEMORY else 1
+        until = max(until, now) + min(MAX_FAILURE_DELAY, FAILURE_DELAY * count)
         if len(self._failures) > 10_000:  # forget the oldest half rather than grow without bound
             for key in sorted(self._failures, key=lambda k: self._failures[k][1])[:5_000]:
                 del self._failures[key]
-        self._failures[address] = (count, now)
-        await asyncio.sleep(min(MAX_FAILURE_DELAY, FAILURE_DELAY * count))
+        self._failures[address] = (count, until)
+        await asyncio.sleep(until - now)
 
     async def close(self) -> None:
         """Stop listening; idle sessions are told 421 at once, the others get GRACE_SECONDS to finish
