@@ -353,9 +353,7 @@ class SmtpSession(asyncio.Protocol):
 
     async def _authenticate(self, username: str, password: str) -> None:
         self.flush()
-        account = None
-        if username and password:
-            account = await self.server.submission.authenticate(username, password)
+        account = await self.server.submission.authenticate(username, password)
         if account is None:
             await self.server.failed_login(self.peer)
             return self.reply(AUTH_INVALID)
