@@ -5,14 +5,15 @@ recipient count, suppression) run in the request. Checks that count (the per-sec
 24-hour quota, per recipient as SES counts them) run inside the write, so concurrent requests and
 several nodes on one PostgreSQL cannot overshoot them.
 
-The write is group-committed: concurrent sends queue their message for one writer task, which writes a
-batch of messages, queue entries and counter increments in one transaction and one commit (one fsync),
-then answers every caller. A MessageId is returned only after that commit.
+The write is group-committed: concurrent sends hand their message to the process's writer
+(storage/writer.py), which writes a batch of messages, queue entries, Send records and counter
+increments in one transaction and one commit (one fsync), then answers every caller. A MessageId is
+returned only after that commit. This module decides what to write and whether each message may be
+sent; the SQL is storage's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -37,16 +38,10 @@ from sesame.domain.configuration_sets import (
 )
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
 from sesame.domain.suppression import Suppression
+from sesame.storage.counters import CounterKey, SendCounters
 from sesame.storage.db import Database
-from sesame.storage.models import (
-    AccountRegion,
-    DeliveryEvent,
-    Message,
-    QueueEntry,
-    SendCounter,
-    table,
-    utcnow,
-)
+from sesame.storage.models import DeliveryEvent, Message, QueueEntry, utcnow
+from sesame.storage.writer import Work, insert
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +52,8 @@ SIMULATOR_DOMAIN = "simulator.amazonses.com"
 RATE_SPAN, DAY_SPAN, STATS_SPAN = 1, 60, 900
 DAY_BUCKETS = 24 * 60
 STATS_BUCKETS = 14 * 24 * 4
-MAX_BATCH = 256
+#: Buckets kept per span: the rate's two minutes, the quota's day, the statistics' two weeks.
+KEEP = {RATE_SPAN: 120, DAY_SPAN: DAY_BUCKETS, STATS_SPAN: STATS_BUCKETS}
 
 
 class SendError(Exception):
@@ -192,7 +188,6 @@ class _Unit:
     suppressed: dict[str, str]
     max_rate: float
     max_24h: float
-    future: asyncio.Future[str]
     #: Sesame's own mail (address verification): no quota, not counted, as SES does not count it.
     system: bool = False
 
@@ -213,10 +208,8 @@ class Sending:
         self.accounts = accounts
         self.identities = identities
         self.suppression = suppression
-        self._pending: list[_Unit] = []
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._last_prune = 0.0
+        self.counters = SendCounters(db.is_sqlite, KEEP)
+        self._accept = Work("accepted messages", self._write, self._accepted)
         #: Called after each commit that queued mail (the delivery engine's wake-up).
         self.on_accept: Callable[[], None] | None = None
 
@@ -390,58 +383,29 @@ class Sending:
         system: bool = False,
     ) -> str:
         """Hand the message to the group-commit writer; its MessageId once the batch is committed."""
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Unit(account_id, region, msg, suppressed, max_rate, max_24h, future, system))
-        self._wakeup.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="sesame-group-commit")
-        return await future
+        unit = _Unit(account_id, region, msg, suppressed, max_rate, max_24h, system)
+        refused = await self.db.writer.submit(self._accept, unit)
+        if refused is not None:
+            raise refused
+        return msg.message_id
 
-    async def _write_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._commit(batch)
-
-    async def _commit(self, batch: list[_Unit]) -> None:
-        try:
-            async with self.db.write() as s:
-                outcomes = await self._write(s, batch)
-        except Exception as exc:  # nothing of the batch was written; every caller hears why
-            log.exception("writing %d accepted messages failed", len(batch))
-            for unit in batch:
-                if not unit.future.done():
-                    unit.future.set_exception(exc)
-            return
+    def _accepted(self, outcomes: list[SendError | None]) -> None:
+        """After each commit: wake the delivery engine if the batch queued mail."""
         if self.on_accept is not None and any(o is None for o in outcomes):
             self.on_accept()
-        for unit, outcome in zip(batch, outcomes, strict=True):
-            if unit.future.done():
-                continue  # the caller went away; the message is committed all the same
-            if isinstance(outcome, SendError):
-                unit.future.set_exception(outcome)
-            else:
-                unit.future.set_result(unit.message.message_id)
 
     async def _write(self, s: AsyncSession, batch: list[_Unit]) -> list[SendError | None]:
         now = time.time()
         second, minute = int(now), int(now) // DAY_SPAN
         keys = sorted({(u.account_id, u.region) for u in batch})
-        if not self.db.is_sqlite:  # serialize quota checks per account across nodes (SQLite: one writer)
-            for account_id, region in keys:
-                await s.execute(
-                    sa.select(AccountRegion.account_id)
-                    .where(AccountRegion.account_id == account_id, AccountRegion.region == region)
-                    .with_for_update()
-                )
-        rate = {k: await self._count(s, *k, RATE_SPAN, second, second) for k in keys}
-        day = {k: await self._count(s, *k, DAY_SPAN, minute - DAY_BUCKETS + 1, minute) for k in keys}
+        await self.counters.lock(s, keys)  # concurrent checks of one account's quota, on every node
+        total = self.counters.total
+        rate = {k: await total(s, *k, RATE_SPAN, second, second) for k in keys}
+        day = {k: await total(s, *k, DAY_SPAN, minute - DAY_BUCKETS + 1, minute) for k in keys}
         outcomes: list[SendError | None] = []
         messages: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
-        increments: dict[tuple[str, str, int, int], int] = {}
+        increments: dict[CounterKey, int] = {}
         records: list[dict[str, Any]] = []
         created = utcnow()
         mode = self.settings.delivery.mode or ("capture" if self.settings.mode == "dev" else "smtp")
@@ -506,82 +470,26 @@ class Sending:
                         }
                     )
             outcomes.append(None)
-        # Core inserts on the tables, executemany: the ORM's bulk insert compiles anew for each batch.
-        if messages:
-            await s.execute(sa.insert(table(Message)), messages)
-        if entries:
-            await s.execute(sa.insert(table(QueueEntry)), entries)
-        if records:
-            await s.execute(sa.insert(table(DeliveryEvent)), records)
-        if increments:
-            await self._add_counts(s, increments)
-        if now - self._last_prune > 60:
-            self._last_prune = now
-            await s.execute(
-                sa.delete(SendCounter).where(
-                    sa.or_(
-                        sa.and_(SendCounter.span == RATE_SPAN, SendCounter.bucket < second - 120),
-                        sa.and_(SendCounter.span == DAY_SPAN, SendCounter.bucket < minute - DAY_BUCKETS),
-                        sa.and_(
-                            SendCounter.span == STATS_SPAN,
-                            SendCounter.bucket < second // STATS_SPAN - STATS_BUCKETS,
-                        ),
-                    )
-                )
-            )
+        await insert(s, Message, messages)
+        await insert(s, QueueEntry, entries)
+        await insert(s, DeliveryEvent, records)
+        await self.counters.add(s, increments)
+        await self.counters.prune(s, now)
         return outcomes
-
-    @staticmethod
-    async def _count(s: AsyncSession, account_id: str, region: str, span: int, first: int, last: int) -> int:
-        total = await s.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(SendCounter.count), 0)).where(
-                SendCounter.account_id == account_id,
-                SendCounter.region == region,
-                SendCounter.span == span,
-                SendCounter.bucket.between(first, last),
-            )
-        )
-        return int(total or 0)
-
-    async def _add_counts(self, s: AsyncSession, increments: dict[tuple[str, str, int, int], int]) -> None:
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        rows = [
-            {"account_id": a, "region": r, "span": span, "bucket": b, "count": n}
-            for (a, r, span, b), n in increments.items()
-        ]
-        # One row's upsert, run for each row (executemany): the same statement every time, so it is
-        # compiled once, where a multi-row VALUES would be compiled for each batch size.
-        counters = table(SendCounter)
-        stmt = insert(counters)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["account_id", "region", "span", "bucket"],
-            set_={"count": counters.c.count + stmt.excluded.count},
-        )
-        await s.execute(stmt, rows)
 
     async def sent_last_24_hours(self, account_id: str, region: str) -> int:
         minute = int(time.time()) // DAY_SPAN
         async with self.db.read() as s:
-            return await self._count(s, account_id, region, DAY_SPAN, minute - DAY_BUCKETS + 1, minute)
+            return await self.counters.total(
+                s, account_id, region, DAY_SPAN, minute - DAY_BUCKETS + 1, minute
+            )
 
     async def statistics(self, account_id: str, region: str) -> list[tuple[dt.datetime, int]]:
         """Recipients accepted per 15-minute period over the last two weeks (GetSendStatistics)."""
         first = int(time.time()) // STATS_SPAN - STATS_BUCKETS
         async with self.db.read() as s:
-            rows = await s.execute(
-                sa.select(SendCounter.bucket, SendCounter.count)
-                .where(
-                    SendCounter.account_id == account_id,
-                    SendCounter.region == region,
-                    SendCounter.span == STATS_SPAN,
-                    SendCounter.bucket >= first,
-                )
-                .order_by(SendCounter.bucket)
-            )
-            return [(dt.datetime.fromtimestamp(b * STATS_SPAN, dt.UTC), n) for b, n in rows]
+            rows = await self.counters.since(s, account_id, region, STATS_SPAN, first)
+        return [(dt.datetime.fromtimestamp(b * STATS_SPAN, dt.UTC), n) for b, n in rows]
 
     async def messages(self, account_id: str | None = None, message_id: str | None = None,
                        source: str | None = None) -> list[Message]:  # fmt: skip
@@ -603,12 +511,7 @@ class Sending:
             await s.execute(q.where(Message.id == message_id) if message_id else q)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
+        """Nothing of its own to stop: the writer belongs to the database and stops with it."""
 
 
 def _candidates(address: str) -> list[str]:

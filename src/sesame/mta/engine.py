@@ -10,7 +10,6 @@ the mailbox simulator never leaves: it is answered here as SES answers it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -120,9 +119,6 @@ class DeliveryEngine:
         #: Destination address → (monotonic time until which it is left alone, current backoff).
         self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
-        self._to_settle: list[tuple[Outbound, list[Settlement], asyncio.Future[None]]] = []
-        self._settle_wake = asyncio.Event()
-        self._settler: asyncio.Task[None] | None = None
         #: Queues Sesame's own mail (the simulator's auto-replies): Sending.send_system.
         self.on_auto_reply: Callable[[str, str, Outgoing], Awaitable[str]] | None = None
 
@@ -175,38 +171,7 @@ class DeliveryEngine:
                     task.cancel()
 
     async def close(self) -> None:
-        if self._settler is not None:
-            self._settler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._settler
         await self.connections.close()
-
-    async def _settle(self, message: Outbound, settlements: list[Settlement]) -> None:
-        """Queue the outcomes for the settling task, which writes whatever has gathered in one
-        transaction (as the send path's group commit does), and wait until they are written."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_settle.append((message, settlements, done))
-        self._settle_wake.set()
-        if self._settler is None or self._settler.done():
-            self._settler = asyncio.create_task(self._settle_loop(), name="sesame-settle")
-        await done
-
-    async def _settle_loop(self) -> None:
-        while True:
-            await self._settle_wake.wait()
-            self._settle_wake.clear()
-            while self._to_settle:
-                batch, self._to_settle = self._to_settle[:256], self._to_settle[256:]
-                try:
-                    await self.queue.settle([(m, s) for m, s, _ in batch])
-                except Exception as exc:  # the leases expire and the entries are tried again
-                    for *_, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_result(None)
 
     async def _start(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> list[asyncio.Task[None]]:
         """One task per message and recipient domain; at most ``concurrency`` are in SMTP at once."""
@@ -292,7 +257,9 @@ class DeliveryEngine:
             log.exception("delivering %s to %s failed", message.id, domain)
             outcomes = [self._failed(job, e) for e in entries]
         settlements += outcomes
-        await self._settle(message, settlements)
+        # Group-committed with other outcomes and accepted mail (storage/writer.py); the entries we no
+        # longer hold (our lease expired) are left to the worker that has them.
+        await self.queue.settle(message, settlements)
         permanent = [
             (s.entry_id, s)
             for s in settlements

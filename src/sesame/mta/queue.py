@@ -1,5 +1,8 @@
 """The delivery queue: claiming due entries with leases, and settling them with their outcome records.
 
+Settlements go through the process's group-commit writer (storage/writer.py): outcomes of many
+deliveries, and mail accepted meanwhile, share one transaction and one commit.
+
 A claim marks entries ``delivering`` with ``locked_by``/``locked_until``. On PostgreSQL the claim skips
 rows other nodes hold (``FOR UPDATE SKIP LOCKED``); on SQLite the write lock (``BEGIN IMMEDIATE``)
 serializes claims. An entry whose lease expired (its worker died) is due again, so nothing is lost; a
@@ -14,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
+from sesame.storage.writer import Work, insert
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,13 @@ _SETTLE = (
         {c: sa.bindparam(c) for c in ("state", "next_attempt_at", "last_reply", "locked_by", "locked_until")}
     )
 )
-_RECORD = sa.insert(table(DeliveryEvent))
 
 
 class DeliveryQueue:
     def __init__(self, db: Database, worker_id: str) -> None:
         self.db = db
         self.worker_id = worker_id
+        self._settle = Work("delivery outcomes", self._write_settlements)
 
     async def claim(self, limit: int, lease: float) -> list[Claimed]:
         now = utcnow()
@@ -136,53 +141,63 @@ class DeliveryQueue:
             rows = await s.execute(sa.select(*columns).where(Message.id.in_(ids)))
             return {r.id: Outbound(*r) for r in rows}
 
-    async def settle(self, batch: list[tuple[Outbound, list[Settlement]]]) -> int:
-        """Record outcomes, in one transaction, for the entries this worker still holds; how many."""
+    async def settle(self, message: Outbound, settlements: list[Settlement]) -> int:
+        """Record the outcomes of one message's entries, once the writer has committed them; how many of
+        the entries this worker still held (only those are settled)."""
+        if not settlements:
+            return 0
+        held: int = await self.db.writer.submit(self._settle, (message, settlements))
+        return held
+
+    async def _write_settlements(
+        self, s: AsyncSession, batch: list[tuple[Outbound, list[Settlement]]]
+    ) -> list[int]:
+        """Inside the writer's transaction: record outcomes for the entries this worker still holds;
+        per message, how many."""
         by_id = {st.entry_id: (m, st) for m, settlements in batch for st in settlements}
         if not by_id:
-            return 0
+            return [0] * len(batch)
         now = utcnow()
-        async with self.db.write() as s:
-            held = set(
-                await s.scalars(
-                    sa.select(QueueEntry.id).where(
-                        QueueEntry.id.in_(list(by_id)), QueueEntry.locked_by == self.worker_id
-                    )
+        held = set(
+            await s.scalars(
+                sa.select(QueueEntry.id).where(
+                    QueueEntry.id.in_(list(by_id)), QueueEntry.locked_by == self.worker_id
                 )
             )
-            # Entries not held any more: our lease expired and another worker has them; its outcome counts.
-            if not held:
-                return 0
-            await s.execute(  # Core statements on the tables: the ORM's bulk machinery costs more here
-                _SETTLE,
-                [
-                    {
-                        "entry_id": entry_id,
-                        "state": by_id[entry_id][1].state,
-                        "next_attempt_at": by_id[entry_id][1].next_attempt_at or now,
-                        "last_reply": by_id[entry_id][1].last_reply,
-                        "locked_by": None,
-                        "locked_until": None,
-                    }
-                    for entry_id in held
-                ],
-            )
-            records = [
+        )
+        counts = [sum(1 for st in settlements if st.entry_id in held) for _, settlements in batch]
+        # Entries not held any more: our lease expired and another worker has them; its outcome counts.
+        if not held:
+            return counts
+        await s.execute(  # Core statements on the tables: the ORM's bulk machinery costs more here
+            _SETTLE,
+            [
                 {
-                    "message_id": m.id,
-                    "account_id": m.account_id,
-                    "region": m.region,
-                    "event_type": event_type,
-                    "created_at": now,
-                    "detail": detail,
+                    "entry_id": entry_id,
+                    "state": by_id[entry_id][1].state,
+                    "next_attempt_at": by_id[entry_id][1].next_attempt_at or now,
+                    "last_reply": by_id[entry_id][1].last_reply,
+                    "locked_by": None,
+                    "locked_until": None,
                 }
                 for entry_id in held
-                for m, st in [by_id[entry_id]]
-                for event_type, detail in st.events
-            ]
-            if records:
-                await s.execute(_RECORD, records)
-        return len(held)
+            ],
+        )
+        records = [
+            {
+                "message_id": m.id,
+                "account_id": m.account_id,
+                "region": m.region,
+                "event_type": event_type,
+                "created_at": now,
+                "detail": detail,
+            }
+            for entry_id in held
+            for m, st in [by_id[entry_id]]
+            for event_type, detail in st.events
+        ]
+        await insert(s, DeliveryEvent, records)
+        return counts
 
 
 # -- operator actions (sesame queue, through the admin API) ----------------------------------------

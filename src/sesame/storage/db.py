@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from sesame.storage.writer import Writer
+
 log = logging.getLogger(__name__)
 
 #: How long a SQLite writer waits for another process's write lock before giving up (ms).
@@ -102,7 +104,8 @@ def _inline_reader(url: str, pool_size: int) -> type[_InlineReadSession]:
 
 
 class Database:
-    """Hands out read sessions and write sessions, each from its own pool."""
+    """Hands out read sessions and write sessions, each from its own pool, and the process's one
+    group-commit ``writer`` (storage/writer.py) for the hot writes: accepted mail and delivery outcomes."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -121,6 +124,7 @@ class Database:
             self.read_engine = _make_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
             self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        self.writer = Writer(self)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -216,6 +220,7 @@ class Database:
             await asyncio.sleep(1)
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.write_engine.dispose()
         if self._reader is None:
             await self.read_engine.dispose()
