@@ -112,6 +112,8 @@ def bare_address(value: str) -> str:
 
 def mailboxes(value: str) -> list[str]:
     """Each mailbox of a mailbox-list (a From field body, RFC 5322 §3.6.2), as ``bare_address`` gives it."""
+    if _PLAIN.fullmatch(value):  # the usual From: one plain address, which the parser would take as is
+        return [bare_address(value)]
     found = _address_list(value)
     if not found:
         raise _illegal()

@@ -178,9 +178,10 @@ def raw(
     envelope = return_path or source or info.return_path or from_address
     recipients = recipients_of(destinations if destinations else [*info.to, *info.cc, *info.bcc])
     message_id = new_message_id()
-    body = mime.remove_headers(body, ["bcc"])
-    body = mime.ensure_message_id(body, f"{message_id}@{mime.ses_message_id_domain(region)}")
-    body = mime.ensure_date(body, utcnow())
+    # SES drops Bcc and writes its own Message-ID and Date (one edit of the header section, not three).
+    body = mime.remove_headers(body, ["bcc", "message-id", "date"])
+    message_id_field = f"<{message_id}@{mime.ses_message_id_domain(region)}>"
+    body = mime.add_headers(body, [("Date", mime.date_field(utcnow())), ("Message-ID", message_id_field)])
     return Outgoing(
         operation=operation,
         from_address=from_address,

@@ -11,6 +11,7 @@ and knows no charset but UTF-8. SES has no SMTPUTF8 (reference §1.2): every hea
 from __future__ import annotations
 
 import base64
+import functools
 import mimetypes
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -19,9 +20,10 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.headerregistry import Address
 from email.message import MIMEPart
-from email.policy import SMTP, Policy
+from email.policy import SMTP, Policy, compat32
 from email.policy import default as _DEFAULT
 from email.utils import format_datetime
+from typing import Any
 
 from sesame.errors import SesameError
 
@@ -119,26 +121,87 @@ class Attachment:
 class RawInfo:
     """What a raw message says of itself. Addresses are bare addr-specs (groups flattened). X-SES-*
     values come from each header's first instance, the one SES uses [DG: sending-authorization-delegate-
-    sender-tasks-email]."""
+    sender-tasks-email].
 
-    from_addr: str | None
+    The address and text fields are parsed when first asked for, with the email package's header
+    parsers (the slow part of reading a message): a send that names its recipients (SMTP, Destinations)
+    never pays for parsing To, Cc and Bcc.
+    """
+
     #: The From and Sender field bodies as written (unfolded): the identity checks parse them strictly.
     from_field: str | None
     sender_field: str | None
-    to: list[str]
-    cc: list[str]
-    bcc: list[str]
-    subject: str | None  # decoded
-    message_id: str | None
-    sender: str | None
-    return_path: str | None
-    configuration_set: str | None
-    message_tags: list[tuple[str, str]]  # as written; the caller applies the tag rules
-    source_arn: str | None
-    from_arn: str | None
-    return_path_arn: str | None
     size: int  # of the message as received
     ses_headers: dict[str, str] = field(default_factory=dict)  # every X-SES-* header by lower-case name
+    #: The fields named in _PARSED_LATER, as the email package stores them, by lower-case name.
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def _headers(self, name: str) -> list[Any]:
+        return [_DEFAULT.header_fetch_parse(name, value) for value in self.fields.get(name, [])]
+
+    def _addresses(self, name: str) -> list[str]:
+        return [a.addr_spec for h in self._headers(name) for a in getattr(h, "addresses", ())]
+
+    def _text(self, name: str) -> str | None:
+        found = self._headers(name)
+        return str(found[0]).strip() if found else None
+
+    @functools.cached_property
+    def from_addr(self) -> str | None:
+        return next(iter(self._addresses("from")), None)
+
+    @functools.cached_property
+    def sender(self) -> str | None:
+        return next(iter(self._addresses("sender")), None)
+
+    @functools.cached_property
+    def to(self) -> list[str]:
+        return self._addresses("to")
+
+    @functools.cached_property
+    def cc(self) -> list[str]:
+        return self._addresses("cc")
+
+    @functools.cached_property
+    def bcc(self) -> list[str]:
+        return self._addresses("bcc")
+
+    @functools.cached_property
+    def subject(self) -> str | None:  # decoded
+        return self._text("subject")
+
+    @functools.cached_property
+    def message_id(self) -> str | None:
+        return self._text("message-id")
+
+    @functools.cached_property
+    def return_path(self) -> str | None:
+        return (self._text("return-path") or "").strip("<>").strip() or None
+
+    @property
+    def configuration_set(self) -> str | None:
+        return self.ses_headers.get("x-ses-configuration-set")
+
+    @property
+    def message_tags(self) -> list[tuple[str, str]]:  # as written; the caller applies the tag rules
+        items = self.ses_headers.get("x-ses-message-tags", "").split(",")
+        tags = [item.partition("=") for item in items if item.strip()]
+        return [(key.strip(), value.strip()) for key, _, value in tags]
+
+    @property
+    def source_arn(self) -> str | None:
+        return self.ses_headers.get("x-ses-source-arn")
+
+    @property
+    def from_arn(self) -> str | None:
+        return self.ses_headers.get("x-ses-from-arn")
+
+    @property
+    def return_path_arn(self) -> str | None:
+        return self.ses_headers.get("x-ses-return-path-arn")
+
+
+_PARSED_LATER = frozenset({"from", "sender", "to", "cc", "bcc", "subject", "message-id", "return-path"})
 
 
 def ses_message_id_domain(region: str) -> str:
@@ -475,8 +538,12 @@ def ensure_message_id(data: bytes, message_id: str, *, replace: bool = True) -> 
 def ensure_date(data: bytes, when: datetime, *, replace: bool = True) -> bytes:
     """Give the message this Date, in UTC. SES overwrites the client's with the time it accepted the
     message [DG: header-fields]; ``replace=False`` keeps one that is there."""
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return _ensure(data, "Date", format_datetime(when), replace)
+    return _ensure(data, "Date", date_field(when), replace)
+
+
+def date_field(when: datetime) -> str:
+    """A Date field body (RFC 5322 §3.3) for ``when``, in UTC."""
+    return format_datetime(when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC))
 
 
 def _ensure(data: bytes, name: str, value: str, replace: bool) -> bytes:
@@ -511,6 +578,7 @@ def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
     counts: dict[str, int] = {}
     ses: dict[str, str] = {}
     bodies: dict[str, str] = {}
+    later: dict[str, list[str]] = {}
     fields = _header_fields(data)
     for f in fields:
         lname = f.name.lower()
@@ -521,39 +589,33 @@ def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
             value = data[f.start : f.end].split(b":", 1)[1].decode("utf-8", "replace")
             value = _FOLD.sub("", value).strip()
             (ses if lname.startswith("x-ses-") else bodies)[lname] = value
-
-    msg = message_from_bytes(_parser_view(data, fields), policy=_DEFAULT)
-    for part in msg.walk():
-        for header, param in (("content-disposition", "filename"), ("content-type", "name")):
-            for value in part.get_all(header, []):
-                if filename := getattr(value, "params", {}).get(param):
-                    check_attachment_filename(str(filename))
-
-    def addresses(name: str) -> list[str]:
-        return [a.addr_spec for h in msg.get_all(name, []) for a in getattr(h, "addresses", ())]
-
-    def text(name: str) -> str | None:
-        return None if (value := msg.get(name)) is None else str(value).strip()
-
-    tags = [item.partition("=") for item in ses.get("x-ses-message-tags", "").split(",") if item.strip()]
-    origin, sender = addresses("from"), addresses("sender")
+        if lname in _PARSED_LATER:
+            # The value as the email package's parser keeps it (bytes as ASCII with surrogates, blanks
+            # after the colon and the last line break dropped), for its header parsers to read later.
+            raw = data[f.start : f.end].decode("ascii", "surrogateescape").split(":", 1)[1]
+            later.setdefault(lname, []).append(raw.lstrip(" \t").rstrip("\r\n"))
+    _check_attachment_names(data, fields)
     info = RawInfo(
-        from_addr=origin[0] if origin else None,
         from_field=bodies.get("from"),
         sender_field=bodies.get("sender"),
-        to=addresses("to"),
-        cc=addresses("cc"),
-        bcc=addresses("bcc"),
-        subject=text("subject"),
-        message_id=text("message-id"),
-        sender=sender[0] if sender else None,
-        return_path=(text("return-path") or "").strip("<>").strip() or None,
-        configuration_set=ses.get("x-ses-configuration-set"),
-        message_tags=[(key.strip(), value.strip()) for key, _, value in tags],
-        source_arn=ses.get("x-ses-source-arn"),
-        from_arn=ses.get("x-ses-from-arn"),
-        return_path_arn=ses.get("x-ses-return-path-arn"),
         size=len(data),
         ses_headers=ses,
+        fields=later,
     )
     return _cut(data, lambda lname: lname.startswith("x-ses-")), info
+
+
+def _check_attachment_names(data: bytes, fields: list[_Field]) -> None:
+    """Every MIME part's file name, at any depth. The structure is read with the compat32 policy, which
+    keeps header values as strings (the default policy parses every header it touches, several times
+    slower); only a Content-Type or Content-Disposition that may carry a name is parsed for real."""
+    msg = message_from_bytes(_parser_view(data, fields), policy=compat32)
+    for part in msg.walk():
+        for name, value in part.raw_items():
+            header = name.lower()
+            param = (
+                "filename" if header == "content-disposition" else "name" if header == "content-type" else ""
+            )
+            if param and "name" in value.lower():
+                if filename := getattr(_DEFAULT.header_fetch_parse(name, value), "params", {}).get(param):
+                    check_attachment_filename(str(filename))
