@@ -30,6 +30,8 @@ _LOCAL_PART = re.compile(rf'{_ATEXT}+(?:\.{_ATEXT}+)*|"(?:[ !#-;=?-\[\]-~]|\\[ -
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 #: The usual address, a Dot-string at an LDH domain, needs no parsing (which costs ~50 µs an address).
 _PLAIN = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL.pattern}\.)*{_LABEL.pattern}")
+#: ... nor does one in angle brackets after a display name of plain words (``Jo Smith <jo@example.com>``).
+_NAMED = re.compile(rf"[ \t]*(?:{_ATEXT}+[ \t]+)*(?:{_ATEXT}+[ \t]*)?<({_PLAIN.pattern})>[ \t]*")
 
 
 class IllegalAddress(SesameError):
@@ -99,11 +101,22 @@ def _within_limits(local: str, domain: str) -> str:
     return mailbox
 
 
+def _plain(value: str) -> str | None:
+    """The address of ``a@b`` or ``Plain Words <a@b>`` without the parser, or None for any other form."""
+    if _PLAIN.fullmatch(value):
+        address = value
+    elif named := _NAMED.fullmatch(value):
+        address = named[1]
+    else:
+        return None
+    local, _, domain = address.rpartition("@")
+    return _within_limits(local, domain)
+
+
 def bare_address(value: str) -> str:
     """The envelope address (RFC 5321 Mailbox) of ``a@b`` or ``Name <a@b>``; SES's error otherwise."""
-    if _PLAIN.fullmatch(value):
-        local, _, domain = value.rpartition("@")
-        return _within_limits(local, domain)
+    if plain := _plain(value):
+        return plain
     found = _address_list(value)
     if len(found) != 1:
         raise _illegal()
@@ -112,8 +125,8 @@ def bare_address(value: str) -> str:
 
 def mailboxes(value: str) -> list[str]:
     """Each mailbox of a mailbox-list (a From field body, RFC 5322 §3.6.2), as ``bare_address`` gives it."""
-    if _PLAIN.fullmatch(value):  # the usual From: one plain address, which the parser would take as is
-        return [bare_address(value)]
+    if plain := _plain(value):  # the usual From, which the parser would take as it is
+        return [plain]
     found = _address_list(value)
     if not found:
         raise _illegal()
