@@ -201,7 +201,20 @@ class RawInfo:
         return self.ses_headers.get("x-ses-return-path-arn")
 
 
-_PARSED_LATER = frozenset({"from", "sender", "to", "cc", "bcc", "subject", "message-id", "return-path"})
+_PARSED_LATER = frozenset(
+    {
+        "from",
+        "sender",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "message-id",
+        "return-path",
+        "content-type",
+        "content-disposition",
+    }
+)
 
 
 def ses_message_id_domain(region: str) -> str:
@@ -594,7 +607,7 @@ def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
             # after the colon and the last line break dropped), for its header parsers to read later.
             raw = data[f.start : f.end].decode("ascii", "surrogateescape").split(":", 1)[1]
             later.setdefault(lname, []).append(raw.lstrip(" \t").rstrip("\r\n"))
-    _check_attachment_names(data, fields)
+    _check_attachment_names(data, fields, later)
     info = RawInfo(
         from_field=bodies.get("from"),
         sender_field=bodies.get("sender"),
@@ -605,17 +618,25 @@ def process_raw(data: bytes, *, max_bytes: int) -> tuple[bytes, RawInfo]:
     return _cut(data, lambda lname: lname.startswith("x-ses-")), info
 
 
-def _check_attachment_names(data: bytes, fields: list[_Field]) -> None:
-    """Every MIME part's file name, at any depth. The structure is read with the compat32 policy, which
-    keeps header values as strings (the default policy parses every header it touches, several times
-    slower); only a Content-Type or Content-Disposition that may carry a name is parsed for real."""
-    msg = message_from_bytes(_parser_view(data, fields), policy=compat32)
-    for part in msg.walk():
-        for name, value in part.raw_items():
-            header = name.lower()
-            param = (
-                "filename" if header == "content-disposition" else "name" if header == "content-type" else ""
-            )
-            if param and "name" in value.lower():
-                if filename := getattr(_DEFAULT.header_fetch_parse(name, value), "params", {}).get(param):
-                    check_attachment_filename(str(filename))
+def _check_attachment_names(data: bytes, fields: list[_Field], top: dict[str, list[str]]) -> None:
+    """Every MIME part's file name, at any depth. A message whose top level is neither multipart nor
+    message/* has no other part, and only its own fields (``top``) are looked at. Otherwise the structure
+    is read with the compat32 policy, which keeps header values as strings (the default policy parses
+    every header it touches, several times slower). Either way, only a Content-Type or
+    Content-Disposition that may carry a name is parsed for real."""
+    content_type = next(iter(top.get("content-type", [])), "").lstrip().lower()
+    if not content_type.startswith(("multipart/", "message/")):
+        items = [("Content-Type", v) for v in top.get("content-type", [])]
+        _check_part(items + [("Content-Disposition", v) for v in top.get("content-disposition", [])])
+        return
+    for part in message_from_bytes(_parser_view(data, fields), policy=compat32).walk():
+        _check_part(part.raw_items())
+
+
+def _check_part(items: Iterable[tuple[str, str]]) -> None:
+    for name, value in items:
+        header = name.lower()
+        param = "filename" if header == "content-disposition" else "name" if header == "content-type" else ""
+        if param and "name" in value.lower():
+            if filename := getattr(_DEFAULT.header_fetch_parse(name, value), "params", {}).get(param):
+                check_attachment_filename(str(filename))
