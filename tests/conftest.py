@@ -111,13 +111,17 @@ def dev(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def query(serve: Serve, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Rows from the server's own database: for what no API shows yet (the delivery queue)."""
+    return query_url(serve.database or f"sqlite:///{serve.data_dir / 'sesame.db'}", sql, **params)
+
+
+def query_url(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows from the database at ``url`` (the form a user passes to ``--database``)."""
     import asyncio
 
     import sqlalchemy as sa
 
     from sesame.storage.db import null_pool_engine
 
-    url = serve.database or f"sqlite:///{serve.data_dir / 'sesame.db'}"
     url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
 
     async def go() -> list[dict[str, Any]]:

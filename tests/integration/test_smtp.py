@@ -19,7 +19,7 @@ import pytest
 from sesame.smtp.credentials import smtp_password
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
-from tests.conftest import Serve, query
+from tests.conftest import Serve, query, query_url
 
 TRUSTED_ACCOUNT = "444455556666"  # what clients from 127.0.0.2 send as, without AUTH
 UNVERIFIED = ssl._create_unverified_context()  # the generated certificate is self-signed
@@ -528,3 +528,86 @@ def test_dev_mode_takes_any_credentials_in_clear(dev: SesameProcess) -> None:
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail("me@dev-smtp.test", ["x@example.net"], message("me@dev-smtp.test"))
         assert refused.value.smtp_code == 554
+
+
+# -- stopping and failing --------------------------------------------------------------------------
+
+
+def test_sigterm_tells_idle_sessions_421_and_exits_cleanly(tmp_path: Any) -> None:
+    proc = SesameProcess("dev", data_dir=tmp_path).start()
+    try:
+        host, smtp_port = proc.listeners["smtp"]
+        with socket.create_connection((host, smtp_port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"220 ")
+            sock.sendall(b"EHLO client.test\r\n")
+            while not reader.readline().startswith(b"250 "):
+                pass
+            proc.proc.terminate()  # type: ignore[union-attr]
+            assert reader.readline() == b"421 Service shutting down\r\n"
+            assert reader.readline() == b""  # and closed
+            reader.close()
+        assert proc.proc.wait(20) == 0  # type: ignore[union-attr]
+    finally:
+        proc.stop()
+
+
+def test_database_down_is_451_and_the_client_retries(tmp_path: Any) -> None:
+    """PostgreSQL refusing connections: a submission gets 451 (retry later), nothing half-queued; once
+    the database is back, the same submission goes through."""
+    import asyncio
+
+    import asyncpg
+    import boto3
+
+    from sesame.testing.databases import POSTGRES, temporary_database
+
+    async def admin(*sql: str) -> None:
+        conn = await asyncpg.connect(f"{POSTGRES}/postgres")
+        try:
+            for statement in sql:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    with temporary_database("postgresql", tmp_path) as url:
+        name = url.rpartition("/")[2]
+        with SesameProcess("dev", data_dir=tmp_path / "data", database=url) as proc:
+            host, http_port = proc.listeners["http"]
+            v2 = boto3.client(
+                "sesv2",
+                endpoint_url=f"http://{host}:{http_port}",
+                region_name="us-east-1",
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            )
+            v2.create_email_identity(EmailIdentity="down.test")
+            raw = message("me@down.test")
+            with smtplib.SMTP(host, proc.listeners["smtp"][1], timeout=20) as client:
+                assert client.sendmail("me@down.test", ["x@example.net"], raw) == {}
+                asyncio.run(
+                    admin(
+                        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+                        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                    )
+                )
+                with pytest.raises(smtplib.SMTPDataError) as refused:
+                    client.sendmail("me@down.test", ["y@example.net"], raw)
+                assert (refused.value.smtp_code, refused.value.smtp_error) == (
+                    451,
+                    b"Temporary service failure",
+                )
+                client.rset()
+                asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+                deadline = time.monotonic() + 10
+                while True:  # as a client does: retry the 4xx
+                    try:
+                        assert client.sendmail("me@down.test", ["y@example.net"], raw) == {}
+                        break
+                    except smtplib.SMTPDataError as exc:
+                        assert exc.smtp_code == 451 and time.monotonic() < deadline
+                        client.rset()
+                        time.sleep(0.2)
+        messages = query_url(url, "SELECT id FROM messages")
+        entries = query_url(url, "SELECT recipient FROM queue ORDER BY recipient")
+    assert len(messages) == 2 and [e["recipient"] for e in entries] == ["x@example.net", "y@example.net"]

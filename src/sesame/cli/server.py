@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from http import HTTPStatus
+from types import FrameType
 from typing import ClassVar
 
 import uvicorn
@@ -160,6 +161,15 @@ class _Server(uvicorn.Server):
     a supervisor should see an orderly shutdown as one. A second signal still forces the exit.
     """
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        #: Set at the first SIGTERM/SIGINT, for the other listeners to stop with this one.
+        self.stopping = asyncio.Event()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().handle_exit(sig, frame)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
@@ -210,17 +220,28 @@ async def run(settings: Settings) -> None:
         print(_dev_banner(real_host, real_port, settings), file=sys.stderr, flush=True)
     print("ready", file=sys.stderr, flush=True)
     background = [asyncio.create_task(sesame.background())] if settings.mode == "serve" else []
+    smtp_stop = asyncio.create_task(_close_on_exit(server, smtp), name="sesame-smtp-stop")
     if sesame.engine is not None:
         background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:
+        if not server.stopping.is_set():  # the HTTP server ended on its own (an error): stop SMTP now
+            smtp_stop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await smtp_stop
         await smtp.close()
         for job in background:  # a delivery cut short keeps its lease; another run picks it up
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await job
         await sesame.close()
+
+
+async def _close_on_exit(server: _Server, smtp: SmtpServer) -> None:
+    """The SMTP listeners stop with the HTTP one, at the signal, not after its graceful stop."""
+    await server.stopping.wait()
+    await smtp.close()
 
 
 def main(settings: Settings) -> None:

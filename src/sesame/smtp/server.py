@@ -101,7 +101,9 @@ class SmtpServer:
 
     async def close(self) -> None:
         """Stop listening; idle sessions are told 421 at once, the others get GRACE_SECONDS to finish
-        their transaction (a message being committed gets its 250)."""
+        their transaction (a message being committed gets its 250). Once is enough: later calls return."""
+        if self.closing:
+            return
         self.closing = True
         for server in self._servers:
             server.close()
