@@ -36,10 +36,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _dev_banner(host: str, port: int, settings: Settings) -> str:
+def _dev_banner(host: str, port: int, settings: Settings, smtp: dict[str, tuple[str, int]]) -> str:
     endpoint = f"http://{host}:{port}"
+    mail = "".join(f"\n  {name}://{h}:{p}" for name, (h, p) in smtp.items())
     return f"""
 Sesame dev server: {endpoint}  (data in {settings.data_dir}, any access key works)
+SMTP (any credentials or none; mail is captured and shown at {endpoint}/_aws/ses):{mail or " off"}
 
   aws sesv2 get-account --endpoint-url {endpoint} --region us-east-1
 
@@ -213,11 +215,11 @@ async def run(settings: Settings) -> None:
             return
         await asyncio.sleep(0.01)
     print(f"listening http {real_host}:{real_port}", file=sys.stderr, flush=True)
-    for name, smtp_sock in smtp_sockets.items():
-        smtp_host, smtp_port = smtp_sock.getsockname()[:2]
+    smtp_bound = {name: smtp_sock.getsockname()[:2] for name, smtp_sock in smtp_sockets.items()}
+    for name, (smtp_host, smtp_port) in smtp_bound.items():
         print(f"listening {name} {smtp_host}:{smtp_port}", file=sys.stderr, flush=True)
     if settings.mode == "dev":
-        print(_dev_banner(real_host, real_port, settings), file=sys.stderr, flush=True)
+        print(_dev_banner(real_host, real_port, settings, smtp_bound), file=sys.stderr, flush=True)
     print("ready", file=sys.stderr, flush=True)
     background = [asyncio.create_task(sesame.background())] if settings.mode == "serve" else []
     smtp_stop = asyncio.create_task(_close_on_exit(server, smtp), name="sesame-smtp-stop")
