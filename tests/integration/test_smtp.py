@@ -611,3 +611,30 @@ def test_database_down_is_451_and_the_client_retries(tmp_path: Any) -> None:
         messages = query_url(url, "SELECT id FROM messages")
         entries = query_url(url, "SELECT recipient FROM queue ORDER BY recipient")
     assert len(messages) == 2 and [e["recipient"] for e in entries] == ["x@example.net", "y@example.net"]
+
+
+def test_sending_authorization_headers(smtp: Serve, dns_server: DnsServer) -> None:
+    owner, delegate = Account(smtp, dns_server), Account(smtp, dns_server)
+    arn = f"arn:aws:ses:us-east-1:{owner.id}:identity/{owner.domain}"
+    sender = f"billing@{owner.domain}"
+    raw = message(sender, X_SES_SOURCE_ARN=arn)
+    with login(smtp, delegate) as client:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail(sender, ["x@example.net"], raw)
+        assert refused.value.smtp_code == 554
+        assert refused.value.smtp_error.decode() == (
+            f"Access denied: User arn:aws:iam::{delegate.id}:root is not authorized to perform "
+            f"ses:SendRawEmail on resource {arn}"
+        )
+        statement = {"Effect": "Allow", "Principal": {"AWS": delegate.id}, "Action": "ses:SendRawEmail"}
+        owner.v2.create_email_identity_policy(
+            EmailIdentity=owner.domain,
+            PolicyName="delegate",
+            Policy=json.dumps({"Version": "2012-10-17", "Statement": [{**statement, "Resource": arn}]}),
+        )
+        client.mail(sender)
+        client.rcpt("x@example.net")
+        code, reply = client.data(raw)
+        assert code == 250
+    row = stored(smtp, message_id_of(reply))
+    assert row["account_id"] == delegate.id and b"X-SES-SOURCE-ARN" not in bytes(row["body"])

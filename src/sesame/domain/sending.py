@@ -57,8 +57,8 @@ KEEP = {RATE_SPAN: 120, DAY_SPAN: DAY_BUCKETS, STATS_SPAN: STATS_BUCKETS}
 
 
 class SendError(Exception):
-    """``kind``: 'paused', 'rejected', 'invalid', 'rate', 'daily', 'mail-from', 'config-missing',
-    'config-paused'."""
+    """``kind``: 'paused', 'rejected', 'denied' (sending authorization), 'invalid', 'rate', 'daily',
+    'mail-from', 'config-missing', 'config-paused'."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -229,10 +229,12 @@ class Sending:
         address: str,
         arn: str,
         own: dict[str, SenderIdentity],
+        denied: list[str],
     ) -> SenderIdentity | None:
         """The identity that lets ``account_id`` send as ``address`` under ``arn`` in ``operation``: its
         own, or another account's whose sending-authorization policy allows it. ``arn`` may give ``*`` for
-        the region (SES's global endpoints); the identity is always this region's."""
+        the region (SES's global endpoints); the identity is always this region's. An identity that
+        covers the address but whose policy does not allow the send goes into ``denied``."""
         parts = arn.split(":", 5)
         if (
             len(parts) != 6
@@ -258,6 +260,7 @@ class Sending:
         resource = identity_arn(region, owner, row.identity)
         if policy_allows(row.policies or {}, account_id, f"ses:{operation}", resource):
             return row
+        denied.append(resource)
         return None
 
     async def _covered(
@@ -268,11 +271,12 @@ class Sending:
         address: str,
         arn: str | None,
         own: dict[str, SenderIdentity],
+        denied: list[str],
     ) -> SenderIdentity | None:
         """The identity that lets the account send as ``address``: through ``arn`` (sending
         authorization) when the message names one, else its own most specific verified identity."""
         if arn:
-            return await self._authorized(account_id, region, msg.operation, address, arn, own)
+            return await self._authorized(account_id, region, msg.operation, address, arn, own, denied)
         return _most_specific(_candidates(address), own)
 
     async def _load(
@@ -319,18 +323,25 @@ class Sending:
         if not state.sending_enabled:
             raise SendError("paused", "Sending is paused for this account.")
         failed: list[str] = []
-        sender = await self._covered(account_id, region, msg, msg.from_address, msg.from_arn, own)
+        denied: list[str] = []  # identities whose sending-authorization policy refused this account
+        sender = await self._covered(account_id, region, msg, msg.from_address, msg.from_arn, own, denied)
         if sender is None:
             failed.append(msg.from_as_given or msg.from_address)
         for address in dict.fromkeys(a for a in msg.other_senders if a.lower() != msg.from_address.lower()):
-            if await self._covered(account_id, region, msg, address, msg.from_arn, own) is None:
+            if await self._covered(account_id, region, msg, address, msg.from_arn, own, denied) is None:
                 failed.append(address)
         if msg.envelope_from.lower() != msg.from_address.lower():
             arn = msg.return_path_arn or msg.from_arn
-            if await self._covered(account_id, region, msg, msg.envelope_from, arn, own) is None:
+            if await self._covered(account_id, region, msg, msg.envelope_from, arn, own, denied) is None:
                 failed.append(msg.envelope_from)
         if not state.production_access:
             failed += [r for r in sandbox_checked if _most_specific(_candidates(r), own) is None]
+        if denied:  # SES's words (its SMTP endpoint's, reference §2.5); the account acts as its root user
+            raise SendError(
+                "denied",
+                f"User arn:aws:iam::{account_id}:root is not authorized to perform ses:{msg.operation} "
+                f"on resource {denied[0]}",
+            )
         if failed:
             shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
             raise SendError(

@@ -22,6 +22,7 @@ E = service_errors("ses")
 _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "paused": (E.AccountSendingPausedException, "AccountSendingPaused"),
     "rejected": (E.MessageRejected, "MessageRejected"),
+    "denied": (E.MessageRejected, "MessageRejected"),
     "invalid": (InvalidParameterValue, "InvalidParameterValue"),
     "rate": (Throttling, "AccountThrottled"),
     "daily": (Throttling, "AccountDailyQuotaExceeded"),

@@ -24,6 +24,7 @@ E = service_errors("sesv2")
 _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "paused": (E.SendingPausedException, "ACCOUNT_SENDING_PAUSED"),
     "rejected": (E.MessageRejected, "MESSAGE_REJECTED"),
+    "denied": (E.MessageRejected, "MESSAGE_REJECTED"),
     "invalid": (E.BadRequestException, "INVALID_PARAMETER"),
     "rate": (E.TooManyRequestsException, "ACCOUNT_THROTTLED"),
     "daily": (E.LimitExceededException, "ACCOUNT_DAILY_QUOTA_EXCEEDED"),

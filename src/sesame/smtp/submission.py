@@ -44,6 +44,7 @@ _REFUSALS = {
     "rate": (454, "Throttling failure: {}"),
     "daily": (454, "Throttling failure: {}"),
     "rejected": (554, "Message rejected: {}"),
+    "denied": (554, "Access denied: {}"),
     "paused": (554, "Message rejected: {}"),
     "mail-from": (554, "Message rejected: {}"),
     "config-paused": (554, "Message rejected: {}"),
