@@ -68,6 +68,7 @@ _LINE_MAX = 998  # ... and RFC 5322 demands 998.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §3.6.8 ftext, also the v2 MessageHeader.Name pattern
 _RAW_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")  # RFC 5322 §4.5: obsolete syntax allows blanks before ":"
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what the email package removes to unfold a value
 _CTE = {"BASE64": "base64", "QUOTED_PRINTABLE": "quoted-printable", "SEVEN_BIT": "7bit"}
 
 
@@ -143,8 +144,13 @@ class RawInfo:
         return [a.addr_spec for h in self._headers(name) for a in getattr(h, "addresses", ())]
 
     def _text(self, name: str) -> str | None:
-        found = self._headers(name)
-        return str(found[0]).strip() if found else None
+        values = self.fields.get(name)
+        if not values:
+            return None
+        plain = _LINE_BREAK.sub("", values[0])
+        if plain.isascii() and "=?" not in plain:  # no encoded word to decode: the parser would keep it
+            return plain.strip()
+        return str(self._headers(name)[0]).strip()
 
     @functools.cached_property
     def from_addr(self) -> str | None:
