@@ -18,7 +18,7 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sesame.domain.addresses import IllegalAddress, bare_address
 from sesame.domain.sending import MAX_RECIPIENTS
@@ -82,8 +82,7 @@ class SmtpSession(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
         self.task = self.loop.create_task(self._run(), name=f"smtp-session-{self.peer}")
