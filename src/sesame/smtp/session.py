@@ -270,8 +270,7 @@ class SmtpSession(asyncio.Protocol):
             lines.append("STARTTLS")
         if self._auth_offered():
             lines.append("AUTH PLAIN LOGIN")
-        lines.append("Ok")
-        self._out.append("".join(f"250-{x}\r\n" for x in lines[:-1]).encode() + b"250 Ok\r\n")
+        self._out.append("".join(f"250-{x}\r\n" for x in lines).encode() + b"250 Ok\r\n")  # SES ends with Ok
 
     def helo_(self, arg: str) -> None:
         if not arg:
