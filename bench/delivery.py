@@ -617,14 +617,17 @@ postlog unix-dgram n - n - 1 postlogd
 
 
 class PrivatePostfix:
-    """A Postfix instance of its own in ``root``: nothing outside it is read or written but the programs."""
+    """A Postfix instance of its own in ``root``: nothing outside it is read or written but the programs.
+    Its smtpd listens on 127.0.0.1:``port`` and takes mail from loopback; ``settings`` are the main.cf
+    lines of the benchmark's own (where mail goes, or that it is held)."""
 
-    def __init__(self, root: Path, port: int, sink_port: int, probe_port: int, concurrency: int) -> None:
+    def __init__(self, root: Path, port: int, settings: dict[str, str]) -> None:
         self.root = root
         self.port = port
         self.config = root / "etc"
         self.maillog = root / "maillog"
-        spool, data = root / "spool", root / "data"
+        self.spool = spool = root / "spool"
+        data = root / "data"
         for d in (self.config, spool, data):
             d.mkdir(parents=True)
         for d in (root, root.parent):  # Postfix's daemons, running as postfix, go through them
@@ -641,10 +644,7 @@ class PrivatePostfix:
             "inet_interfaces": "loopback-only",
             "inet_protocols": "ipv4",
             "mynetworks": "127.0.0.0/8",
-            "relayhost": f"[127.0.0.1]:{sink_port}",
-            "transport_maps": f"inline:{{ {PROBE_DOMAIN}=smtp:[127.0.0.1]:{probe_port} }}",
-            "default_destination_concurrency_limit": str(concurrency),
-            "initial_destination_concurrency": str(concurrency),
+            **settings,
             "queue_directory": str(spool),
             "data_directory": str(data),
             "mail_owner": "postfix",
@@ -703,9 +703,14 @@ def bench_postfix(args: argparse.Namespace, message: bytes) -> dict | None:
         SinkServer("127.0.0.1", hostname=PROBE_DOMAIN) as probe_sink,
         sink() as the_sink,
     ):
-        instance = PrivatePostfix(
-            Path(tmp) / "postfix", free_port(), the_sink.port, probe_sink.port, args.concurrency
-        )
+        concurrency = str(args.concurrency)
+        relaying = {
+            "relayhost": f"[127.0.0.1]:{the_sink.port}",
+            "transport_maps": f"inline:{{ {PROBE_DOMAIN}=smtp:[127.0.0.1]:{probe_sink.port} }}",
+            "default_destination_concurrency_limit": concurrency,
+            "initial_destination_concurrency": concurrency,
+        }
+        instance = PrivatePostfix(Path(tmp) / "postfix", free_port(), relaying)
         # smtp-source sends the file as it is, adding CRLF to each line and stuffing dots.
         message_file = Path(tmp) / "message.eml"
         message_file.write_bytes(message.replace(b"\r\n", b"\n"))
@@ -789,12 +794,12 @@ def drain_postfix(
         source.wait(args.seconds)
     except subprocess.TimeoutExpired:
         stop_process(source)
-    deferred = spool_count(instance.root / "spool" / "deferred")
+    deferred = spool_count(instance.spool / "deferred")
     for _ in range(int(args.seconds * 10)):  # until every message has reached the deferred queue
         if deferred >= args.messages:
             break
         time.sleep(0.1)
-        deferred = spool_count(instance.root / "spool" / "deferred")
+        deferred = spool_count(instance.spool / "deferred")
     start = time.perf_counter()
     run_postfix_command([tool("postqueue") or "postqueue", *conf, "-f"])
     last = the_sink.wait_for(before + deferred, args.seconds) if deferred else None

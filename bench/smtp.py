@@ -63,7 +63,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import ssl
 import statistics
 import subprocess
@@ -72,7 +71,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from delivery import SERVICES, run_postfix_command, spool_count, tool, wait_listening  # bench/, beside us
+from delivery import PrivatePostfix, run_postfix_command, spool_count, tool  # bench/, beside us
 from send import DOMAIN, REGION, boto_client, free_port, text_body
 
 from sesame.testing.databases import temporary_database
@@ -475,70 +474,12 @@ def bench_sesame(backend: str, args: argparse.Namespace, message_file: Path) -> 
 # -- Postfix ------------------------------------------------------------------------------------------------
 
 
-class PrivatePostfix:
-    """A Postfix instance of its own in ``root`` that accepts from loopback and holds every message."""
+#: Accepted mail goes to the hold queue, where nothing picks it up: accepting is what is measured.
+HOLD_EVERYTHING = {"smtpd_client_restrictions": "check_client_access inline:{ 127.0.0.1=HOLD }"}
 
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
-        self.port = port
-        self.config = root / "etc"
-        self.spool = root / "spool"
-        self.maillog = root / "maillog"
-        data = root / "data"
-        for d in (self.config, self.spool, data):
-            d.mkdir(parents=True)
-        for d in (root, root.parent):  # Postfix's daemons, running as postfix, go through them
-            d.chmod(0o755)
-        shutil.chown(data, "postfix")
-        main_cf = {
-            "compatibility_level": "3.6",
-            "myhostname": "postfix.bench.test",
-            "mydestination": "",
-            "relay_domains": "",
-            "local_recipient_maps": "",
-            "alias_maps": "",
-            "alias_database": "",
-            "inet_interfaces": "loopback-only",
-            "inet_protocols": "ipv4",
-            "mynetworks": "127.0.0.0/8",
-            # Accepted mail goes to the hold queue, where nothing picks it up: accepting is what is measured.
-            "smtpd_client_restrictions": "check_client_access inline:{ 127.0.0.1=HOLD }",
-            "queue_directory": str(self.spool),
-            "data_directory": str(data),
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "maillog_file": str(self.maillog),
-            "maillog_file_prefixes": str(root),
-            "biff": "no",
-        }
-        (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main_cf.items()))
-        (self.config / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n" + SERVICES)
 
-    def start(self) -> None:
-        rc, out = run_postfix_command([tool("postfix") or "postfix", "-c", str(self.config), "start"])
-        if rc != 0:
-            raise RuntimeError(f"postfix start exited with {rc}:\n{out}\n{self.log_tail()}")
-        if not wait_listening(self.port, 30):
-            raise RuntimeError(
-                f"postfix's smtpd is not listening on 127.0.0.1:{self.port}\n{self.log_tail()}"
-            )
-
-    def master_pid(self) -> int:
-        return int((self.spool / "pid" / "master.pid").read_text().split()[0])
-
-    def held(self) -> int:
-        return spool_count(self.spool / "hold")
-
-    def stop(self) -> None:
-        rc, out = run_postfix_command([tool("postfix") or "postfix", "-c", str(self.config), "stop"])
-        if rc != 0:
-            print(f"postfix: stop exited with {rc}: {out}")
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.maillog.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no maillog)"
+def master_pid(instance: PrivatePostfix) -> int:
+    return int((instance.spool / "pid" / "master.pid").read_text().split()[0])
 
 
 def bench_postfix(args: argparse.Namespace, message_file: Path) -> list[Row]:
@@ -551,17 +492,18 @@ def bench_postfix(args: argparse.Namespace, message_file: Path) -> list[Row]:
         return []
     rc, version = run_postfix_command([tool("postconf") or "postconf", "-d", "-h", "mail_version"], 10)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        instance = PrivatePostfix(Path(tmp) / "postfix", free_port())
+        instance = PrivatePostfix(Path(tmp) / "postfix", free_port(), HOLD_EVERYTHING)
         try:
             instance.start()
             print(f"postfix {version if rc == 0 else '(version unknown)'}: private instance, smtpd on "
                   f"127.0.0.1:{instance.port}, accepted mail held", flush=True)  # fmt: skip
             rows = run_rows(
-                "postfix", instance.port, CpuMeter(instance.master_pid()), args, message_file, None
+                "postfix", instance.port, CpuMeter(master_pid(instance)), args, message_file, None
             )
             time.sleep(0.5)  # the last cleanup may still be renaming its file
             counted = WARMUP + sum(r.accepted for r in rows)
-            print(f"postfix: {instance.held()} messages in the hold queue, {counted} replies 250 counted")
+            held = spool_count(instance.spool / "hold")
+            print(f"postfix: {held} messages in the hold queue, {counted} replies 250 counted")
             return rows
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             print(f"postfix: a private instance could not run here, so no Postfix figures:\n{exc}")
