@@ -232,6 +232,11 @@ class Settings:
     def http_address(self) -> tuple[str, int]:
         return _address("http", self.http)
 
+    @property
+    def smtp_region(self) -> str:
+        """The region whose SMTP passwords the SMTP listeners accept, and where their mail is sent."""
+        return self.smtp.region or self.default_region
+
     def smtp_addresses(self) -> dict[str, tuple[str, int]]:
         """The SMTP listeners to open, by the name they are announced with ("smtp", "smtps")."""
         wanted = {

@@ -137,11 +137,16 @@ async def accounts_create(sesame: Any, name: str, account_id: str | None) -> Non
         if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
             raise click.ClickException(f"account {account_id} already exists") from exc
         raise
+    click.echo(
+        json.dumps({**new.as_json(), "SmtpPassword": _listener_password(sesame, new.secret_access_key)})
+    )
+
+
+def _listener_password(sesame: Any, secret: str) -> str:
+    """The SMTP password of a key for the region the SMTP listeners serve (smtp-password gives others)."""
     from sesame.smtp.credentials import smtp_password
 
-    region = sesame.settings.smtp.region or sesame.settings.default_region
-    # The SMTP password of the key for the region the SMTP listener serves (smtp-password gives others).
-    click.echo(json.dumps({**new.as_json(), "SmtpPassword": smtp_password(new.secret_access_key, region)}))
+    return smtp_password(secret, sesame.settings.smtp_region)
 
 
 @accounts.command("list")
@@ -164,20 +169,14 @@ async def accounts_create_key(sesame: Any, account_id: str) -> None:
         key_id, secret = await sesame.accounts.create_access_key(account_id)
     except AccountNotFound:
         raise click.ClickException(f"no account {account_id}") from None
-    from sesame.smtp.credentials import smtp_password
-
-    region = sesame.settings.smtp.region or sesame.settings.default_region
-    password = smtp_password(secret, region)
-    click.echo(
-        json.dumps(
-            {
-                "AccountId": account_id,
-                "AccessKeyId": key_id,
-                "SecretAccessKey": secret,
-                "SmtpPassword": password,
-            }
-        )
-    )
+    password = _listener_password(sesame, secret)
+    new = {
+        "AccountId": account_id,
+        "AccessKeyId": key_id,
+        "SecretAccessKey": secret,
+        "SmtpPassword": password,
+    }
+    click.echo(json.dumps(new))
 
 
 @accounts.command("smtp-password")
@@ -191,7 +190,7 @@ async def accounts_smtp_password(sesame: Any, access_key_id: str, region: str | 
     from sesame.awsapi.auth import accepted_regions
     from sesame.smtp.credentials import smtp_password
 
-    region = region or sesame.settings.smtp.region or sesame.settings.default_region
+    region = region or sesame.settings.smtp_region
     if region not in accepted_regions(sesame.settings):
         raise click.ClickException(f"{region} is not one of the regions this server accepts")
     found = await sesame.accounts.credentials(access_key_id)

@@ -58,7 +58,7 @@ class Submission:
     def __init__(self, settings: Settings, accounts: Accounts, sending: Sending) -> None:
         self.accounts = accounts
         self.sending = sending
-        self.region = settings.smtp.region or settings.default_region
+        self.region = settings.smtp_region
         self.dev = settings.mode == "dev"
         self.default_account = settings.default_account
         self.trusted: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []

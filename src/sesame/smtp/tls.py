@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from sesame.config import Settings
@@ -55,28 +56,44 @@ def self_signed(data_dir: Path, hostname: str) -> tuple[Path, Path]:
     cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    cert_pem, key_pem = self_signed_pem(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        [hostname, "localhost"],
+        ["127.0.0.1", "::1"],
+        days=3650,
+    )
+    write_private(key_path, key_pem)
+    write_private(cert_path, cert_pem)
+    return cert_path, key_path
+
+
+def self_signed_pem(
+    key: CertificateIssuerPrivateKeyTypes,
+    names: list[str],
+    addresses: list[str],
+    *,
+    days: int,
+    ca: bool = False,
+) -> tuple[bytes, bytes]:
+    """A certificate for ``names`` (the first is its subject) and IP ``addresses``, signed with its own
+    ``key``, and the key: both PEM. ``ca``: it may also serve as a client's trust anchor."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alt: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
     now = dt.datetime.now(dt.UTC)
-    names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem

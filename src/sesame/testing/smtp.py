@@ -17,7 +17,6 @@ Every attribute may be read from any thread; ``messages`` and ``rejected`` are s
 from __future__ import annotations
 
 import asyncio
-import datetime
 import functools
 import ipaddress
 import itertools
@@ -31,10 +30,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from sesame.smtp.tls import self_signed_pem
 
 
 @dataclass(frozen=True)
@@ -363,28 +361,10 @@ class _Handler:
 
 @functools.lru_cache(maxsize=16)
 def _self_signed(hostname: str, host: str) -> tuple[bytes, bytes]:
-    """A certificate for ``hostname`` (and ``host`` if it is an IP address) and its key, both PEM."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    alt_names: list[x509.GeneralName] = [x509.DNSName(hostname)]
+    """A certificate for ``hostname`` (and ``host`` if it is an IP address) and its key, both PEM; tests
+    trust it as their own authority."""
     try:
-        alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
-        pass
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+        addresses = []
+    return self_signed_pem(ec.generate_private_key(ec.SECP256R1()), [hostname], addresses, days=365, ca=True)
