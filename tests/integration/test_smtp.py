@@ -20,6 +20,7 @@ from sesame.smtp.credentials import smtp_password
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
 from tests.conftest import Serve, query, query_url
+from tests.conftest import client as aws_client
 
 TRUSTED_ACCOUNT = "444455556666"  # what clients from 127.0.0.2 send as, without AUTH
 UNVERIFIED = ssl._create_unverified_context()  # the generated certificate is self-signed
@@ -47,9 +48,18 @@ def smtp(
 class Account:
     """An account with a verified domain; production (unlimited) unless ``sandbox``."""
 
-    def __init__(self, serve: Serve, dns_server: DnsServer, *, sandbox: bool = False, **update: str) -> None:
+    def __init__(
+        self,
+        serve: Serve,
+        dns_server: DnsServer,
+        *,
+        sandbox: bool = False,
+        account_id: str | None = None,
+        **update: str,
+    ) -> None:
         n = next(_n)
-        self.json = serve.new_account(f"smtp{n}")
+        given_id = ["--id", account_id] if account_id else []
+        self.json = json.loads(serve.cli("accounts", "create", f"smtp{n}", *given_id))
         self.id, self.key = self.json["AccountId"], self.json["AccessKeyId"]
         self.password = self.json["SmtpPassword"]
         limits = [f"--{k.replace('_', '-')}={v}" for k, v in update.items()]
@@ -213,7 +223,8 @@ def test_starttls_auth_login_and_send(smtp: Serve, account: Account) -> None:
     assert row["operation"] == "SendRawEmail" and row["source"] == account.sender
     body = bytes(row["body"])
     assert b"X-SES-" not in body and b"\r\nSubject: smtp test\r\n" in body
-    assert json.loads(row["tags"]) if isinstance(row["tags"], str) else row["tags"] == {"campaign": "launch"}
+    tags = json.loads(row["tags"]) if isinstance(row["tags"], str) else row["tags"]
+    assert tags == {"campaign": "launch"}
     entries = query(
         smtp, "SELECT recipient FROM queue WHERE message_id = :m ORDER BY recipient", m=message_id
     )
@@ -492,33 +503,31 @@ def test_too_many_connections_from_one_address(smtp: Serve) -> None:
 
 
 def test_a_trusted_network_sends_without_auth(smtp: Serve, dns_server: DnsServer) -> None:
-    smtp.cli("accounts", "create", "trusted", "--id", TRUSTED_ACCOUNT)
-    smtp.cli(
-        "accounts", "update", TRUSTED_ACCOUNT, "--production", "--max-send-rate=-1", "--max-24-hour-send=-1"
-    )
+    trusted = Account(smtp, dns_server, account_id=TRUSTED_ACCOUNT)
     raw = Raw(smtp, source="127.0.0.2")
     assert raw.command("EHLO relay.test")[0] == 250
-    assert raw.command("MAIL FROM:<app@nowhere.test>") == (250, "Ok")  # no AUTH asked
+    assert raw.command(f"MAIL FROM:<{trusted.sender}>") == (250, "Ok")  # no AUTH asked
+    assert raw.command("RCPT TO:<x@example.net>") == (250, "Ok")
+    assert raw.command("DATA")[0] == 354
+    raw.send(message(trusted.sender) + b".\r\n")
+    code, text = raw.reply()
+    assert code == 250
+    assert stored(smtp, message_id_of(text.encode()))["account_id"] == TRUSTED_ACCOUNT
+    # Its checks apply: a sender it has not verified is refused.
+    assert raw.command("MAIL FROM:<app@nowhere.test>") == (250, "Ok")
     assert raw.command("RCPT TO:<x@example.net>") == (250, "Ok")
     assert raw.command("DATA")[0] == 354
     raw.send(message("app@nowhere.test") + b".\r\n")
     code, text = raw.reply()
-    assert code == 554 and "not verified" in text  # sent as the trusted account, whose checks apply
-    raw.close()
-    assert Raw(smtp).command("EHLO x")[0] == 250
+    assert code == 554 and "not verified" in text
+    # Another address is not trusted.
+    other = Raw(smtp)
+    assert other.command("EHLO x")[0] == 250
+    assert other.command(f"MAIL FROM:<{trusted.sender}>") == (530, "Authentication required")
 
 
 def test_dev_mode_takes_any_credentials_in_clear(dev: SesameProcess) -> None:
-    import boto3
-
-    host, http_port = dev.listeners["http"]
-    v2 = boto3.client(
-        "sesv2",
-        endpoint_url=f"http://{host}:{http_port}",
-        region_name="us-east-1",
-        aws_access_key_id="111122223333",
-        aws_secret_access_key="x",
-    )
+    v2 = aws_client("sesv2", dev.endpoint, "111122223333", "x")
     v2.create_email_identity(EmailIdentity="dev-smtp.test")
     with smtplib.SMTP("127.0.0.1", dev.listeners["smtp"][1], timeout=10) as client:
         client.login("111122223333", "anything")  # offered without TLS in dev
@@ -558,7 +567,6 @@ def test_database_down_is_451_and_the_client_retries(tmp_path: Any) -> None:
     import asyncio
 
     import asyncpg
-    import boto3
 
     from sesame.testing.databases import POSTGRES, temporary_database
 
@@ -573,14 +581,8 @@ def test_database_down_is_451_and_the_client_retries(tmp_path: Any) -> None:
     with temporary_database("postgresql", tmp_path) as url:
         name = url.rpartition("/")[2]
         with SesameProcess("dev", data_dir=tmp_path / "data", database=url) as proc:
-            host, http_port = proc.listeners["http"]
-            v2 = boto3.client(
-                "sesv2",
-                endpoint_url=f"http://{host}:{http_port}",
-                region_name="us-east-1",
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-            )
+            host = proc.listeners["smtp"][0]
+            v2 = aws_client("sesv2", proc.endpoint)
             v2.create_email_identity(EmailIdentity="down.test")
             raw = message("me@down.test")
             with smtplib.SMTP(host, proc.listeners["smtp"][1], timeout=20) as client:
