@@ -22,8 +22,7 @@ from sesame.mail.mime import (
     add_headers,
     build_simple,
     check_attachment_filename,
-    ensure_date,
-    ensure_message_id,
+    date_field,
     process_raw,
     remove_headers,
     ses_message_id_domain,
@@ -581,21 +580,11 @@ def test_add_headers_prepends_in_the_message_line_ending():
             add_headers(CLEAN, [(name, value)])
 
 
-def test_ensure_message_id_replaces_or_adds():
-    out = ensure_message_id(CLEAN, "0100-x-000000@email.amazonses.com")
-    assert out == b"Message-ID: <0100-x-000000@email.amazonses.com>\r\n" + CLEAN.replace(
-        b"Message-ID: <orig@client>\r\n", b""
+def test_date_field_is_utc():
+    assert date_field(WHEN) == "Tue, 02 Jan 2024 03:04:05 +0000"
+    assert date_field(datetime(2024, 1, 1, 22, 4, 5, tzinfo=timezone(timedelta(hours=-5)))) == (
+        "Tue, 02 Jan 2024 03:04:05 +0000"
     )
-    assert ensure_message_id(CLEAN, "<new@x>", replace=False) == CLEAN
-    bare = remove_headers(CLEAN, ["message-id"])
-    assert ensure_message_id(bare, "<new@x>", replace=False) == b"Message-ID: <new@x>\r\n" + bare
-
-
-def test_ensure_date():
-    raw = b"Date: Mon, 1 Jan 2001 00:00:00 -0500\nFrom: a@example.com\n\nbody\n"
-    out = ensure_date(raw, WHEN)
-    assert out == b"Date: Tue, 02 Jan 2024 03:04:05 +0000\nFrom: a@example.com\n\nbody\n"
-    assert ensure_date(raw, WHEN, replace=False) == raw
 
 
 def test_remove_headers_takes_folded_lines_too():

@@ -547,28 +547,10 @@ def add_headers(data: bytes, headers: Sequence[tuple[str, str]]) -> bytes:
     return b"".join(lines) + data
 
 
-def ensure_message_id(data: bytes, message_id: str, *, replace: bool = True) -> bytes:
-    """Give the message this Message-ID. SES overwrites the client's [DG: header-fields];
-    ``replace=False`` keeps one that is there."""
-    value = message_id if message_id.startswith("<") else f"<{message_id}>"
-    return _ensure(data, "Message-ID", value, replace)
-
-
-def ensure_date(data: bytes, when: datetime, *, replace: bool = True) -> bytes:
-    """Give the message this Date, in UTC. SES overwrites the client's with the time it accepted the
-    message [DG: header-fields]; ``replace=False`` keeps one that is there."""
-    return _ensure(data, "Date", date_field(when), replace)
-
-
 def date_field(when: datetime) -> str:
-    """A Date field body (RFC 5322 §3.3) for ``when``, in UTC."""
+    """A Date field body (RFC 5322 §3.3) for ``when``, in UTC. SES writes its own Date, the time it
+    accepted the message, over the client's [DG: header-fields]."""
     return format_datetime(when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC))
-
-
-def _ensure(data: bytes, name: str, value: str, replace: bool) -> bytes:
-    if not replace and any(f.name.lower() == name.lower() for f in _header_fields(data)):
-        return data
-    return add_headers(remove_headers(data, [name]), [(name, value)])
 
 
 def _parser_view(data: bytes, fields: list[_Field]) -> bytes:
