@@ -30,15 +30,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +44,7 @@ from botocore.credentials import Credentials
 
 from sesame.testing.databases import temporary_database
 from sesame.testing.dns import DnsServer
+from sesame.testing.moto import moto_server
 from sesame.testing.servers import SesameProcess, sesame_cli
 
 DOMAIN = "bench.test"
@@ -307,46 +302,6 @@ def bench_sesame(backend: str, args: argparse.Namespace) -> list[dict] | None:
                 return None
             request = signed_request(sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"])
             return run_levels(f"sesame-{backend}", Client(sesame.endpoint, request), args)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def moto_server(startup_timeout: float = 30.0) -> Iterator[str]:
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answered HTTP, which is all that is asked
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("moto_server did not answer") from None
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def bench_moto(args: argparse.Namespace) -> list[dict] | None:

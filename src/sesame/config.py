@@ -166,6 +166,37 @@ class SmtpSettings:
 
 
 @dataclass
+class AwsSettings:
+    """Where ARNs lead: the AWS-compatible endpoint (real AWS, LocalStack, moto) that event
+    destinations, notification topics and, later, buckets and functions are reached at. With no
+    endpoint, Sesame's own stand-ins serve: its SNS topics, Firehose streams as files under
+    ``DATA_DIR/firehose/``, CloudWatch metrics at ``/metrics``."""
+
+    #: One endpoint for every service, e.g. ``http://localhost:4566``; empty: none.
+    endpoint_url: str = ""
+    #: Per-service overrides of ``endpoint_url``: ``sns``, ``events``, ``firehose``, ``cloudwatch``.
+    endpoints: dict[str, str] = field(default_factory=dict)
+    #: The credentials requests to that endpoint are signed with (SigV4, by botocore).
+    access_key_id: str = ""
+    secret_access_key: str = ""
+
+    def endpoint(self, service: str) -> str:
+        return self.endpoints.get(service) or self.endpoint_url
+
+
+@dataclass
+class EventSettings:
+    """Event publishing (events/publisher.py)."""
+
+    #: Seconds between looks for new records when nothing woke the publisher.
+    poll_interval: float = 0.5
+    #: Seconds a publisher holds claimed records before another may take them.
+    lease_seconds: float = 60.0
+    #: Records claimed and published together.
+    batch: int = 200
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -212,6 +243,8 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     templates: TemplateSettings = field(default_factory=TemplateSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    events: EventSettings = field(default_factory=EventSettings)
 
     @property
     def database_url(self) -> str:

@@ -21,6 +21,7 @@ from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
 from sesame.domain.verification import Verification
+from sesame.events.publisher import EventPublisher
 from sesame.mta.engine import DeliveryEngine
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
@@ -68,6 +69,7 @@ class Sesame:
             self.sending.on_accept = self.engine.wake
             self.engine.on_auto_reply = self.sending.send_system
         register_resource("identity", self._identity_exists)
+        self.publisher = EventPublisher(self.db, settings, self.sending.send_system)
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),

@@ -225,6 +225,7 @@ async def run(settings: Settings) -> None:
     smtp_stop = asyncio.create_task(_close_on_exit(server, smtp), name="sesame-smtp-stop")
     if sesame.engine is not None:
         background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
+    background.append(asyncio.create_task(sesame.publisher.run(), name="sesame-events"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:

@@ -516,6 +516,21 @@ def _header_fields(data: bytes) -> list[_Field]:
     return fields
 
 
+def header_list(data: bytes) -> list[tuple[str, str]]:
+    """The top-level header fields as (name, value), values unfolded and left encoded (event records
+    show them so); an empty list for data that has no valid header section."""
+    try:
+        fields = _header_fields(data)
+    except MalformedMessage:
+        return []
+    out = []
+    for f in fields:
+        raw = data[f.start : f.end].decode("utf-8", "replace")
+        value = raw.split(":", 1)[1] if ":" in raw else ""
+        out.append((f.name, " ".join(value.split())))
+    return out
+
+
 def _cut(data: bytes, drop: Callable[[str], bool]) -> bytes:
     """The message without the top-level fields whose lower-case name ``drop`` accepts, byte for byte."""
     kept, pos = [], 0

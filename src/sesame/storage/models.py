@@ -312,6 +312,56 @@ class DeliveryEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     #: The event's own object as SES spells it (the "delivery", "bounce", … member of the record).
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Whether events/outbox.py has turned the record into its publications (one per destination).
+    #: Only the few rows not yet dispatched are in the partial index the dispatcher reads.
+    dispatched: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    __table_args__ = (
+        sa.Index(
+            "ix_events_undispatched",
+            "id",
+            sqlite_where=sa.text("dispatched = 0"),
+            postgresql_where=sa.text("NOT dispatched"),
+        ),
+    )
+
+
+class Publication(Base):
+    """One event record on its way to one destination: the outbox, claimed with leases like the queue.
+
+    ``destination`` names where it goes in a way that orders it: records of one message to one
+    destination are published in the order they happened (``id``)."""
+
+    __tablename__ = "publications"
+    __table_args__ = (
+        sa.Index("ix_publications_state_next_attempt_at", "state", "next_attempt_at"),
+        sa.Index("ix_publications_message_id_destination_id", "message_id", "destination", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("events.id", ondelete="CASCADE")
+    )
+    message_id: Mapped[str] = mapped_column(sa.String(80))
+    account_id: Mapped[str] = mapped_column(sa.String(12))
+    region: Mapped[str] = mapped_column(sa.String(32))
+    #: "set/<configuration set>/<event destination>", "identity/<identity>/<type>", "forward/<address>"
+    destination: Mapped[str] = mapped_column(sa.String(400))
+    #: sns | firehose | cloudwatch | eventbridge | pinpoint | email
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    #: The ARN or address, and what else the kind needs (CloudWatch dimensions, headers wanted).
+    target: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: "event" (event publishing), "notification" (identity notifications), "email" (forwarding)
+    format: Mapped[str] = mapped_column(sa.String(16))
+    #: pending | published | failed
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class DedicatedIpPool(Base):

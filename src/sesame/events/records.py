@@ -1,0 +1,169 @@
+"""Event records in SES's own JSON: the event publishing format (``eventType``, with tags) and the
+identity notification format (``notificationType``), and their names on each destination.
+
+A record is a ``mail`` object describing the message plus the event's own object (the row's
+``detail``, built by events/details.py when the outcome happened). Reference: ses-features.md §6.4-6.5.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.utils import getaddresses
+from typing import Any
+
+from sesame.mail import mime
+
+#: events-table type → (the record's eventType, the key of the event's own object).
+RECORD_NAMES = {
+    "Send": ("Send", "send"),
+    "Reject": ("Reject", "reject"),
+    "Bounce": ("Bounce", "bounce"),
+    "Complaint": ("Complaint", "complaint"),
+    "Delivery": ("Delivery", "delivery"),
+    "Open": ("Open", "open"),
+    "Click": ("Click", "click"),
+    "RenderingFailure": ("Rendering Failure", "failure"),
+    "DeliveryDelay": ("DeliveryDelay", "deliveryDelay"),
+    "Subscription": ("Subscription", "subscription"),
+}
+#: EventBridge ``detail-type`` per event type.
+DETAIL_TYPES = {
+    "Send": "Email Sent",
+    "Reject": "Email Rejected",
+    "Bounce": "Email Bounced",
+    "Complaint": "Email Complaint Received",
+    "Delivery": "Email Delivered",
+    "Open": "Email Opened",
+    "Click": "Email Clicked",
+    "RenderingFailure": "Email Rendering Failed",
+    "DeliveryDelay": "Email Delivery Delayed",
+    "Subscription": "Email Subscribed",
+}
+#: Identity notifications exist for these types only.
+NOTIFICATION_TYPES = ("Bounce", "Complaint", "Delivery")
+#: SNS Subject of an event publishing message.
+SNS_SUBJECT = "Amazon SES Email Event Notification"
+#: SES truncates the ``headers`` list past this many bytes of names and values.
+HEADERS_LIMIT = 10 * 1024
+
+
+def iso(when: dt.datetime) -> str:
+    """SES's timestamp form: UTC, milliseconds, Z."""
+    when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Mail:
+    """What a record says about its message."""
+
+    message_id: str
+    account_id: str
+    region: str
+    timestamp: dt.datetime
+    source: str
+    source_arn: str
+    operation: str
+    configuration_set: str | None
+    destination: list[str]
+    header_block: bytes  # the message's header section, as stored
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # a malformed encoded word: show it as written
+        return value
+
+
+def _common_headers(headers: list[tuple[str, str]], message_id: str) -> dict[str, Any]:
+    by_name: dict[str, list[str]] = {}
+    for name, value in headers:
+        by_name.setdefault(name.lower(), []).append(value)
+
+    def addresses(name: str) -> list[str] | None:
+        values = by_name.get(name)
+        if not values:
+            return None
+        return [
+            f"{_decoded(display)} <{address}>" if display else address
+            for display, address in getaddresses(values)
+            if address
+        ]
+
+    out: dict[str, Any] = {}
+    for key, name in (("from", "from"), ("replyTo", "reply-to"), ("to", "to"), ("cc", "cc"), ("bcc", "bcc")):
+        if (found := addresses(name)) is not None:
+            out[key] = found
+    if "return-path" in by_name:
+        out["returnPath"] = by_name["return-path"][0].strip("<>")
+    if "date" in by_name:
+        out["date"] = by_name["date"][0]
+    out["messageId"] = message_id
+    if "subject" in by_name:
+        out["subject"] = _decoded(by_name["subject"][0])
+    return out
+
+
+def _headers(mail: Mail) -> tuple[list[dict[str, str]], bool, list[tuple[str, str]]]:
+    fields = mime.header_list(mail.header_block)
+    shown, size, truncated = [], 0, False
+    for name, value in fields:
+        size += len(name) + len(value)
+        if size > HEADERS_LIMIT:
+            truncated = True
+            break
+        shown.append({"name": name, "value": value})
+    return shown, truncated, fields
+
+
+def auto_tags(mail: Mail) -> dict[str, list[str]]:
+    """The message's tags with SES's automatic ``ses:`` tags, each value a list as SES writes it."""
+    tags = {name: [value] for name, value in mail.tags.items()}
+    tags["ses:operation"] = [mail.operation]
+    if mail.configuration_set:
+        tags["ses:configuration-set"] = [mail.configuration_set]
+    domain = mail.source_arn.rpartition("/")[2].rpartition("@")[2]
+    tags["ses:from-domain"] = [domain]
+    return tags
+
+
+def mail_object(mail: Mail, *, notification: bool = False, headers: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "timestamp": iso(mail.timestamp),
+        "source": mail.source,
+        "sourceArn": mail.source_arn,
+        "sendingAccountId": mail.account_id,
+        "messageId": mail.message_id,
+        "destination": list(mail.destination),
+    }
+    if headers:
+        shown, truncated, fields = _headers(mail)
+        out["headersTruncated"] = truncated
+        out["headers"] = shown
+        # Event publishing shows SES's message id; notifications the Message-ID the sender wrote.
+        original = next((v for n, v in fields if n.lower() == "message-id"), mail.message_id)
+        out["commonHeaders"] = _common_headers(fields, original if notification else mail.message_id)
+    if not notification:
+        out["tags"] = auto_tags(mail)
+    return out
+
+
+def event_record(event_type: str, detail: dict[str, Any], mail: Mail) -> dict[str, Any]:
+    """The event publishing record (SNS message, Firehose record, EventBridge detail)."""
+    name, key = RECORD_NAMES[event_type]
+    return {"eventType": name, "mail": mail_object(mail), key: detail}
+
+
+def notification(event_type: str, detail: dict[str, Any], mail: Mail, *, headers: bool) -> dict[str, Any]:
+    """The identity notification record (SetIdentityNotificationTopic), headers only when the identity
+    asked for them (SetIdentityHeadersInNotificationsEnabled)."""
+    _, key = RECORD_NAMES[event_type]
+    return {
+        "notificationType": event_type,
+        "mail": mail_object(mail, notification=True, headers=headers),
+        key: detail,
+    }

@@ -1,0 +1,1 @@
+"""Where ARNs lead: clients for AWS-compatible services (through botocore) and Sesame's own stand-ins."""

@@ -1,0 +1,403 @@
+"""Event publishing end to end: ``sesame serve`` delivers (to the mailbox simulator, sinks and a dead MX)
+and publishes every event type to moto's server as the external AWS: SNS to an SQS queue, EventBridge
+to an SQS target, Firehose to an S3 bucket, CloudWatch metrics; identity notifications; feedback
+forwarding by email. Record shapes are pinned by golden files (tests/golden/events/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sesame.testing.dns import DnsServer
+from sesame.testing.moto import moto_server
+from sesame.testing.servers import SesameProcess
+from sesame.testing.smtp import SinkServer
+from tests.conftest import Serve
+from tests.e2e.test_delivery import Sender, mx, received_by
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "events"
+#: Values the golden files keep as they are; every other value is reduced to its JSON type.
+LITERALS = {
+    "eventType",
+    "notificationType",
+    "bounceType",
+    "bounceSubType",
+    "delayType",
+    "action",
+    "complaintFeedbackType",
+    "headersTruncated",
+}
+
+
+def shape(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: shape(v, k) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [shape(value[0], key)] if value else []
+    if key in LITERALS:
+        return value
+    return {str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), None)
+
+
+def golden(name: str, record: dict[str, Any]) -> None:
+    """Compare the record's shape with the golden file; UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN / f"{name}.json"
+    got = shape(record)
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(path.read_text()), f"{name}: {json.dumps(record, indent=2)}"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+def aws(moto: str, service: str) -> Any:
+    return boto3.client(
+        service, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+@pytest.fixture(scope="module")
+def sink(module_database: str) -> Iterator[SinkServer]:
+    with SinkServer("127.0.0.1") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sesame(
+    module_database: str,
+    moto: str,
+    sink: SinkServer,
+    dns_server: DnsServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Serve]:
+    env = {
+        "SESAME_DNS__NAMESERVERS": dns_server.address,
+        "SESAME_DNS__TIMEOUT": "2",
+        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+        "SESAME_DELIVERY__MX_PORT": str(sink.port),
+        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
+        "SESAME_DELIVERY__RETRY_BASE": "0.5",
+        "SESAME_DELIVERY__MAX_AGE_SECONDS": "4",
+        "SESAME_DELIVERY__CONNECT_TIMEOUT": "1",
+        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
+        "SESAME_AWS__ENDPOINT_URL": moto,
+        "SESAME_EVENTS__POLL_INTERVAL": "0.1",
+    }
+    data_dir = tmp_path_factory.mktemp("events")
+    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
+        yield Serve(proc, data_dir, module_database)
+
+
+_n = iter(range(1000))
+
+
+@pytest.fixture
+def sender(sesame: Serve, dns_server: DnsServer) -> Sender:
+    return Sender(sesame, dns_server, 500 + next(_n))
+
+
+def sqs_queue(moto: str, name: str) -> tuple[str, str]:
+    sqs = aws(moto, "sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def topic_to_queue(moto: str, name: str) -> tuple[str, str]:
+    """An SNS topic in moto with an SQS queue subscribed; (topic ARN, queue URL)."""
+    topic = aws(moto, "sns").create_topic(Name=name)["TopicArn"]
+    url, arn = sqs_queue(moto, f"{name}-queue")
+    aws(moto, "sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return topic, url
+
+
+def drain_queue(
+    moto: str, url: str, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The JSON bodies read from an SQS queue until ``until`` holds for them."""
+    sqs, got = aws(moto, "sqs"), []
+    deadline = time.monotonic() + timeout
+    while not until(got):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; got {json.dumps(got, indent=1)[:3000]}")
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        ):
+            got.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        time.sleep(0.2)
+    return got
+
+
+WANTED = {"Send", "Delivery", "Bounce", "Complaint", "DeliveryDelay", "Rendering Failure"}
+
+
+def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, moto: str) -> None:
+    topic, sns_queue = topic_to_queue(moto, f"ses-events-{sender.id}")
+    bus_queue, bus_queue_arn = sqs_queue(moto, f"bus-{sender.id}")
+    events = aws(moto, "events")
+    events.put_rule(Name=f"ses-{sender.id}", EventPattern=json.dumps({"source": ["aws.ses"]}))
+    events.put_targets(Rule=f"ses-{sender.id}", Targets=[{"Id": "q", "Arn": bus_queue_arn}])
+    s3 = aws(moto, "s3")
+    s3.create_bucket(Bucket=f"firehose-{sender.id}")
+    stream = f"ses-{sender.id}"
+    aws(moto, "firehose").create_delivery_stream(
+        DeliveryStreamName=stream,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": f"arn:aws:s3:::firehose-{sender.id}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+        },
+    )
+    stream_arn = f"arn:aws:firehose:us-east-1:123456789012:deliverystream/{stream}"
+    every = ["SEND", "REJECT", "BOUNCE", "COMPLAINT", "DELIVERY", "OPEN", "CLICK", "RENDERING_FAILURE",
+             "DELIVERY_DELAY", "SUBSCRIPTION"]  # fmt: skip
+    v2 = sender.v2
+    v2.create_configuration_set(ConfigurationSetName="all")
+    bus = "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    role = "arn:aws:iam::123456789012:role/x"
+    dimensions = [
+        {"DimensionName": name, "DimensionValueSource": "MESSAGE_TAG", "DefaultDimensionValue": "none"}
+        for name in ("ses:configuration-set", "campaign")
+    ]
+    destinations = {
+        "sns": {"SnsDestination": {"TopicArn": topic}},
+        "bus": {"EventBridgeDestination": {"EventBusArn": bus}},
+        "hose": {"KinesisFirehoseDestination": {"IamRoleArn": role, "DeliveryStreamArn": stream_arn}},
+        "metrics": {"CloudWatchDestination": {"DimensionConfigurations": dimensions}},
+    }
+    for name, target in destinations.items():
+        v2.create_configuration_set_event_destination(
+            ConfigurationSetName="all",
+            EventDestinationName=name,
+            EventDestination={"Enabled": True, "MatchingEventTypes": every, **target},
+        )
+    v2.create_email_template(
+        TemplateName="hello", TemplateContent={"Subject": "Hi {{name}}", "Text": "Hello {{name}}"}
+    )
+    tags = [{"Name": "campaign", "Value": "launch"}]
+    sent = {
+        "ok": sender.send("success@simulator.amazonses.com", ConfigurationSetName="all", EmailTags=tags),
+        "bounce": sender.send("bounce@simulator.amazonses.com", ConfigurationSetName="all"),
+        "complaint": sender.send("complaint@simulator.amazonses.com", ConfigurationSetName="all"),
+        "delay": sender.send("someone@nowhere.invalid", ConfigurationSetName="all"),
+        "render": v2.send_email(
+            FromEmailAddress=f"me@{sender.domain}",
+            Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
+            Content={"Template": {"TemplateName": "hello", "TemplateData": "{}"}},
+            ConfigurationSetName="all",
+        )["MessageId"],
+    }
+
+    def types(records: list[dict[str, Any]]) -> set[str]:
+        return {r["eventType"] for r in records}
+
+    notifications = drain_queue(
+        moto, sns_queue, lambda got: WANTED <= types([json.loads(n["Message"]) for n in got])
+    )
+    assert {n["Subject"] for n in notifications} == {"Amazon SES Email Event Notification"}
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for n in notifications:
+        record = json.loads(n["Message"])
+        by_type.setdefault(record["eventType"], []).append(record)
+    source = {"Send": "ok", "Delivery": "ok", "Bounce": "bounce", "Complaint": "complaint",
+              "DeliveryDelay": "delay", "Rendering Failure": "render"}  # fmt: skip
+    for event_type, message in source.items():
+        (record,) = [r for r in by_type[event_type] if r["mail"]["messageId"] == sent[message]][:1]
+        golden(f"event-{event_type.replace(' ', '')}", record)
+    # A few values beyond the shape.
+    (delivered,) = [r for r in by_type["Delivery"] if r["mail"]["messageId"] == sent["ok"]]
+    assert delivered["mail"]["destination"] == ["success@simulator.amazonses.com"]
+    assert delivered["mail"]["tags"]["campaign"] == ["launch"]
+    assert delivered["mail"]["tags"]["ses:configuration-set"] == ["all"]
+    assert delivered["mail"]["tags"]["ses:from-domain"] == [sender.domain]
+    assert delivered["mail"]["commonHeaders"]["subject"] == "hello"
+    assert delivered["mail"]["sourceArn"] == f"arn:aws:ses:us-east-1:{sender.id}:identity/{sender.domain}"
+    (bounced,) = by_type["Bounce"][:1]
+    assert bounced["bounce"]["bouncedRecipients"][0]["emailAddress"] in (
+        "bounce@simulator.amazonses.com",
+        "someone@nowhere.invalid",
+    )
+    (failed,) = by_type["Rendering Failure"]
+    assert failed["failure"]["templateName"] == "hello"
+    # One message's records reach a destination in the order they happened.
+    ok_types = [
+        json.loads(n["Message"])["eventType"]
+        for n in notifications
+        if json.loads(n["Message"])["mail"]["messageId"] == sent["ok"]
+    ]
+    assert ok_types == ["Send", "Delivery"]
+
+    on_bus = drain_queue(moto, bus_queue, lambda got: len(got) >= len(notifications))
+    assert {e["source"] for e in on_bus} == {"aws.ses"}
+    detail_types = {e["detail-type"] for e in on_bus}
+    assert {"Email Sent", "Email Delivered", "Email Bounced", "Email Complaint Received",
+            "Email Delivery Delayed", "Email Rendering Failed"} <= detail_types  # fmt: skip
+    assert {e["detail"]["eventType"] for e in on_bus} == types(on_bus and [e["detail"] for e in on_bus])
+
+    # Firehose: one JSON record per line in the stream's bucket.
+    lines: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while len(lines) < len(notifications) and time.monotonic() < deadline:
+        lines = []
+        for obj in s3.list_objects_v2(Bucket=f"firehose-{sender.id}").get("Contents", []):
+            body = s3.get_object(Bucket=f"firehose-{sender.id}", Key=obj["Key"])["Body"].read().decode()
+            lines += [json.loads(line) for line in body.splitlines() if line]
+        time.sleep(0.3)
+    assert WANTED <= types(lines)
+
+    # CloudWatch: counts in AWS/SES, dimensioned by the configuration set and the message tag; no
+    # DeliveryDelay (CloudWatch takes none).
+    metrics = aws(moto, "cloudwatch").list_metrics(Namespace="AWS/SES")["Metrics"]
+    names = {m["MetricName"] for m in metrics}
+    assert {"Send", "Delivery", "Bounce", "Complaint", "RenderingFailure"} <= names
+    assert "DeliveryDelay" not in names
+    dims = [
+        {d["Name"]: d["Value"] for d in m["Dimensions"]} for m in metrics if m["MetricName"] == "Delivery"
+    ]
+    assert {"ses:configuration-set": "all", "campaign": "launch"} in dims
+
+
+def test_identity_notifications_and_feedback_forwarding(
+    sesame: Serve, sender: Sender, moto: str, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    topic, queue = topic_to_queue(moto, f"identity-{sender.id}")
+    v1 = sesame.client("ses", sender.account)
+    for kind in ("Bounce", "Complaint", "Delivery"):
+        v1.set_identity_notification_topic(Identity=sender.domain, NotificationType=kind, SnsTopic=topic)
+    v1.set_identity_headers_in_notifications_enabled(
+        Identity=sender.domain, NotificationType="Bounce", Enabled=True
+    )
+    sender.send("bounce@simulator.amazonses.com")
+    sender.send("complaint@simulator.amazonses.com")
+    got = drain_queue(
+        moto,
+        queue,
+        lambda got: (
+            {"Bounce", "Complaint", "Delivery"} <= {json.loads(n["Message"])["notificationType"] for n in got}
+        ),
+    )
+    records = {json.loads(n["Message"])["notificationType"]: json.loads(n["Message"]) for n in got}
+    for kind, record in records.items():
+        golden(f"notification-{kind}", record)
+    assert "headers" in records["Bounce"]["mail"] and "headers" not in records["Delivery"]["mail"]
+    assert "tags" not in records["Bounce"]["mail"]
+
+    # Forwarding is on by default: the bounce and the complaint also come back by email, to the
+    # message's return path (its sender's domain, whose MX is the sink here).
+    mx(dns_server, sender.domain, (10, f"mx.{sender.domain}"))
+    dns_server.add(f"mx.{sender.domain}", "A", "127.0.0.1")
+    forwarded = received_by(sink, f"me@{sender.domain}", timeout=20)
+    assert b"Auto-Submitted: auto-replied" in forwarded.data
+    assert b"simulator.amazonses.com" in forwarded.data
+
+
+def test_published_later_when_the_receiver_comes_back_across_a_restart(
+    database: str, moto: str, tmp_path: Path
+) -> None:
+    """A destination that fails keeps its records; a restart loses none; they go out once it works."""
+    env = {"SESAME_AWS__ENDPOINT_URL": moto, "SESAME_EVENTS__POLL_INTERVAL": "0.1"}
+    topic = f"arn:aws:sns:us-east-1:123456789012:later-{abs(hash(database)) % 10**6}"  # moto's account
+    with SesameProcess("dev", data_dir=tmp_path, database=database, env=env) as proc:
+        v2 = boto3.client("sesv2", endpoint_url=proc.endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="x")  # fmt: skip
+        v2.create_email_identity(EmailIdentity="example.com")  # verified at once in dev mode
+        v2.create_configuration_set(ConfigurationSetName="later")
+        v2.create_configuration_set_event_destination(
+            ConfigurationSetName="later",
+            EventDestinationName="sns",
+            EventDestination={
+                "Enabled": True,
+                "MatchingEventTypes": ["SEND"],
+                "SnsDestination": {"TopicArn": topic},
+            },
+        )
+        message_id = v2.send_email(
+            FromEmailAddress="me@example.com",
+            Destination={"ToAddresses": ["you@example.com"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "t"}}}},
+            ConfigurationSetName="later",
+        )["MessageId"]
+        url = database or f"sqlite:///{tmp_path / 'sesame.db'}"
+        deadline = time.monotonic() + 15
+        while True:  # moto says the topic does not exist: the record waits, with the reason
+            rows = query_publications(url, message_id)
+            if rows and rows[0]["last_error"]:
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+        assert rows[0]["state"] == "pending" and "NotFound" in rows[0]["last_error"]
+    name = topic.rpartition(":")[2]
+    created, queue = topic_to_queue(moto, name)
+    assert created == topic
+    with SesameProcess("dev", data_dir=tmp_path, database=database, env=env):
+        got = drain_queue(moto, queue, lambda got: len(got) >= 1, timeout=40)
+    record = json.loads(got[0]["Message"])
+    assert (record["eventType"], record["mail"]["messageId"]) == ("Send", message_id)
+
+
+def query_publications(url: str, message_id: str) -> list[dict[str, Any]]:
+    from tests.conftest import query_url
+
+    return query_url(url, "SELECT state, last_error FROM publications WHERE message_id = :m", m=message_id)
+
+
+def test_firehose_files_without_an_endpoint(database: str, tmp_path: Path) -> None:
+    """With no AWS endpoint, a Firehose destination is a directory of JSON-lines files."""
+    with SesameProcess(
+        "dev", data_dir=tmp_path, database=database, env={"SESAME_EVENTS__POLL_INTERVAL": "0.1"}
+    ) as proc:
+        v2 = boto3.client("sesv2", endpoint_url=proc.endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="x")  # fmt: skip
+        v2.create_email_identity(EmailIdentity="files.example")
+        v2.create_configuration_set(ConfigurationSetName="files")
+        v2.create_configuration_set_event_destination(
+            ConfigurationSetName="files",
+            EventDestinationName="hose",
+            EventDestination={
+                "Enabled": True,
+                "MatchingEventTypes": ["SEND"],
+                "KinesisFirehoseDestination": {
+                    "IamRoleArn": "arn:aws:iam::000000000000:role/x",
+                    "DeliveryStreamArn": "arn:aws:firehose:us-east-1:000000000000:deliverystream/ses-files",
+                },
+            },
+        )
+        ids = [
+            v2.send_email(
+                FromEmailAddress="me@files.example",
+                Destination={"ToAddresses": [f"you{i}@example.com"]},
+                Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "t"}}}},
+                ConfigurationSetName="files",
+            )["MessageId"]
+            for i in range(3)
+        ]
+        stream = tmp_path / "firehose" / "ses-files"
+        deadline = time.monotonic() + 15
+        records: list[dict[str, Any]] = []
+        while len(records) < 3:
+            assert time.monotonic() < deadline, records
+            time.sleep(0.1)
+            records = [
+                json.loads(line)
+                for f in sorted(stream.glob("*.jsonl"))
+                for line in f.read_text().splitlines()
+            ]
+    assert sorted(r["mail"]["messageId"] for r in records) == sorted(ids)
+    assert {r["eventType"] for r in records} == {"Send"}
+    assert all(f.read_bytes().endswith(b"\n") for f in stream.glob("*.jsonl"))
+    assert oct(next(stream.glob("*.jsonl")).stat().st_mode & 0o777) == "0o600"
