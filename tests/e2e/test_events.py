@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 
 from sesame.testing.dns import DnsServer
 from sesame.testing.moto import moto_server
-from sesame.testing.servers import SesameProcess
+from sesame.testing.servers import SesameProcess, sesame_cli
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve
 from tests.e2e.test_delivery import Sender, mx, received_by
@@ -401,3 +402,53 @@ def test_firehose_files_without_an_endpoint(database: str, tmp_path: Path) -> No
     assert {r["eventType"] for r in records} == {"Send"}
     assert all(f.read_bytes().endswith(b"\n") for f in stream.glob("*.jsonl"))
     assert oct(next(stream.glob("*.jsonl")).stat().st_mode & 0o777) == "0o600"
+
+
+def test_failing_destinations_are_shown_and_retried(database: str, tmp_path: Path) -> None:
+    """An EventBridge destination with no endpoint fails with its reason, Pinpoint is never delivered,
+    and both are visible to `sesame events`, in dev mode's GET /_sesame/events, and retried on demand."""
+    env = {"SESAME_EVENTS__POLL_INTERVAL": "0.1"}
+    with SesameProcess("dev", data_dir=tmp_path, database=database, env=env) as proc:
+        v2 = boto3.client("sesv2", endpoint_url=proc.endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="x")  # fmt: skip
+        v2.create_email_identity(EmailIdentity="shown.example")
+        v2.create_configuration_set(ConfigurationSetName="shown")
+        bus = "arn:aws:events:us-east-1:000000000000:event-bus/default"
+        app = "arn:aws:mobiletargeting:us-east-1:000000000000:apps/x"
+        for name, target in {
+            "bus": {"EventBridgeDestination": {"EventBusArn": bus}},
+            "pin": {"PinpointDestination": {"ApplicationArn": app}},
+        }.items():
+            v2.create_configuration_set_event_destination(
+                ConfigurationSetName="shown",
+                EventDestinationName=name,
+                EventDestination={"Enabled": True, "MatchingEventTypes": ["SEND"], **target},
+            )
+        message_id = v2.send_email(
+            FromEmailAddress="me@shown.example",
+            Destination={"ToAddresses": ["you@example.com"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "t"}}}},
+            ConfigurationSetName="shown",
+        )["MessageId"]
+
+        def cli(*args: str) -> str:
+            return sesame_cli("events", *args, "--url", proc.endpoint, data_dir=tmp_path, database=database)
+
+        deadline = time.monotonic() + 15
+        while "no endpoint is configured for events" not in (shown := cli("status")):
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.1)
+        assert "failed pinpoint" in shown and "Sesame does not deliver to pinpoint" in shown
+        assert "pending eventbridge" in shown and message_id in shown
+
+        listed = httpx.get(f"{proc.endpoint}/_sesame/events").json()["events"]
+        (record,) = [e for e in listed if e["MessageId"] == message_id]
+        assert record["EventType"] == "Send"
+        assert {p["Kind"]: p["State"] for p in record["Publications"]} == {
+            "eventbridge": "pending",
+            "pinpoint": "failed",
+        }
+
+        assert json.loads(cli("retry", "--all"))["Retried"] == 2
+        assert httpx.delete(f"{proc.endpoint}/_sesame/events").status_code == 204
+        assert httpx.get(f"{proc.endpoint}/_sesame/events").json()["events"] == []

@@ -1,4 +1,4 @@
-"""The ``sesame`` command: dev, serve, accounts, identities, secret-key, queue, db.
+"""The ``sesame`` command: dev, serve, accounts, identities, secret-key, queue, events, db.
 
 Every command takes the same ``--data-dir``/``--database``/``--config`` flags, so ``sesame accounts …``
 works beside a running server on the same storage.
@@ -364,12 +364,15 @@ class _AdminClient:
         self.base = base.rstrip("/") + "/_sesame/admin"
         self.token = admin_token(data_dir)
 
-    def call(self, method: str, path: str) -> Any:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         import urllib.error
         import urllib.request
 
         req = urllib.request.Request(
-            self.base + path, method=method, headers={"Authorization": f"Bearer {self.token}"}
+            self.base + path,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            data=json.dumps(body).encode() if body is not None else None,
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -412,6 +415,77 @@ def queue_bounce(client: _AdminClient, message_id: str) -> None:
 def queue_delete(client: _AdminClient, message_id: str) -> None:
     """Remove the message and its queue entries; nothing more of it is delivered."""
     click.echo(json.dumps(client.call("DELETE", f"/queue/{message_id}")))
+
+
+def _admin_client(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(client, **kw)`` with an admin API client for the server the options name: these options
+    may then come anywhere on the command line (``sesame events retry --all --data-dir d``)."""
+
+    @storage_options
+    @click.option("--url", help="The running server (default: its public_url or http setting).")
+    @functools.wraps(fn)
+    def wrapper(
+        url: str | None, data_dir: Path | None, database: str | None, config_file: Path | None, **kw: Any
+    ) -> Any:
+        settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
+        client = _AdminClient(url or settings.public_url or f"http://{settings.http}", settings.data_dir)
+        return fn(client, **kw)
+
+    return wrapper
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def events(ctx: click.Context) -> None:
+    """Event publishing of a running server (``status`` when no subcommand)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(events_status)
+
+
+@events.command("status")
+@_admin_client
+def events_status(client: _AdminClient) -> None:
+    """Publications waiting or failed, with their last error, and counts by state and kind."""
+    found = client.call("GET", "/events")
+    for row in found["Counts"]:
+        click.echo(f"{row['Count']:>8}  {row['State']:<10} {row['Kind']}")
+    if found["Undispatched"]:
+        click.echo(f"{found['Undispatched']:>8}  records not yet dispatched")
+    if not found["Counts"] and not found["Undispatched"]:
+        click.echo("Nothing has been published.")
+    for p in found["Publications"]:
+        click.echo(
+            f"#{p['Id']} {p['State']} {p['Kind']} {p['Destination']} message {p['MessageId']}"
+            f" after {p['Attempts']} attempt(s): {p['LastError'] or 'not tried yet'}"
+        )
+
+
+@events.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every waiting or failed publication.")
+@_admin_client
+def events_retry(client: _AdminClient, ids: tuple[int, ...], every: bool) -> None:
+    """Publish the given publications (or --all) again now, with a new day of retries."""
+    if not ids and not every:
+        raise click.UsageError("name publication ids, or --all")
+    body = {"All": True} if every else {"Ids": list(ids)}
+    click.echo(json.dumps(client.call("POST", "/events/retry", body)))
+
+
+@events.command("tail")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between looks.")
+@_admin_client
+def events_tail(client: _AdminClient, interval: float) -> None:
+    """Follow new event records as they are written, one JSON object per line (Ctrl-C stops)."""
+    import time
+
+    first = client.call("GET", "/events/recent")["Events"]
+    after = first[-1]["Id"] if first else 0
+    while True:
+        for record in client.call("GET", f"/events/recent?after={after}")["Events"]:
+            click.echo(json.dumps(record))
+            after = record["Id"]
+        time.sleep(interval)
 
 
 @main.group()

@@ -106,6 +106,10 @@ class Outbox:
         )
         if not self.db.is_sqlite:
             pick = pick.with_for_update(skip_locked=True)
+        # A read first: an idle publisher then never takes SQLite's write lock.
+        async with self.db.read() as s:
+            if await s.scalar(sa.select(DeliveryEvent.id).where(undispatched).limit(1)) is None:
+                return 0
         async with self.db.write() as s:
             events = (await s.execute(pick)).all()
             if not events:
@@ -210,6 +214,10 @@ class Outbox:
         )
         if not self.db.is_sqlite:
             pick = pick.with_for_update(skip_locked=True, of=p)
+        async with self.db.read() as s:
+            due = sa.select(p.id).where(p.state == "pending", p.next_attempt_at <= now).limit(1)
+            if await s.scalar(due) is None:
+                return []
         async with self.db.write() as s:
             ids = list(await s.scalars(pick))
             if not ids:

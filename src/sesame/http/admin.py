@@ -1,5 +1,6 @@
-"""The admin API behind ``sesame queue``: the running server's own view of its queue, and operator
-actions on it. Bearer-token authenticated (``domain.secrets.admin_token``) in both modes."""
+"""The admin API behind ``sesame queue`` and ``sesame events``: the running server's own view of its
+queue and its event publishing, and operator actions on them. Bearer-token authenticated
+(``domain.secrets.admin_token``) in both modes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sesame.domain.secrets import admin_token
+from sesame.events import inspect
 from sesame.mta import bounce
 from sesame.mta import queue as q
 from sesame.runtime import Sesame
@@ -71,7 +73,24 @@ def routes(sesame: Sesame) -> list[Route]:
             return JSONResponse({"message": "No such message."}, status_code=404)
         return JSONResponse({"Deleted": True})
 
+    async def events_summary(request: Request) -> Response:
+        return JSONResponse(await inspect.summary(sesame.db))
+
+    async def events_retry(request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        ids = None if body.get("All") else [int(i) for i in body.get("Ids") or []]
+        n = await inspect.retry(sesame.db, ids)
+        sesame.publisher.wake()
+        return JSONResponse({"Retried": n})
+
+    async def events_recent(request: Request) -> Response:
+        after = int(request.query_params.get("after") or 0)
+        return JSONResponse({"Events": await inspect.recent(sesame.db, after)})
+
     return [
+        Route(f"{PREFIX}/events", guard(events_summary), methods=["GET"]),
+        Route(f"{PREFIX}/events/retry", guard(events_retry), methods=["POST"]),
+        Route(f"{PREFIX}/events/recent", guard(events_recent), methods=["GET"]),
         Route(f"{PREFIX}/queue", guard(summary), methods=["GET"]),
         Route(f"{PREFIX}/queue/{{message_id}}", guard(show), methods=["GET"]),
         Route(f"{PREFIX}/queue/{{message_id}}", guard(delete), methods=["DELETE"]),

@@ -13,6 +13,7 @@ import html
 import uuid
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -22,6 +23,7 @@ from sesame.awsapi import errors
 from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
+from sesame.events import inspect
 from sesame.http import admin
 from sesame.runtime import Sesame
 
@@ -162,6 +164,17 @@ def create_app(sesame: Sesame) -> Starlette:
         rows = await sesame.sending.messages(message_id=message_id, source=request.query_params.get("email"))
         return JSONResponse({"messages": [localstack_view(m) for m in rows]})
 
+    async def dev_events(request: Request) -> Response:
+        # Recent event records with where each went (?after=ID for newer ones); DELETE clears them.
+        if request.method == "DELETE":
+            await inspect.clear(sesame.db)
+            return Response(status_code=204)
+        after = int(request.query_params.get("after") or 0)
+        return JSONResponse({"events": await inspect.recent(sesame.db, after)})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     async def reset(request: Request) -> Response:
         await sesame.reset()
         return JSONResponse({"status": "reset"})
@@ -169,6 +182,7 @@ def create_app(sesame: Sesame) -> Starlette:
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes: list[Any] = [
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/_sesame/verify-email", verify_email, methods=["GET"]),
         *admin.routes(sesame),
     ]
@@ -176,6 +190,7 @@ def create_app(sesame: Sesame) -> Starlette:
         routes += [
             Route("/_aws/ses", localstack_messages, methods=["GET", "DELETE"]),
             Route("/_sesame/reset", reset, methods=["POST"]),
+            Route("/_sesame/events", dev_events, methods=["GET", "DELETE"]),
             Route("/moto-api/reset", reset, methods=["POST"]),
         ]
     routes.append(Route("/{path:path}", aws, methods=methods))
