@@ -13,6 +13,7 @@ from starlette.routing import Route
 from sesame.domain.secrets import admin_token
 from sesame.mta import bounce
 from sesame.mta import queue as q
+from sesame.mta.engine import helo_name
 from sesame.runtime import Sesame
 
 PREFIX = "/_sesame/admin"
@@ -50,21 +51,9 @@ def routes(sesame: Sesame) -> list[Route]:
 
     async def bounce_message(request: Request) -> Response:
         verdict = bounce.local("operator", "bounced by the operator")
-        detail = {
-            "bounceType": verdict.bounce_type,
-            "bounceSubType": verdict.bounce_subtype,
-            "bouncedRecipients": [
-                {
-                    "emailAddress": "",
-                    "action": verdict.action,
-                    "status": verdict.status,
-                    "diagnosticCode": verdict.diagnostic_code,
-                }  # fmt: skip
-            ],
-        }
-        return JSONResponse(
-            {"Bounced": await q.bounce_now(sesame.db, request.path_params["message_id"], detail)}
-        )
+        reporting_mta = f"dns; {helo_name(sesame.settings.delivery)}"
+        bounced = await q.bounce_now(sesame.db, request.path_params["message_id"], verdict, reporting_mta)
+        return JSONResponse({"Bounced": bounced})
 
     async def delete(request: Request) -> Response:
         if not await q.delete(sesame.db, request.path_params["message_id"]):

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sesame.events.details import BouncedRecipient
+
 # Bounce types and subtypes [DG]. SES also documents Permanent/OnTenantSuppressionList and others
 # this server does not produce yet.
 PERMANENT, TRANSIENT, UNDETERMINED = "Permanent", "Transient", "Undetermined"
@@ -612,6 +614,11 @@ def local(kind: str, detail: str = "") -> Verdict:
         k.status,
         diagnostic,
     )
+
+
+def bounced_recipient(verdict: Verdict, address: str) -> BouncedRecipient:
+    """The ``bouncedRecipients`` entry of ``address`` for this verdict."""
+    return BouncedRecipient(address, verdict.action, verdict.status, verdict.diagnostic_code)
 
 
 def delay_type(reply: SmtpReply | None, kind: str | None = None) -> str:

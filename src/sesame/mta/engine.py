@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sesame.config import Settings
+from sesame.config import DeliverySettings, Settings
 from sesame.domain import compose
 from sesame.domain.accounts import Accounts
 from sesame.domain.compose import Envelope
@@ -33,6 +33,7 @@ from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import SUCCESS, Identities
 from sesame.domain.sending import Outgoing
 from sesame.domain.suppression import Suppression
+from sesame.events import details
 from sesame.mail import dkim
 from sesame.mta import bounce, smtp_client
 from sesame.mta.queue import Claimed, DeliveryQueue, Outbound, Settlement
@@ -68,8 +69,9 @@ class _Job:
     options: dict[str, Any]  # the configuration set's DeliveryOptions (TlsPolicy, MaxDeliverySeconds)
 
 
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+def helo_name(delivery: DeliverySettings) -> str:
+    """The name we give in EHLO, and as the reporting MTA of our Delivery and Bounce records."""
+    return delivery.helo_name or socket.getfqdn()
 
 
 class DeliveryEngine:
@@ -94,7 +96,7 @@ class DeliveryEngine:
         self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.queue = DeliveryQueue(db, self.worker_id)
         self.router = Router(settings.delivery, Lookup(settings.dns))
-        self.helo = settings.delivery.helo_name or socket.getfqdn()
+        self.helo = helo_name(settings.delivery)
         self.connections = smtp_client.ConnectionCache(
             helo=self.helo,
             connect_timeout=self.delivery.connect_timeout,
@@ -359,34 +361,30 @@ class DeliveryEngine:
         reply: smtp_client.Reply,
         tx: smtp_client.Transaction,
     ) -> Settlement:
-        now = utcnow()
-        detail = {
-            "timestamp": _iso(now),
-            "processingTimeMillis": int((now - message.created_at).total_seconds() * 1000),
-            "recipients": [e.recipient],
-            "smtpResponse": reply.line(),
-            "reportingMTA": self.helo,
-            "remoteMtaIp": tx.remote_ip,
-        }
-        return Settlement(e.id, "delivered", last_reply=reply.line(), events=(("Delivery", detail),))
+        record = details.delivery(
+            [e.recipient],
+            timestamp=utcnow(),
+            sent_at=message.created_at,
+            smtp_response=reply.line(),
+            reporting_mta=self.helo,
+            remote_mta_ip=tx.remote_ip,
+        )
+        return Settlement(
+            e.id, "delivered", last_reply=reply.line(), events=((record.event_type, record.body),)
+        )
 
     def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Settlement:
-        detail = {
-            "bounceType": verdict.bounce_type,
-            "bounceSubType": verdict.bounce_subtype,
-            "bouncedRecipients": [
-                {
-                    "emailAddress": e.recipient,
-                    "action": verdict.action,
-                    "status": verdict.status,
-                    "diagnosticCode": verdict.diagnostic_code,
-                }
-            ],
-            "timestamp": _iso(utcnow()),
-            "feedbackId": f"{message.id}-{uuid.uuid4()}-000000",
-            "reportingMTA": f"dns; {self.helo}",
-        }
-        return Settlement(e.id, "bounced", last_reply=verdict.diagnostic_code, events=(("Bounce", detail),))
+        record = details.bounce(
+            verdict.bounce_type or bounce.UNDETERMINED,  # never None: a verdict that bounces has a type
+            verdict.bounce_subtype,
+            [bounce.bounced_recipient(verdict, e.recipient)],
+            timestamp=utcnow(),
+            feedback_id=details.feedback_id(message.id),
+            reporting_mta=f"dns; {self.helo}",
+        )
+        return Settlement(
+            e.id, "bounced", last_reply=verdict.diagnostic_code, events=((record.event_type, record.body),)
+        )
 
     def _outcome(
         self,
@@ -411,26 +409,19 @@ class DeliveryEngine:
         delay = min(self.delivery.retry_max, self.delivery.retry_base * 2 ** max(0, e.attempts - 1))
         retry_at = min(expires, at or now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
         smtp_reply = bounce.SmtpReply(reply.code, None, reply.text) if reply else None
-        detail: dict[str, Any] = {
-            "timestamp": _iso(now),
-            "delayType": bounce.delay_type(smtp_reply, kind),
-            "expirationTime": _iso(expires),
-            "delayedRecipients": [
-                {
-                    "emailAddress": e.recipient,
-                    "status": verdict.status,
-                    "diagnosticCode": verdict.diagnostic_code,
-                }
-            ],
-        }
-        if remote is not None:
-            detail["reportingMTA"] = remote.hop.host
+        record = details.delivery_delay(
+            bounce.delay_type(smtp_reply, kind),
+            [details.DelayedRecipient(e.recipient, verdict.status, verdict.diagnostic_code)],
+            timestamp=now,
+            expiration_time=expires,
+            reporting_mta=remote.hop.host if remote is not None else None,
+        )
         return Settlement(
             e.id,
             "deferred",
             next_attempt_at=retry_at,
             last_reply=verdict.diagnostic_code,
-            events=(("DeliveryDelay", detail),),
+            events=((record.event_type, record.body),),
         )
 
     def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Settlement]:
@@ -451,13 +442,13 @@ class DeliveryEngine:
             else:
                 settled = self._delivered(message, e, ok, tx)
                 if local == "complaint":
-                    complaint = {
-                        "complainedRecipients": [{"emailAddress": e.recipient}],
-                        "timestamp": _iso(utcnow()),
-                        "feedbackId": f"{message.id}-{uuid.uuid4()}-000000",
-                        "complaintFeedbackType": "abuse",
-                    }
-                    settled.events = (*settled.events, ("Complaint", complaint))
+                    complaint = details.complaint(
+                        [e.recipient],
+                        timestamp=utcnow(),
+                        feedback_id=details.feedback_id(message.id),
+                        feedback_type="abuse",
+                    )
+                    settled.events = (*settled.events, (complaint.event_type, complaint.body))
                 out.append(settled)
         return out
 

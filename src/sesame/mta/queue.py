@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sesame.events import details
+from sesame.mta.bounce import UNDETERMINED, Verdict, bounced_recipient
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
 from sesame.storage.writer import Work, insert
@@ -265,8 +267,9 @@ async def retry_now(db: Database, message_id: str) -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def bounce_now(db: Database, message_id: str, detail: dict[str, Any]) -> int:
-    """Pending recipients (not being delivered right now) bounce with ``detail``'s record; how many."""
+async def bounce_now(db: Database, message_id: str, verdict: Verdict, reporting_mta: str) -> int:
+    """Pending recipients (not being delivered right now) bounce with ``verdict``; how many.
+    ``reporting_mta`` as the Bounce records name it ("dns; mta.example.com")."""
     async with db.write() as s:
         message = await s.get(Message, message_id)
         if message is None:
@@ -281,18 +284,23 @@ async def bounce_now(db: Database, message_id: str, detail: dict[str, Any]) -> i
         )
         for e in entries:
             e.state, e.last_reply = "bounced", "bounced by the operator"
-            record = {
-                **detail,
-                "bouncedRecipients": [{**detail["bouncedRecipients"][0], "emailAddress": e.recipient}],
-            }
+            now = utcnow()
+            record = details.bounce(
+                verdict.bounce_type or UNDETERMINED,
+                verdict.bounce_subtype,
+                [bounced_recipient(verdict, e.recipient)],
+                timestamp=now,
+                feedback_id=details.feedback_id(message_id),
+                reporting_mta=reporting_mta,
+            )
             s.add(
                 DeliveryEvent(
                     message_id=message_id,
                     account_id=message.account_id,
                     region=message.region,
-                    event_type="Bounce",
-                    created_at=utcnow(),
-                    detail=record,
+                    event_type=record.event_type,
+                    created_at=now,
+                    detail=record.body,
                 )
             )
         return len(entries)
