@@ -37,6 +37,7 @@ from sesame.events import details
 from sesame.mail import dkim
 from sesame.mta import bounce, smtp_client
 from sesame.mta.queue import Claimed, DeliveryQueue, Outbound, Settlement
+from sesame.mta.reply import SmtpReply
 from sesame.mta.routing import Hop, NoRoute, Router
 from sesame.resolver import Lookup
 from sesame.storage.db import Database
@@ -57,7 +58,7 @@ INTERNAL_FAILURE_ATTEMPTS = 3
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
 
 
-def _throttling(reply: smtp_client.Reply) -> bool:
+def _throttling(reply: SmtpReply) -> bool:
     """421 (service closing, RFC 5321 §3.8) or a 4xx that speaks of rates and limits (4.7.x often does)."""
     return reply.code == 421 or (400 <= reply.code < 500 and bool(_THROTTLE_WORDS.search(reply.text)))
 
@@ -326,8 +327,8 @@ class DeliveryEngine:
                 if reply is not None and 200 <= reply.code < 300:
                     out.append(self._delivered(message, e, reply, tx))
                 else:
-                    reply = reply or smtp_client.Reply(451, "4.4.0 no answer for this recipient")
-                    verdict = bounce.classify_reply(bounce.SmtpReply(reply.code, None, reply.text))
+                    reply = reply or SmtpReply(451, None, "4.4.0 no answer for this recipient")
+                    verdict = bounce.classify_reply(reply)
                     out.append(self._outcome(message, e, verdict, reply, options, remote=tx))
             return out
         verdict = bounce.local("connection-failed", last_error)
@@ -358,7 +359,7 @@ class DeliveryEngine:
         self,
         message: Outbound,
         e: Claimed,
-        reply: smtp_client.Reply,
+        reply: SmtpReply,
         tx: smtp_client.Transaction,
     ) -> Settlement:
         record = details.delivery(
@@ -391,7 +392,7 @@ class DeliveryEngine:
         message: Outbound,
         e: Claimed,
         verdict: bounce.Verdict,
-        reply: smtp_client.Reply | None,
+        reply: SmtpReply | None,
         options: dict[str, Any],
         remote: smtp_client.Transaction | None = None,
         kind: str | None = None,
@@ -408,9 +409,8 @@ class DeliveryEngine:
             return self._bounced(message, e, final)
         delay = min(self.delivery.retry_max, self.delivery.retry_base * 2 ** max(0, e.attempts - 1))
         retry_at = min(expires, at or now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
-        smtp_reply = bounce.SmtpReply(reply.code, None, reply.text) if reply else None
         record = details.delivery_delay(
-            bounce.delay_type(smtp_reply, kind),
+            bounce.delay_type(reply, kind),
             [details.DelayedRecipient(e.recipient, verdict.status, verdict.diagnostic_code)],
             timestamp=now,
             expiration_time=expires,
@@ -428,14 +428,12 @@ class DeliveryEngine:
         """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
         out = []
         tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
-        ok = smtp_client.Reply(250, "2.6.0 Message received")
+        ok = SmtpReply(250, None, "2.6.0 Message received")
         for e in entries:
             local = e.recipient.rpartition("@")[0].split("+", 1)[0].lower()
             if local == "bounce":
                 out.append(
-                    self._bounced(
-                        message, e, bounce.classify_reply(bounce.SmtpReply(550, "5.1.1", "user unknown"))
-                    )
+                    self._bounced(message, e, bounce.classify_reply(SmtpReply(550, "5.1.1", "user unknown")))
                 )
             elif local in ("suppressionlist", "blacklist"):
                 out.append(self._bounced(message, e, bounce.local("global-suppressed")))
