@@ -10,6 +10,7 @@ the mailbox simulator never leaves: it is answered here as SES answers it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -36,7 +37,8 @@ from sesame.domain.suppression import Suppression
 from sesame.events import details
 from sesame.mail import dkim
 from sesame.mta import bounce, smtp_client
-from sesame.mta.queue import Claimed, DeliveryQueue, Outbound, Settlement
+from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
+from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
 from sesame.mta.reply import SmtpReply
 from sesame.mta.routing import Hop, NoRoute, Router
 from sesame.resolver import Lookup
@@ -245,8 +247,10 @@ class DeliveryEngine:
         message = job.message
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
-        settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
-        outcomes: list[Settlement] = []
+        settled: list[Outcome] = [
+            self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed
+        ]
+        outcomes: list[Outcome] = []
         try:
             if entries and domain == SIMULATOR:
                 outcomes = self._simulate(message, entries)
@@ -259,20 +263,15 @@ class DeliveryEngine:
         except Exception:  # a bug or bad data: a failed attempt, not a lease left to expire (then retried)
             log.exception("delivering %s to %s failed", message.id, domain)
             outcomes = [self._failed(job, e) for e in entries]
-        settlements += outcomes
+        settled += outcomes
         # Group-committed with other outcomes and accepted mail (storage/writer.py); the entries we no
         # longer hold (our lease expired) are left to the worker that has them.
-        await self.queue.settle(message, settlements)
-        permanent = [
-            (s.entry_id, s)
-            for s in settlements
-            for t, d in s.events
-            if t == "Bounce" and d["bounceType"] == "Permanent"
-        ]
+        await self.queue.settle(message, settled)
+        permanent = [o for o in settled if isinstance(o, Bounced) and o.permanent]
         if permanent:
             await self._suppress(message, entries + suppressed, permanent)
 
-    async def _send(self, job: _Job, domain: str, entries: list[Claimed]) -> list[Settlement]:
+    async def _send(self, job: _Job, domain: str, entries: list[Claimed]) -> list[Outcome]:
         message, options = job.message, job.options
         try:
             hops = await self.router.hops(domain)
@@ -321,7 +320,7 @@ class DeliveryEngine:
                 last_error = str(exc)
                 continue
             self._note_throttling(hop.host, tx)
-            out = []
+            out: list[Outcome] = []
             for e in entries:
                 reply = tx.replies.get(e.recipient)
                 if reply is not None and 200 <= reply.code < 300:
@@ -334,7 +333,7 @@ class DeliveryEngine:
         verdict = bounce.local("connection-failed", last_error)
         return [self._outcome(message, e, verdict, None, options, kind="connection-failed") for e in entries]
 
-    def _failed(self, job: _Job, e: Claimed) -> Settlement:
+    def _failed(self, job: _Job, e: Claimed) -> Outcome:
         """An attempt that raised: retried like any temporary failure, and bounced on the
         ``INTERNAL_FAILURE_ATTEMPTS``-th try."""
         if e.attempts >= INTERNAL_FAILURE_ATTEMPTS:
@@ -361,7 +360,7 @@ class DeliveryEngine:
         e: Claimed,
         reply: SmtpReply,
         tx: smtp_client.Transaction,
-    ) -> Settlement:
+    ) -> Delivered:
         record = details.delivery(
             [e.recipient],
             timestamp=utcnow(),
@@ -370,11 +369,9 @@ class DeliveryEngine:
             reporting_mta=self.helo,
             remote_mta_ip=tx.remote_ip,
         )
-        return Settlement(
-            e.id, "delivered", last_reply=reply.line(), events=((record.event_type, record.body),)
-        )
+        return Delivered(e.id, reply, (record,))
 
-    def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Settlement:
+    def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Bounced:
         record = details.bounce(
             verdict.bounce_type or bounce.UNDETERMINED,  # never None: a verdict that bounces has a type
             verdict.bounce_subtype,
@@ -383,9 +380,7 @@ class DeliveryEngine:
             feedback_id=details.feedback_id(message.id),
             reporting_mta=f"dns; {self.helo}",
         )
-        return Settlement(
-            e.id, "bounced", last_reply=verdict.diagnostic_code, events=((record.event_type, record.body),)
-        )
+        return Bounced(e.id, verdict, (record,))
 
     def _outcome(
         self,
@@ -397,7 +392,7 @@ class DeliveryEngine:
         remote: smtp_client.Transaction | None = None,
         kind: str | None = None,
         at: dt.datetime | None = None,
-    ) -> Settlement:
+    ) -> Deferred | Bounced:
         if not verdict.temporary:
             return self._bounced(message, e, verdict)
         custom = float(options.get("MaxDeliverySeconds") or 1e12)
@@ -416,17 +411,11 @@ class DeliveryEngine:
             expiration_time=expires,
             reporting_mta=remote.hop.host if remote is not None else None,
         )
-        return Settlement(
-            e.id,
-            "deferred",
-            next_attempt_at=retry_at,
-            last_reply=verdict.diagnostic_code,
-            events=((record.event_type, record.body),),
-        )
+        return Deferred(e.id, verdict, retry_at, (record,))
 
-    def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Settlement]:
+    def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Outcome]:
         """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
-        out = []
+        out: list[Outcome] = []
         tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
         ok = SmtpReply(250, None, "2.6.0 Message received")
         for e in entries:
@@ -446,7 +435,7 @@ class DeliveryEngine:
                         feedback_id=details.feedback_id(message.id),
                         feedback_type="abuse",
                     )
-                    settled.events = (*settled.events, (complaint.event_type, complaint.body))
+                    settled = dataclasses.replace(settled, events=(*settled.events, complaint))
                 out.append(settled)
         return out
 
@@ -492,9 +481,7 @@ class DeliveryEngine:
             return f"{message.id}@{row.mail_from_domain}"
         return message.source
 
-    async def _suppress(
-        self, message: Outbound, entries: list[Claimed], bounced: list[tuple[int, Settlement]]
-    ) -> None:
+    async def _suppress(self, message: Outbound, entries: list[Claimed], bounced: list[Bounced]) -> None:
         """Permanent bounces join the account's suppression list when its settings (or the configuration
         set's) include BOUNCE. Simulator addresses never do, as in SES."""
         state = await self.accounts.region(message.account_id, message.region)
@@ -511,9 +498,9 @@ class DeliveryEngine:
         if "BOUNCE" not in reasons:
             return
         by_id = {e.id: e for e in entries}
-        for entry_id, settlement in bounced:
-            e = by_id.get(entry_id)
-            subtype = settlement.events[0][1]["bounceSubType"]
+        for outcome in bounced:
+            e = by_id.get(outcome.entry_id)
+            subtype = outcome.verdict.bounce_subtype
             if e is None or e.domain == SIMULATOR or subtype == "OnAccountSuppressionList":
                 continue
             await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)
