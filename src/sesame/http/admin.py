@@ -51,8 +51,8 @@ def routes(sesame: Sesame) -> list[Route]:
 
     async def bounce_message(request: Request) -> Response:
         verdict = bounce.local("operator", "bounced by the operator")
-        reporting_mta = f"dns; {helo_name(sesame.settings.delivery)}"
-        bounced = await q.bounce_now(sesame.db, request.path_params["message_id"], verdict, reporting_mta)
+        helo = helo_name(sesame.settings.delivery)
+        bounced = await q.bounce_now(sesame.db, request.path_params["message_id"], verdict, helo)
         return JSONResponse({"Bounced": bounced})
 
     async def delete(request: Request) -> Response:

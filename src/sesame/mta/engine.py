@@ -36,7 +36,7 @@ from sesame.domain.sending import Outgoing
 from sesame.domain.suppression import Suppression
 from sesame.events import details
 from sesame.mail import dkim
-from sesame.mta import bounce, smtp_client
+from sesame.mta import bounce, outcomes, smtp_client
 from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
 from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
 from sesame.mta.reply import SmtpReply
@@ -250,20 +250,20 @@ class DeliveryEngine:
         settled: list[Outcome] = [
             self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed
         ]
-        outcomes: list[Outcome] = []
+        attempted: list[Outcome] = []
         try:
             if entries and domain == SIMULATOR:
-                outcomes = self._simulate(message, entries)
+                attempted = self._simulate(message, entries)
                 for e in entries:
                     if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
                         await self._out_of_office(message, e.recipient)
             elif entries:
                 async with gate:
-                    outcomes = await self._send(job, domain, entries)
+                    attempted = await self._send(job, domain, entries)
         except Exception:  # a bug or bad data: a failed attempt, not a lease left to expire (then retried)
             log.exception("delivering %s to %s failed", message.id, domain)
-            outcomes = [self._failed(job, e) for e in entries]
-        settled += outcomes
+            attempted = [self._failed(job, e) for e in entries]
+        settled += attempted
         # Group-committed with other outcomes and accepted mail (storage/writer.py); the entries we no
         # longer hold (our lease expired) are left to the worker that has them.
         await self.queue.settle(message, settled)
@@ -355,32 +355,14 @@ class DeliveryEngine:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _delivered(
-        self,
-        message: Outbound,
-        e: Claimed,
-        reply: SmtpReply,
-        tx: smtp_client.Transaction,
+        self, message: Outbound, e: Claimed, reply: SmtpReply, tx: smtp_client.Transaction
     ) -> Delivered:
-        record = details.delivery(
-            [e.recipient],
-            timestamp=utcnow(),
-            sent_at=message.created_at,
-            smtp_response=reply.line(),
-            reporting_mta=self.helo,
-            remote_mta_ip=tx.remote_ip,
+        return outcomes.delivered(
+            e.id, e.recipient, reply, sent_at=message.created_at, helo=self.helo, remote_mta_ip=tx.remote_ip
         )
-        return Delivered(e.id, reply, (record,))
 
     def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Bounced:
-        record = details.bounce(
-            verdict.bounce_type or bounce.UNDETERMINED,  # never None: a verdict that bounces has a type
-            verdict.bounce_subtype,
-            [bounce.bounced_recipient(verdict, e.recipient)],
-            timestamp=utcnow(),
-            feedback_id=details.feedback_id(message.id),
-            reporting_mta=f"dns; {self.helo}",
-        )
-        return Bounced(e.id, verdict, (record,))
+        return outcomes.bounced(e.id, e.recipient, verdict, message_id=message.id, helo=self.helo)
 
     def _outcome(
         self,
@@ -404,14 +386,15 @@ class DeliveryEngine:
             return self._bounced(message, e, final)
         delay = min(self.delivery.retry_max, self.delivery.retry_base * 2 ** max(0, e.attempts - 1))
         retry_at = min(expires, at or now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
-        record = details.delivery_delay(
-            bounce.delay_type(reply, kind),
-            [details.DelayedRecipient(e.recipient, verdict.status, verdict.diagnostic_code)],
-            timestamp=now,
-            expiration_time=expires,
-            reporting_mta=remote.hop.host if remote is not None else None,
+        return outcomes.deferred(
+            e.id,
+            e.recipient,
+            verdict,
+            retry_at=retry_at,
+            delay_type=bounce.delay_type(reply, kind),
+            expires=expires,
+            remote_host=remote.hop.host if remote is not None else None,
         )
-        return Deferred(e.id, verdict, retry_at, (record,))
 
     def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Outcome]:
         """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""

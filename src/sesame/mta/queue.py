@@ -20,9 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sesame.events import details
-from sesame.mta.bounce import UNDETERMINED, Verdict, bounced_recipient
-from sesame.mta.outcomes import Deferred, Delivered, Outcome
+from sesame.mta.bounce import Verdict
+from sesame.mta.outcomes import Deferred, Delivered, Outcome, bounce_event
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
 from sesame.storage.writer import Work, insert
@@ -265,9 +264,9 @@ async def retry_now(db: Database, message_id: str) -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def bounce_now(db: Database, message_id: str, verdict: Verdict, reporting_mta: str) -> int:
-    """Pending recipients (not being delivered right now) bounce with ``verdict``; how many.
-    ``reporting_mta`` as the Bounce records name it ("dns; mta.example.com")."""
+async def bounce_now(db: Database, message_id: str, verdict: Verdict, helo: str) -> int:
+    """Pending recipients (not being delivered right now) bounce with ``verdict``, reported by us
+    (``helo``); how many."""
     async with db.write() as s:
         message = await s.get(Message, message_id)
         if message is None:
@@ -282,22 +281,14 @@ async def bounce_now(db: Database, message_id: str, verdict: Verdict, reporting_
         )
         for e in entries:
             e.state, e.last_reply = "bounced", "bounced by the operator"
-            now = utcnow()
-            record = details.bounce(
-                verdict.bounce_type or UNDETERMINED,
-                verdict.bounce_subtype,
-                [bounced_recipient(verdict, e.recipient)],
-                timestamp=now,
-                feedback_id=details.feedback_id(message_id),
-                reporting_mta=reporting_mta,
-            )
+            record = bounce_event(e.recipient, verdict, message_id=message_id, helo=helo)
             s.add(
                 DeliveryEvent(
                     message_id=message_id,
                     account_id=message.account_id,
                     region=message.region,
                     event_type=record.event_type,
-                    created_at=now,
+                    created_at=utcnow(),
                     detail=record.body,
                 )
             )
