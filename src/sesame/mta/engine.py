@@ -4,13 +4,12 @@ Woken when this process accepts mail, and every ``poll_interval`` for retries an
 nodes accepted. A message's recipients on one domain go out in one SMTP transaction; each recipient's
 answer becomes its own outcome: Delivery, a DeliveryDelay and a retry with backoff, or a Bounce (and,
 for permanent bounces, an entry on the account's suppression list when its settings say so). Mail to
-the mailbox simulator never leaves: it is answered here as SES answers it.
+the mailbox simulator never leaves: mta/simulator.py answers it as SES does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import random
@@ -26,28 +25,24 @@ from typing import Any
 import sqlalchemy as sa
 
 from sesame.config import DeliverySettings, Settings
-from sesame.domain import compose
 from sesame.domain.accounts import Accounts
-from sesame.domain.compose import Envelope
 from sesame.domain.configuration_sets import ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import SUCCESS, Identities
-from sesame.domain.sending import Outgoing
+from sesame.domain.sending import SIMULATOR_DOMAIN, Outgoing
 from sesame.domain.suppression import Suppression
-from sesame.events import details
 from sesame.mail import dkim
-from sesame.mta import bounce, outcomes, smtp_client
+from sesame.mta import bounce, outcomes, simulator, smtp_client
 from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
 from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
 from sesame.mta.reply import SmtpReply
-from sesame.mta.routing import Hop, NoRoute, Router
+from sesame.mta.routing import NoRoute, Router
 from sesame.resolver import Lookup
 from sesame.storage.db import Database
 from sesame.storage.models import ConfigurationSet, Identity, utcnow
 
 log = logging.getLogger(__name__)
 
-SIMULATOR = "simulator.amazonses.com"
 #: After a claim that emptied the queue, the next waits this long (s), so that mail accepted meanwhile is
 #: claimed together rather than one small write transaction per batch the send path commits.
 CLAIM_GATHER = 0.2
@@ -252,11 +247,9 @@ class DeliveryEngine:
         ]
         attempted: list[Outcome] = []
         try:
-            if entries and domain == SIMULATOR:
-                attempted = self._simulate(message, entries)
-                for e in entries:
-                    if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
-                        await self._out_of_office(message, e.recipient)
+            if entries and domain == SIMULATOR_DOMAIN:
+                attempted = simulator.answer(message, entries, self.helo)
+                await self._queue_auto_replies(message, entries)
             elif entries:
                 async with gate:
                     attempted = await self._send(job, domain, entries)
@@ -396,50 +389,15 @@ class DeliveryEngine:
             remote_host=remote.hop.host if remote is not None else None,
         )
 
-    def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Outcome]:
-        """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
-        out: list[Outcome] = []
-        tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
-        ok = SmtpReply(250, None, "2.6.0 Message received")
-        for e in entries:
-            local = e.recipient.rpartition("@")[0].split("+", 1)[0].lower()
-            if local == "bounce":
-                out.append(
-                    self._bounced(message, e, bounce.classify_reply(SmtpReply(550, "5.1.1", "user unknown")))
-                )
-            elif local in ("suppressionlist", "blacklist"):
-                out.append(self._bounced(message, e, bounce.local("global-suppressed")))
-            else:
-                settled = self._delivered(message, e, ok, tx)
-                if local == "complaint":
-                    complaint = details.complaint(
-                        [e.recipient],
-                        timestamp=utcnow(),
-                        feedback_id=details.feedback_id(message.id),
-                        feedback_type="abuse",
-                    )
-                    settled = dataclasses.replace(settled, events=(*settled.events, complaint))
-                out.append(settled)
-        return out
-
-    async def _out_of_office(self, message: Outbound, recipient: str) -> None:
-        """ooto@ answers with an automatic reply (RFC 3834) to the envelope sender, queued like mail."""
+    async def _queue_auto_replies(self, message: Outbound, entries: list[Claimed]) -> None:
+        """The simulator's out-of-office replies, queued like mail (Sending.send_system)."""
         if self.on_auto_reply is None:
             return
-        reply = compose.simple(
-            "AutoReply",
-            message.region,
-            Envelope(source=recipient, to=[message.source]),
-            subject=f"Out of the office: {message.subject or ''}".strip(),
-            text="I am out of the office and will answer your message when I am back.\n",
-            headers=[("Auto-Submitted", "auto-replied"), ("In-Reply-To", f"<{message.id}@{SIMULATOR}>")],
-            limit=compose.V2_MAX_BYTES,
-            summary={"Destination": {"ToAddresses": [message.source]}, "Subject": "Out of the office"},
-        )
-        try:
-            await self.on_auto_reply(message.account_id, message.region, reply)
-        except Exception:  # an auto-reply is a courtesy: losing one must not hold the delivery back
-            log.exception("queueing the out-of-office reply to %s failed", message.source)
+        for reply in simulator.out_of_office(message, entries):
+            try:
+                await self.on_auto_reply(message.account_id, message.region, reply)
+            except Exception:  # an auto-reply is a courtesy: losing one must not hold the delivery back
+                log.exception("queueing the out-of-office reply to %s failed", message.source)
 
     # -- what a message needs ---------------------------------------------------------------------
 
@@ -484,6 +442,6 @@ class DeliveryEngine:
         for outcome in bounced:
             e = by_id.get(outcome.entry_id)
             subtype = outcome.verdict.bounce_subtype
-            if e is None or e.domain == SIMULATOR or subtype == "OnAccountSuppressionList":
+            if e is None or e.domain == SIMULATOR_DOMAIN or subtype == "OnAccountSuppressionList":
                 continue
             await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)
