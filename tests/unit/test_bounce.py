@@ -9,7 +9,6 @@ from sesame.mta.bounce import (
     DELAY_TYPES,
     LOCAL_KINDS,
     RULES,
-    SmtpReply,
     Verdict,
     classify_dsn,
     classify_reply,
@@ -18,6 +17,7 @@ from sesame.mta.bounce import (
     give_up,
     local,
 )
+from sesame.mta.reply import SmtpReply
 
 
 def case(reply: SmtpReply, row: str, outcome: str, status: str, delay: str):

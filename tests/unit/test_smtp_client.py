@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from sesame.mta.reply import SmtpReply
 from sesame.mta.routing import Hop
 from sesame.mta.smtp_client import (
     ConnectFailed,
     ConnectionCache,
-    Reply,
     Transaction,
     UnsafeCommand,
     data_block,
@@ -140,8 +140,8 @@ def test_each_recipient_gets_its_own_reply_and_the_message_arrives_byte_exact(pi
         tx, opened = send(Hop(*sink.address), ["ok@x.test", "gone@x.test", "full@x.test", "also@x.test"])
         [received] = sink.wait_for(1)
     assert opened == 1
-    assert tx.replies["gone@x.test"] == Reply(550, "5.1.1 No such user")
-    assert tx.replies["full@x.test"] == Reply(452, "4.2.2 Mailbox full")
+    assert tx.replies["gone@x.test"] == SmtpReply(550, None, "5.1.1 No such user")
+    assert tx.replies["full@x.test"] == SmtpReply(452, None, "4.2.2 Mailbox full")
     assert tx.replies["ok@x.test"].code == 250 and tx.replies["ok@x.test"] == tx.replies["also@x.test"]
     assert received.rcpt_tos == ["ok@x.test", "also@x.test"]
     assert received.data == MESSAGE.replace(b"\n", b"\r\n") + b"\r\n"
@@ -150,7 +150,7 @@ def test_each_recipient_gets_its_own_reply_and_the_message_arrives_byte_exact(pi
 def test_with_pipelining_mail_every_rcpt_and_data_go_out_in_one_write() -> None:
     server = Scripted(lambda c: "354 go on" if c == "DATA" else "250 ok")
     tx, _ = server.run(["a@x.test", "b@x.test", "c@x.test"])
-    assert all(r == Reply(250, "ok") for r in tx.replies.values())
+    assert all(r == SmtpReply(250, None, "ok") for r in tx.replies.values())
     batch = next(c for c in server.chunks if c.startswith(b"MAIL"))
     assert batch.split(b"\r\n")[:-1] == [
         b"MAIL FROM:<b@example.com>",
@@ -181,7 +181,10 @@ def test_data_taken_after_every_recipient_was_refused_ends_with_an_empty_message
 
     server = Scripted(answer)
     tx, _ = server.run(["a@x.test", "b@x.test"])
-    assert tx.replies == {"a@x.test": Reply(550, "5.1.1 unknown"), "b@x.test": Reply(550, "5.1.1 unknown")}
+    assert tx.replies == {
+        "a@x.test": SmtpReply(550, None, "5.1.1 unknown"),
+        "b@x.test": SmtpReply(550, None, "5.1.1 unknown"),
+    }
     assert server.bodies == [b""]  # the message itself never went out
     assert any(c.startswith(b"RSET") for c in server.chunks)
 
@@ -193,7 +196,7 @@ def test_a_refused_sender_is_every_recipients_answer() -> None:
         return "503 5.5.1 need MAIL" if command != "RSET" else "250 ok"
 
     tx, _ = Scripted(answer).run(["a@x.test", "b@x.test"])
-    assert set(tx.replies.values()) == {Reply(553, "5.7.1 sender refused")}
+    assert set(tx.replies.values()) == {SmtpReply(553, None, "5.7.1 sender refused")}
 
 
 def test_a_connection_that_breaks_mid_transaction_is_a_connect_failure() -> None:
@@ -239,7 +242,7 @@ def test_a_recipient_that_would_break_the_command_line_never_reaches_the_wire(ba
     """Intake refuses such addresses; mail queued before it did must still not inject commands."""
     server = Scripted(lambda c: "354 go on" if c == "DATA" else "250 ok")
     tx, _ = server.run(["ok@x.test", bad])
-    assert tx.replies["ok@x.test"] == Reply(250, "ok")
+    assert tx.replies["ok@x.test"] == SmtpReply(250, None, "ok")
     assert tx.replies[bad].code == 553 and tx.replies[bad].text.startswith("5.1.3 ")
     wire = b"".join(server.chunks)
     assert b"RCPT TO:<ok@x.test>\r\n" in wire and wire.count(b"RCPT") == 1
@@ -268,8 +271,8 @@ def test_a_reply_the_server_sent_unasked_drops_the_connection() -> None:
 
     server = Scripted(answer)
     txs, opened = server.run_many([["first@x.test"], ["second@x.test"]])
-    assert [tx.replies for tx in txs] == [{"first@x.test": Reply(250, "queued")},
-                                          {"second@x.test": Reply(250, "queued")}]  # fmt: skip
+    assert [tx.replies for tx in txs] == [{"first@x.test": SmtpReply(250, None, "queued")},
+                                          {"second@x.test": SmtpReply(250, None, "queued")}]  # fmt: skip
     assert opened == server.connections == 2  # the second message went on a fresh connection
     assert len(server.bodies) == 2
 
@@ -341,8 +344,8 @@ def test_a_reused_connection_closed_before_mail_is_retried_at_once_on_a_fresh_on
     server = Scripted(answer)
     txs, opened = server.run_many([["first@x.test"], ["second@x.test"]])
     assert [tx.replies for tx in txs] == [
-        {"first@x.test": Reply(250, "ok")},
-        {"second@x.test": Reply(250, "ok")},
+        {"first@x.test": SmtpReply(250, None, "ok")},
+        {"second@x.test": SmtpReply(250, None, "ok")},
     ]
     assert opened == server.connections == 2
     assert len(server.bodies) == 2  # each message once
@@ -365,8 +368,8 @@ def test_a_connection_lost_after_the_final_dot_defers_the_message_without_sendin
 
     server = Scripted(answer)
     txs, opened = server.run_many([["first@x.test"], ["second@x.test", "refused@x.test"]])
-    assert txs[0].replies == {"first@x.test": Reply(250, "ok")}
-    assert txs[1].replies["refused@x.test"] == Reply(550, "5.1.1 no such user")
+    assert txs[0].replies == {"first@x.test": SmtpReply(250, None, "ok")}
+    assert txs[1].replies["refused@x.test"] == SmtpReply(550, None, "5.1.1 no such user")
     unknown = txs[1].replies["second@x.test"]
     assert unknown.code == 451 and unknown.text.startswith("4.4.2 ")  # deferred: retried later
     assert opened == server.connections == 1

@@ -15,6 +15,7 @@ from sesame.domain.secrets import admin_token
 from sesame.events import inspect
 from sesame.mta import bounce
 from sesame.mta import queue as q
+from sesame.mta.engine import helo_name
 from sesame.runtime import Sesame
 
 PREFIX = "/_sesame/admin"
@@ -52,21 +53,9 @@ def routes(sesame: Sesame) -> list[Route]:
 
     async def bounce_message(request: Request) -> Response:
         verdict = bounce.local("operator", "bounced by the operator")
-        detail = {
-            "bounceType": verdict.bounce_type,
-            "bounceSubType": verdict.bounce_subtype,
-            "bouncedRecipients": [
-                {
-                    "emailAddress": "",
-                    "action": verdict.action,
-                    "status": verdict.status,
-                    "diagnosticCode": verdict.diagnostic_code,
-                }  # fmt: skip
-            ],
-        }
-        return JSONResponse(
-            {"Bounced": await q.bounce_now(sesame.db, request.path_params["message_id"], detail)}
-        )
+        helo = helo_name(sesame.settings.delivery)
+        bounced = await q.bounce_now(sesame.db, request.path_params["message_id"], verdict, helo)
+        return JSONResponse({"Bounced": bounced})
 
     async def delete(request: Request) -> Response:
         if not await q.delete(sesame.db, request.path_params["message_id"]):

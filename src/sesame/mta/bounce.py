@@ -29,6 +29,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sesame.events.details import BouncedRecipient
+from sesame.mta.reply import SmtpReply, enhanced_code
+
 # Bounce types and subtypes [DG]. SES also documents Permanent/OnTenantSuppressionList and others
 # this server does not produce yet.
 PERMANENT, TRANSIENT, UNDETERMINED = "Permanent", "Transient", "Undetermined"
@@ -48,50 +51,6 @@ DELAY_TYPES = (
     "Undetermined",
     "SendingDeferral",
 )
-
-# An enhanced status code (RFC 3463 §2: class "." subject "." detail, 1-3 digits each).
-_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
-_ENHANCED_AT_START = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})(?=\s|$|[;,:.)])")
-
-
-def _enhanced(value: str) -> str | None:
-    m = _ENHANCED.fullmatch(value.strip())
-    return f"{m[1]}.{int(m[2])}.{int(m[3])}" if m else None
-
-
-@dataclass(frozen=True)
-class SmtpReply:
-    """A reply to one recipient: ``code`` 550, ``enhanced`` "5.1.1" (RFC 2034/3463) and ``text``.
-
-    ``enhanced`` None is read from the start of ``text`` when it is there ("5.1.1 user unknown").
-    """
-
-    code: int
-    enhanced: str | None
-    text: str
-
-    def __post_init__(self) -> None:
-        if self.enhanced is not None:
-            normal = _enhanced(self.enhanced)
-            if normal is None:
-                raise ValueError(f"not an enhanced status code: {self.enhanced!r}")
-            object.__setattr__(self, "enhanced", normal)
-        else:
-            m = _ENHANCED_AT_START.match(self.text)
-            if m:
-                object.__setattr__(self, "enhanced", _enhanced(m[1]))
-
-    @property
-    def subject_detail(self) -> str | None:
-        """ "1.1" of "5.1.1": what the code says, whatever its class."""
-        return self.enhanced.split(".", 1)[1] if self.enhanced else None
-
-    def diagnostic(self) -> str:
-        """The ``diagnosticCode`` SES shows for it: "smtp; 550 5.1.1 user unknown" [DG examples]."""
-        text = " ".join(self.text.split())  # a multiline reply on one line
-        if self.enhanced and not text.startswith(self.enhanced):
-            text = f"{self.enhanced} {text}".strip()
-        return f"smtp; {self.code} {text}".strip()
 
 
 @dataclass(frozen=True)
@@ -377,7 +336,7 @@ def dsn_to_reply(status: str, diagnostic_code: str | None) -> SmtpReply:
     user unknown"); other types ("X-Postfix; unknown user") give text, and the code then follows the
     status class (550 or 450). Without a usable status or code the reply code is 0: Undetermined.
     """
-    enhanced = _enhanced(status.split("(", 1)[0]) if status else None
+    enhanced = enhanced_code(status.split("(", 1)[0]) if status else None
     text = (diagnostic_code or "").strip()
     code = 0
     m = _DIAGNOSTIC_SMTP.fullmatch(text)
@@ -612,6 +571,11 @@ def local(kind: str, detail: str = "") -> Verdict:
         k.status,
         diagnostic,
     )
+
+
+def bounced_recipient(verdict: Verdict, address: str) -> BouncedRecipient:
+    """The ``bouncedRecipients`` entry of ``address`` for this verdict."""
+    return BouncedRecipient(address, verdict.action, verdict.status, verdict.diagnostic_code)
 
 
 def delay_type(reply: SmtpReply | None, kind: str | None = None) -> str:

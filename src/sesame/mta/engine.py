@@ -4,7 +4,7 @@ Woken when this process accepts mail, and every ``poll_interval`` for retries an
 nodes accepted. A message's recipients on one domain go out in one SMTP transaction; each recipient's
 answer becomes its own outcome: Delivery, a DeliveryDelay and a retry with backoff, or a Bounce (and,
 for permanent bounces, an entry on the account's suppression list when its settings say so). Mail to
-the mailbox simulator never leaves: it is answered here as SES answers it.
+the mailbox simulator never leaves: mta/simulator.py answers it as SES does.
 """
 
 from __future__ import annotations
@@ -24,26 +24,25 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sesame.config import Settings
-from sesame.domain import compose
+from sesame.config import DeliverySettings, Settings
 from sesame.domain.accounts import Accounts
-from sesame.domain.compose import Envelope
 from sesame.domain.configuration_sets import ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import SUCCESS, Identities
-from sesame.domain.sending import Outgoing
+from sesame.domain.sending import SIMULATOR_DOMAIN, Outgoing
 from sesame.domain.suppression import Suppression
 from sesame.mail import dkim
-from sesame.mta import bounce, smtp_client
-from sesame.mta.queue import Claimed, DeliveryQueue, Outbound, Settlement
-from sesame.mta.routing import Hop, NoRoute, Router
+from sesame.mta import bounce, outcomes, simulator, smtp_client
+from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
+from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
+from sesame.mta.reply import SmtpReply
+from sesame.mta.routing import NoRoute, Router
 from sesame.resolver import Lookup
 from sesame.storage.db import Database
 from sesame.storage.models import ConfigurationSet, Identity, utcnow
 
 log = logging.getLogger(__name__)
 
-SIMULATOR = "simulator.amazonses.com"
 #: After a claim that emptied the queue, the next waits this long (s), so that mail accepted meanwhile is
 #: claimed together rather than one small write transaction per batch the send path commits.
 CLAIM_GATHER = 0.2
@@ -56,7 +55,7 @@ INTERNAL_FAILURE_ATTEMPTS = 3
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
 
 
-def _throttling(reply: smtp_client.Reply) -> bool:
+def _throttling(reply: SmtpReply) -> bool:
     """421 (service closing, RFC 5321 §3.8) or a 4xx that speaks of rates and limits (4.7.x often does)."""
     return reply.code == 421 or (400 <= reply.code < 500 and bool(_THROTTLE_WORDS.search(reply.text)))
 
@@ -68,8 +67,9 @@ class _Job:
     options: dict[str, Any]  # the configuration set's DeliveryOptions (TlsPolicy, MaxDeliverySeconds)
 
 
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+def helo_name(delivery: DeliverySettings) -> str:
+    """The name we give in EHLO, and as the reporting MTA of our Delivery and Bounce records."""
+    return delivery.helo_name or socket.getfqdn()
 
 
 class DeliveryEngine:
@@ -94,7 +94,7 @@ class DeliveryEngine:
         self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.queue = DeliveryQueue(db, self.worker_id)
         self.router = Router(settings.delivery, Lookup(settings.dns))
-        self.helo = settings.delivery.helo_name or socket.getfqdn()
+        self.helo = helo_name(settings.delivery)
         self.connections = smtp_client.ConnectionCache(
             helo=self.helo,
             connect_timeout=self.delivery.connect_timeout,
@@ -242,34 +242,29 @@ class DeliveryEngine:
         message = job.message
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
-        settlements = [self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed]
-        outcomes: list[Settlement] = []
+        settled: list[Outcome] = [
+            self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed
+        ]
+        attempted: list[Outcome] = []
         try:
-            if entries and domain == SIMULATOR:
-                outcomes = self._simulate(message, entries)
-                for e in entries:
-                    if e.recipient.rpartition("@")[0].split("+", 1)[0].lower() == "ooto":
-                        await self._out_of_office(message, e.recipient)
+            if entries and domain == SIMULATOR_DOMAIN:
+                attempted = simulator.answer(message, entries, self.helo)
+                await self._queue_auto_replies(message, entries)
             elif entries:
                 async with gate:
-                    outcomes = await self._send(job, domain, entries)
+                    attempted = await self._send(job, domain, entries)
         except Exception:  # a bug or bad data: a failed attempt, not a lease left to expire (then retried)
             log.exception("delivering %s to %s failed", message.id, domain)
-            outcomes = [self._failed(job, e) for e in entries]
-        settlements += outcomes
+            attempted = [self._failed(job, e) for e in entries]
+        settled += attempted
         # Group-committed with other outcomes and accepted mail (storage/writer.py); the entries we no
         # longer hold (our lease expired) are left to the worker that has them.
-        await self.queue.settle(message, settlements)
-        permanent = [
-            (s.entry_id, s)
-            for s in settlements
-            for t, d in s.events
-            if t == "Bounce" and d["bounceType"] == "Permanent"
-        ]
+        await self.queue.settle(message, settled)
+        permanent = [o for o in settled if isinstance(o, Bounced) and o.permanent]
         if permanent:
             await self._suppress(message, entries + suppressed, permanent)
 
-    async def _send(self, job: _Job, domain: str, entries: list[Claimed]) -> list[Settlement]:
+    async def _send(self, job: _Job, domain: str, entries: list[Claimed]) -> list[Outcome]:
         message, options = job.message, job.options
         try:
             hops = await self.router.hops(domain)
@@ -318,20 +313,20 @@ class DeliveryEngine:
                 last_error = str(exc)
                 continue
             self._note_throttling(hop.host, tx)
-            out = []
+            out: list[Outcome] = []
             for e in entries:
                 reply = tx.replies.get(e.recipient)
                 if reply is not None and 200 <= reply.code < 300:
                     out.append(self._delivered(message, e, reply, tx))
                 else:
-                    reply = reply or smtp_client.Reply(451, "4.4.0 no answer for this recipient")
-                    verdict = bounce.classify_reply(bounce.SmtpReply(reply.code, None, reply.text))
+                    reply = reply or SmtpReply(451, None, "4.4.0 no answer for this recipient")
+                    verdict = bounce.classify_reply(reply)
                     out.append(self._outcome(message, e, verdict, reply, options, remote=tx))
             return out
         verdict = bounce.local("connection-failed", last_error)
         return [self._outcome(message, e, verdict, None, options, kind="connection-failed") for e in entries]
 
-    def _failed(self, job: _Job, e: Claimed) -> Settlement:
+    def _failed(self, job: _Job, e: Claimed) -> Outcome:
         """An attempt that raised: retried like any temporary failure, and bounced on the
         ``INTERNAL_FAILURE_ATTEMPTS``-th try."""
         if e.attempts >= INTERNAL_FAILURE_ATTEMPTS:
@@ -353,52 +348,26 @@ class DeliveryEngine:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _delivered(
-        self,
-        message: Outbound,
-        e: Claimed,
-        reply: smtp_client.Reply,
-        tx: smtp_client.Transaction,
-    ) -> Settlement:
-        now = utcnow()
-        detail = {
-            "timestamp": _iso(now),
-            "processingTimeMillis": int((now - message.created_at).total_seconds() * 1000),
-            "recipients": [e.recipient],
-            "smtpResponse": reply.line(),
-            "reportingMTA": self.helo,
-            "remoteMtaIp": tx.remote_ip,
-        }
-        return Settlement(e.id, "delivered", last_reply=reply.line(), events=(("Delivery", detail),))
+        self, message: Outbound, e: Claimed, reply: SmtpReply, tx: smtp_client.Transaction
+    ) -> Delivered:
+        return outcomes.delivered(
+            e.id, e.recipient, reply, sent_at=message.created_at, helo=self.helo, remote_mta_ip=tx.remote_ip
+        )
 
-    def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Settlement:
-        detail = {
-            "bounceType": verdict.bounce_type,
-            "bounceSubType": verdict.bounce_subtype,
-            "bouncedRecipients": [
-                {
-                    "emailAddress": e.recipient,
-                    "action": verdict.action,
-                    "status": verdict.status,
-                    "diagnosticCode": verdict.diagnostic_code,
-                }
-            ],
-            "timestamp": _iso(utcnow()),
-            "feedbackId": f"{message.id}-{uuid.uuid4()}-000000",
-            "reportingMTA": f"dns; {self.helo}",
-        }
-        return Settlement(e.id, "bounced", last_reply=verdict.diagnostic_code, events=(("Bounce", detail),))
+    def _bounced(self, message: Outbound, e: Claimed, verdict: bounce.Verdict) -> Bounced:
+        return outcomes.bounced(e.id, e.recipient, verdict, message_id=message.id, helo=self.helo)
 
     def _outcome(
         self,
         message: Outbound,
         e: Claimed,
         verdict: bounce.Verdict,
-        reply: smtp_client.Reply | None,
+        reply: SmtpReply | None,
         options: dict[str, Any],
         remote: smtp_client.Transaction | None = None,
         kind: str | None = None,
         at: dt.datetime | None = None,
-    ) -> Settlement:
+    ) -> Deferred | Bounced:
         if not verdict.temporary:
             return self._bounced(message, e, verdict)
         custom = float(options.get("MaxDeliverySeconds") or 1e12)
@@ -410,75 +379,25 @@ class DeliveryEngine:
             return self._bounced(message, e, final)
         delay = min(self.delivery.retry_max, self.delivery.retry_base * 2 ** max(0, e.attempts - 1))
         retry_at = min(expires, at or now + dt.timedelta(seconds=delay * random.uniform(0.8, 1.2)))
-        smtp_reply = bounce.SmtpReply(reply.code, None, reply.text) if reply else None
-        detail: dict[str, Any] = {
-            "timestamp": _iso(now),
-            "delayType": bounce.delay_type(smtp_reply, kind),
-            "expirationTime": _iso(expires),
-            "delayedRecipients": [
-                {
-                    "emailAddress": e.recipient,
-                    "status": verdict.status,
-                    "diagnosticCode": verdict.diagnostic_code,
-                }
-            ],
-        }
-        if remote is not None:
-            detail["reportingMTA"] = remote.hop.host
-        return Settlement(
+        return outcomes.deferred(
             e.id,
-            "deferred",
-            next_attempt_at=retry_at,
-            last_reply=verdict.diagnostic_code,
-            events=(("DeliveryDelay", detail),),
+            e.recipient,
+            verdict,
+            retry_at=retry_at,
+            delay_type=bounce.delay_type(reply, kind),
+            expires=expires,
+            remote_host=remote.hop.host if remote is not None else None,
         )
 
-    def _simulate(self, message: Outbound, entries: list[Claimed]) -> list[Settlement]:
-        """The mailbox simulator, answered locally as SES answers it (labels: bounce+x@ is bounce@)."""
-        out = []
-        tx = smtp_client.Transaction(Hop(SIMULATOR, 25), "127.0.0.1", tls=True)
-        ok = smtp_client.Reply(250, "2.6.0 Message received")
-        for e in entries:
-            local = e.recipient.rpartition("@")[0].split("+", 1)[0].lower()
-            if local == "bounce":
-                out.append(
-                    self._bounced(
-                        message, e, bounce.classify_reply(bounce.SmtpReply(550, "5.1.1", "user unknown"))
-                    )
-                )
-            elif local in ("suppressionlist", "blacklist"):
-                out.append(self._bounced(message, e, bounce.local("global-suppressed")))
-            else:
-                settled = self._delivered(message, e, ok, tx)
-                if local == "complaint":
-                    complaint = {
-                        "complainedRecipients": [{"emailAddress": e.recipient}],
-                        "timestamp": _iso(utcnow()),
-                        "feedbackId": f"{message.id}-{uuid.uuid4()}-000000",
-                        "complaintFeedbackType": "abuse",
-                    }
-                    settled.events = (*settled.events, ("Complaint", complaint))
-                out.append(settled)
-        return out
-
-    async def _out_of_office(self, message: Outbound, recipient: str) -> None:
-        """ooto@ answers with an automatic reply (RFC 3834) to the envelope sender, queued like mail."""
+    async def _queue_auto_replies(self, message: Outbound, entries: list[Claimed]) -> None:
+        """The simulator's out-of-office replies, queued like mail (Sending.send_system)."""
         if self.on_auto_reply is None:
             return
-        reply = compose.simple(
-            "AutoReply",
-            message.region,
-            Envelope(source=recipient, to=[message.source]),
-            subject=f"Out of the office: {message.subject or ''}".strip(),
-            text="I am out of the office and will answer your message when I am back.\n",
-            headers=[("Auto-Submitted", "auto-replied"), ("In-Reply-To", f"<{message.id}@{SIMULATOR}>")],
-            limit=compose.V2_MAX_BYTES,
-            summary={"Destination": {"ToAddresses": [message.source]}, "Subject": "Out of the office"},
-        )
-        try:
-            await self.on_auto_reply(message.account_id, message.region, reply)
-        except Exception:  # an auto-reply is a courtesy: losing one must not hold the delivery back
-            log.exception("queueing the out-of-office reply to %s failed", message.source)
+        for reply in simulator.out_of_office(message, entries):
+            try:
+                await self.on_auto_reply(message.account_id, message.region, reply)
+            except Exception:  # an auto-reply is a courtesy: losing one must not hold the delivery back
+                log.exception("queueing the out-of-office reply to %s failed", message.source)
 
     # -- what a message needs ---------------------------------------------------------------------
 
@@ -503,9 +422,7 @@ class DeliveryEngine:
             return f"{message.id}@{row.mail_from_domain}"
         return message.source
 
-    async def _suppress(
-        self, message: Outbound, entries: list[Claimed], bounced: list[tuple[int, Settlement]]
-    ) -> None:
+    async def _suppress(self, message: Outbound, entries: list[Claimed], bounced: list[Bounced]) -> None:
         """Permanent bounces join the account's suppression list when its settings (or the configuration
         set's) include BOUNCE. Simulator addresses never do, as in SES."""
         state = await self.accounts.region(message.account_id, message.region)
@@ -522,9 +439,9 @@ class DeliveryEngine:
         if "BOUNCE" not in reasons:
             return
         by_id = {e.id: e for e in entries}
-        for entry_id, settlement in bounced:
-            e = by_id.get(entry_id)
-            subtype = settlement.events[0][1]["bounceSubType"]
-            if e is None or e.domain == SIMULATOR or subtype == "OnAccountSuppressionList":
+        for outcome in bounced:
+            e = by_id.get(outcome.entry_id)
+            subtype = outcome.verdict.bounce_subtype
+            if e is None or e.domain == SIMULATOR_DOMAIN or subtype == "OnAccountSuppressionList":
                 continue
             await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)

@@ -1,7 +1,7 @@
 """The delivery queue: claiming due entries with leases, and settling them with their outcome records.
 
-Settlements go through the process's group-commit writer (storage/writer.py): outcomes of many
-deliveries, and mail accepted meanwhile, share one transaction and one commit.
+Outcomes (mta/outcomes.py) are settled through the process's group-commit writer (storage/writer.py):
+those of many deliveries, and mail accepted meanwhile, share one transaction and one commit.
 
 A claim marks entries ``delivering`` with ``locked_by``/``locked_until``. On PostgreSQL the claim skips
 rows other nodes hold (``FOR UPDATE SKIP LOCKED``); on SQLite the write lock (``BEGIN IMMEDIATE``)
@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sesame.mta.bounce import Verdict
+from sesame.mta.outcomes import Deferred, Delivered, Outcome, bounce_event
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
 from sesame.storage.writer import Work, insert
@@ -50,15 +53,22 @@ class Outbound:
     body: bytes
 
 
-@dataclass
-class Settlement:
-    """What became of one claimed entry, and the records to write with it."""
-
-    entry_id: int
-    state: str  # delivered | bounced | deferred
-    next_attempt_at: dt.datetime | None = None
-    last_reply: str | None = None
-    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+def _entry_row(outcome: Outcome, now: dt.datetime) -> dict[str, Any]:
+    """The queue entry's columns after ``outcome``: its state, when it is due again (a settled entry:
+    now, never), the reply to show for it, and no lease."""
+    if isinstance(outcome, Delivered):
+        state, due, last = "delivered", now, outcome.reply.line()
+    elif isinstance(outcome, Deferred):
+        state, due, last = "deferred", outcome.retry_at, outcome.verdict.diagnostic_code
+    else:
+        state, due, last = "bounced", now, outcome.verdict.diagnostic_code
+    return {
+        "state": state,
+        "next_attempt_at": due,
+        "last_reply": last,
+        "locked_by": None,
+        "locked_until": None,
+    }
 
 
 _QUEUE = table(QueueEntry)
@@ -141,20 +151,20 @@ class DeliveryQueue:
             rows = await s.execute(sa.select(*columns).where(Message.id.in_(ids)))
             return {r.id: Outbound(*r) for r in rows}
 
-    async def settle(self, message: Outbound, settlements: list[Settlement]) -> int:
+    async def settle(self, message: Outbound, outcomes: Sequence[Outcome]) -> int:
         """Record the outcomes of one message's entries, once the writer has committed them; how many of
         the entries this worker still held (only those are settled)."""
-        if not settlements:
+        if not outcomes:
             return 0
-        held: int = await self.db.writer.submit(self._settle, (message, settlements))
+        held: int = await self.db.writer.submit(self._settle, (message, outcomes))
         return held
 
     async def _write_settlements(
-        self, s: AsyncSession, batch: list[tuple[Outbound, list[Settlement]]]
+        self, s: AsyncSession, batch: list[tuple[Outbound, Sequence[Outcome]]]
     ) -> list[int]:
         """Inside the writer's transaction: record outcomes for the entries this worker still holds;
         per message, how many."""
-        by_id = {st.entry_id: (m, st) for m, settlements in batch for st in settlements}
+        by_id = {o.entry_id: (m, o) for m, outcomes in batch for o in outcomes}
         if not by_id:
             return [0] * len(batch)
         now = utcnow()
@@ -165,36 +175,25 @@ class DeliveryQueue:
                 )
             )
         )
-        counts = [sum(1 for st in settlements if st.entry_id in held) for _, settlements in batch]
+        counts = [sum(1 for o in outcomes if o.entry_id in held) for _, outcomes in batch]
         # Entries not held any more: our lease expired and another worker has them; its outcome counts.
         if not held:
             return counts
         await s.execute(  # Core statements on the tables: the ORM's bulk machinery costs more here
-            _SETTLE,
-            [
-                {
-                    "entry_id": entry_id,
-                    "state": by_id[entry_id][1].state,
-                    "next_attempt_at": by_id[entry_id][1].next_attempt_at or now,
-                    "last_reply": by_id[entry_id][1].last_reply,
-                    "locked_by": None,
-                    "locked_until": None,
-                }
-                for entry_id in held
-            ],
+            _SETTLE, [{"entry_id": entry_id, **_entry_row(by_id[entry_id][1], now)} for entry_id in held]
         )
         records = [
             {
                 "message_id": m.id,
                 "account_id": m.account_id,
                 "region": m.region,
-                "event_type": event_type,
+                "event_type": event.event_type,
                 "created_at": now,
-                "detail": detail,
+                "detail": event.body,
             }
             for entry_id in held
-            for m, st in [by_id[entry_id]]
-            for event_type, detail in st.events
+            for m, outcome in [by_id[entry_id]]
+            for event in outcome.events
         ]
         await insert(s, DeliveryEvent, records)
         return counts
@@ -265,8 +264,9 @@ async def retry_now(db: Database, message_id: str) -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def bounce_now(db: Database, message_id: str, detail: dict[str, Any]) -> int:
-    """Pending recipients (not being delivered right now) bounce with ``detail``'s record; how many."""
+async def bounce_now(db: Database, message_id: str, verdict: Verdict, helo: str) -> int:
+    """Pending recipients (not being delivered right now) bounce with ``verdict``, reported by us
+    (``helo``); how many."""
     async with db.write() as s:
         message = await s.get(Message, message_id)
         if message is None:
@@ -281,18 +281,15 @@ async def bounce_now(db: Database, message_id: str, detail: dict[str, Any]) -> i
         )
         for e in entries:
             e.state, e.last_reply = "bounced", "bounced by the operator"
-            record = {
-                **detail,
-                "bouncedRecipients": [{**detail["bouncedRecipients"][0], "emailAddress": e.recipient}],
-            }
+            record = bounce_event(e.recipient, verdict, message_id=message_id, helo=helo)
             s.add(
                 DeliveryEvent(
                     message_id=message_id,
                     account_id=message.account_id,
                     region=message.region,
-                    event_type="Bounce",
+                    event_type=record.event_type,
                     created_at=utcnow(),
-                    detail=record,
+                    detail=record.body,
                 )
             )
         return len(entries)

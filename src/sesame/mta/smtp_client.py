@@ -35,6 +35,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sesame.mta.reply import SmtpReply
 from sesame.mta.routing import Hop
 
 
@@ -55,15 +56,6 @@ class UnsafeCommand(ValueError):
     """A command line with a CR, LF or NUL in it: never written (RFC 5321 §2.3.8)."""
 
 
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    text: str
-
-    def line(self) -> str:
-        return f"{self.code} {self.text}".strip()
-
-
 @dataclass
 class Transaction:
     """What the host answered: per recipient (RCPT, then DATA for the accepted ones)."""
@@ -71,7 +63,7 @@ class Transaction:
     hop: Hop
     remote_ip: str
     tls: bool
-    replies: dict[str, Reply] = field(default_factory=dict)
+    replies: dict[str, SmtpReply] = field(default_factory=dict)
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -91,10 +83,12 @@ _BREAKS_LINE = re.compile(r"[\r\n\0]")
 _NOT_IN_PATH = re.compile(r"[\x00-\x1f\x7f<>]")
 #: The replies given here to such addresses, as a server would give them (RFC 5321 §4.2.2, 553 "mailbox
 #: name not allowed"; RFC 3463 X.1.3 bad destination, X.1.7 bad sender mailbox address syntax).
-BAD_RECIPIENT = Reply(553, "5.1.3 Bad destination mailbox address syntax; not sent")
-BAD_SENDER = Reply(553, "5.1.7 Bad sender mailbox address syntax; not sent")
+BAD_RECIPIENT = SmtpReply(553, None, "5.1.3 Bad destination mailbox address syntax; not sent")
+BAD_SENDER = SmtpReply(553, None, "5.1.7 Bad sender mailbox address syntax; not sent")
 #: The reply for a message whose connection was lost after its final dot (RFC 3463 X.4.2 bad connection).
-LOST_AFTER_DATA = Reply(451, "4.4.2 Connection lost after the message was sent; its delivery is unknown")
+LOST_AFTER_DATA = SmtpReply(
+    451, None, "4.4.2 Connection lost after the message was sent; its delivery is unknown"
+)
 #: RFC 5321 §4.5.3.1.5 allows 512 octets a reply line. Real servers go past it a little, so a line may have
 #: 4 KiB (also the stream's buffer limit), a reply 200 lines and 64 KiB: an EHLO reply has a dozen or two
 #: lines. A server sending more is broken or hostile; its replies are not kept without bound.
@@ -144,7 +138,7 @@ class _Session:
         command. StreamReader has no public way to ask what it holds, hence its ``_buffer``."""
         return not self.reader._buffer  # type: ignore[attr-defined]
 
-    async def replies(self, commands: list[str]) -> list[Reply]:
+    async def replies(self, commands: list[str]) -> list[SmtpReply]:
         """Write ``commands`` in one go (several: pipelined, RFC 2920) and read one reply to each.
         ``_Lost`` when a reply cannot answer its command or the server sent more than the replies."""
         if any(_BREAKS_LINE.search(c) for c in commands):
@@ -155,7 +149,7 @@ class _Session:
             raise _Lost("the server sent more than its replies")
         return out
 
-    async def answer(self, verb: str) -> Reply:
+    async def answer(self, verb: str) -> SmtpReply:
         """The reply to one command (``verb``: its first word; "." the end of DATA, "" the greeting).
         RFC 5321 §4.2.1, §4.3.2: only DATA may be answered 3yz (354) and DATA is never answered 2yz;
         every other reply is 2yz, 4yz or 5yz."""
@@ -164,7 +158,7 @@ class _Session:
             raise _Lost(f"{reply.code} cannot answer {verb or 'the connection'}")
         return reply
 
-    async def reply(self) -> Reply:
+    async def reply(self) -> SmtpReply:
         """One reply, its lines joined by newlines (RFC 5321 §4.2.1), within the size limits above."""
         texts: list[bytes] = []
         size = 0
@@ -181,16 +175,16 @@ class _Session:
                         )
                     texts.append(line[4:].strip())
                     if line[3:4] != b"-":
-                        return Reply(int(line[:3]), b"\n".join(texts).decode("utf-8", "replace"))
+                        return SmtpReply(int(line[:3]), None, b"\n".join(texts).decode("utf-8", "replace"))
         except ValueError as exc:  # readline: no line end within the stream's limit
             raise _Lost(f"a reply line longer than {MAX_REPLY_LINE} octets") from exc
         except (OSError, TimeoutError) as exc:
             raise _Lost(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
 
-    async def command(self, line: str) -> Reply:
+    async def command(self, line: str) -> SmtpReply:
         return (await self.replies([line]))[0]
 
-    async def hello(self, name: str) -> Reply:
+    async def hello(self, name: str) -> SmtpReply:
         """EHLO, and HELO when the server does not know EHLO; records the extensions offered."""
         reply = await self.command(f"EHLO {name}")
         if 500 <= reply.code < 600:
@@ -505,7 +499,7 @@ class ConnectionCache:
                 await session.writer.drain()
                 data_reply = await session.answer(".")
             for rcpt in accepted:
-                result.replies[rcpt] = data_reply or Reply(451, "4.3.0 DATA was not answered")
+                result.replies[rcpt] = data_reply or SmtpReply(451, None, "4.3.0 DATA was not answered")
             if data_reply is None or not 200 <= data_reply.code < 300:
                 if any(r.code == 421 for r in result.replies.values()):
                     conn.close()  # the server said it is closing the connection
