@@ -304,6 +304,7 @@ def test_identity_notifications_and_feedback_forwarding(
     dns_server.add(f"mx.{sender.domain}", "A", "127.0.0.1")
     forwarded = received_by(sink, f"me@{sender.domain}", timeout=20)
     assert b"Auto-Submitted: auto-replied" in forwarded.data
+    assert forwarded.mail_from == "<>"  # a report: its own failure bounces nowhere
     assert b"simulator.amazonses.com" in forwarded.data
 
 

@@ -30,6 +30,7 @@ from sesame.integrations import cloudwatch_local
 from sesame.integrations.aws import AwsClients, NoEndpoint, region_of
 from sesame.integrations.firehose_files import FirehoseFiles
 from sesame.mail import mime
+from sesame.mta.engine import helo_name
 from sesame.storage.db import Database
 from sesame.storage.models import Message, QueueEntry
 
@@ -234,17 +235,17 @@ class EventPublisher:
             text = "A recipient marked your message as spam:\n\n" + "\n".join(people)
         record = json.dumps(records.event_record(due.event_type, due.detail, mail), indent=2)
         text += f"\n\nMessage ID: {mail.message_id}\nSubject: {subject}\n\nThe event record:\n\n{record}\n"
-        domain = mime.ses_message_id_domain(due.region)
         out = compose.simple(
             "FeedbackForward",
             due.region,
-            Envelope(source=f"MAILER-DAEMON@{domain}", to=[address]),
+            Envelope(source=f"MAILER-DAEMON@{helo_name(self.settings.delivery)}", to=[address]),
             subject=f"{title}: {subject}".strip(": "),
             text=text,
             headers=[("Auto-Submitted", "auto-replied")],
             limit=compose.V2_MAX_BYTES,
             summary={"Destination": {"ToAddresses": [address]}, "Subject": title},
         )
+        out.envelope_from = ""  # the null reverse-path of reports (RFC 5321 §4.5.5): nothing bounces back
         await self.send_system(due.account_id, due.region, out)
 
     async def _mails(self, claimed: list[Due]) -> dict[str, records.Mail]:

@@ -13,6 +13,7 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses
 from typing import Any
 
+from sesame.events.details import iso
 from sesame.mail import mime
 
 #: events-table type → (the record's eventType, the key of the event's own object).
@@ -47,12 +48,6 @@ NOTIFICATION_TYPES = ("Bounce", "Complaint", "Delivery")
 SNS_SUBJECT = "Amazon SES Email Event Notification"
 #: SES truncates the ``headers`` list past this many bytes of names and values.
 HEADERS_LIMIT = 10 * 1024
-
-
-def iso(when: dt.datetime) -> str:
-    """SES's timestamp form: UTC, milliseconds, Z."""
-    when = when.astimezone(dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True)
