@@ -17,10 +17,12 @@ work and a process killed at any instant loses nothing:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.domain.authorization import identity_arn
 from sesame.domain.event_destinations import enabled
@@ -53,6 +55,28 @@ _KINDS = {
 
 
 @dataclass(frozen=True)
+class Dispatched:
+    """An event record as the dispatcher saw it, with what its message says about it: what observers
+    (statistics, reputation, VDM) count, once per record, inside the dispatch transaction."""
+
+    id: int
+    message_id: str
+    account_id: str
+    region: str
+    event_type: str
+    created_at: dt.datetime
+    detail: dict[str, Any]
+    operation: str
+    from_address: str
+    configuration_set: str | None
+    sent_at: dt.datetime  # when the message was accepted
+
+
+#: ``observer(session, records)``: runs in the dispatch transaction; what it writes commits with it.
+Observer = Callable[[AsyncSession, list[Dispatched]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class Due:
     """A claimed publication, with its event row."""
 
@@ -82,9 +106,10 @@ _PUBLICATIONS = table(Publication)
 
 
 class Outbox:
-    def __init__(self, db: Database, worker_id: str) -> None:
+    def __init__(self, db: Database, worker_id: str, observers: list[Observer] | None = None) -> None:
         self.db = db
         self.worker_id = worker_id
+        self.observers = list(observers or [])
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -99,6 +124,8 @@ class Outbox:
                 DeliveryEvent.account_id,
                 DeliveryEvent.region,
                 DeliveryEvent.event_type,
+                DeliveryEvent.created_at,
+                DeliveryEvent.detail,
             )
             .where(undispatched)
             .order_by(DeliveryEvent.id)
@@ -126,6 +153,7 @@ class Outbox:
                         Message.source,
                         Message.from_address,
                         Message.configuration_set,
+                        Message.created_at,
                     ).where(Message.id.in_(ids))
                 )
             }
@@ -139,6 +167,26 @@ class Outbox:
                     rows += _fan_out(e, m, sets, identities, now)
             if rows:
                 await s.execute(sa.insert(_PUBLICATIONS), rows)
+            if self.observers:
+                seen = [
+                    Dispatched(
+                        e.id,
+                        e.message_id,
+                        e.account_id,
+                        e.region,
+                        e.event_type,
+                        e.created_at,
+                        dict(e.detail or {}),
+                        m.operation,
+                        m.from_address,
+                        m.configuration_set,
+                        m.created_at,
+                    )  # fmt: skip
+                    for e in events
+                    if (m := messages.get(e.message_id)) is not None
+                ]
+                for observe in self.observers:
+                    await observe(s, seen)
             await s.execute(
                 sa.update(DeliveryEvent)
                 .where(DeliveryEvent.id.in_([e.id for e in events]))

@@ -25,7 +25,7 @@ from sesame.domain import compose
 from sesame.domain.compose import Envelope
 from sesame.domain.sending import Outgoing
 from sesame.events import records
-from sesame.events.outbox import Due, Outbox, Outcome
+from sesame.events.outbox import Due, Observer, Outbox, Outcome
 from sesame.integrations import cloudwatch_local
 from sesame.integrations.aws import AwsClients, NoEndpoint, region_of
 from sesame.integrations.firehose_files import FirehoseFiles
@@ -57,13 +57,14 @@ class EventPublisher:
         settings: Settings,
         send_system: Callable[[str, str, Outgoing], Awaitable[str]],
         topics: Topics | None = None,
+        observers: list[Observer] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.send_system = send_system
         self.topics = topics
         self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.outbox = Outbox(db, self.worker_id)
+        self.outbox = Outbox(db, self.worker_id, observers)
         self.aws = AwsClients(settings.aws)
         self.firehose = FirehoseFiles(settings.data_dir / "firehose")
         self._wake = asyncio.Event()
