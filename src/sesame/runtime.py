@@ -7,6 +7,7 @@ import logging
 
 import sqlalchemy as sa
 
+from sesame import metrics
 from sesame.awsapi.auth import Authenticator
 from sesame.awsapi.dispatch import Dispatcher
 from sesame.config import Settings
@@ -21,7 +22,9 @@ from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
 from sesame.domain.verification import Verification
+from sesame.events import inspect
 from sesame.events.publisher import EventPublisher
+from sesame.mta import queue as q
 from sesame.mta.engine import DeliveryEngine
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
@@ -32,6 +35,10 @@ from sesame.storage.files import private_directory, private_sqlite
 from sesame.storage.models import Base, Meta
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds between reads of the /metrics figures kept in the database.
+FIGURES_SECONDS = 5.0
 
 
 class Sesame:
@@ -108,6 +115,22 @@ class Sesame:
             except Exception:
                 log.exception("identity verification pass failed")
             await asyncio.sleep(interval)
+
+    async def keep_figures(self) -> None:
+        """The /metrics figures that live in the database, read every few seconds (sesame.metrics)."""
+        while True:
+            try:
+                queue = await q.pending_counts(self.db)
+                waiting = await inspect.waiting_counts(self.db)
+                metrics.QUEUE_ENTRIES.clear()
+                for state, n in queue.items():
+                    metrics.QUEUE_ENTRIES.labels(state).set(n)
+                metrics.PUBLICATIONS.clear()
+                for (state, kind), n in waiting.items():
+                    metrics.PUBLICATIONS.labels(state, kind).set(n)
+            except Exception:
+                log.exception("reading the /metrics figures failed")
+            await asyncio.sleep(FIGURES_SECONDS)
 
     def migrate(self) -> None:
         migrate.upgrade(self.settings.database_url)

@@ -272,6 +272,14 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
     ]
     assert {"ses:configuration-set": "all", "campaign": "launch"} in dims
 
+    # The server's own figures, at /metrics.
+    figures = httpx.get(f"{sesame.endpoint}/metrics").text
+    assert 'sesame_api_requests_total{error="",operation="SendEmail",service="sesv2"}' in figures
+    assert 'sesame_delivery_outcomes_total{outcome="delivered"}' in figures
+    assert 'sesame_delivery_outcomes_total{outcome="deferred"}' in figures
+    assert "sesame_delivery_latency_seconds_count" in figures
+    assert "sesame_smtp_sessions" in figures
+
 
 def test_identity_notifications_and_feedback_forwarding(
     sesame: Serve, sender: Sender, moto: str, sink: SinkServer, dns_server: DnsServer
@@ -449,6 +457,14 @@ def test_failing_destinations_are_shown_and_retried(database: str, tmp_path: Pat
             "eventbridge": "pending",
             "pinpoint": "failed",
         }
+
+        deadline = time.monotonic() + 10
+        while 'sesame_event_publications{kind="pinpoint",state="failed"} 1.0' not in (
+            figures := httpx.get(f"{proc.endpoint}/metrics").text
+        ):
+            assert time.monotonic() < deadline, figures
+            time.sleep(0.2)
+        assert 'sesame_api_requests_total{error="",operation="SendEmail",service="sesv2"} 1.0' in figures
 
         assert json.loads(cli("retry", "--all"))["Retried"] == 2
         assert httpx.delete(f"{proc.endpoint}/_sesame/events").status_code == 204

@@ -21,6 +21,7 @@ from sesame.awsapi.context import RequestContext
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.awsapi.protocols import query, rest_json
 from sesame.errors import DomainError
+from sesame.metrics import API_REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Dispatcher:
                 caller.account_id, caller.region, request_id, service, op.name, caller.access_key_id
             )
             result = await method(ctx, params)
+            API_REQUESTS.labels(service, op.name, "").inc()
             return proto.serialize(op, result or {}, request_id)
         except DomainError as exc:
             if self.translate is None:
@@ -92,6 +94,8 @@ def _error(req: AwsRequest, exc: Exception, request_id: str) -> AwsResponse:
     if not isinstance(exc, errors.ServiceError):
         log.error("internal error in %s %s (request %s)", req.method, req.path, request_id, exc_info=exc)
         exc = errors.InternalFailure("The request processing has failed because of an unknown error.")
+    # The operation is not always known (a request that did not parse): counted under its path then.
+    API_REQUESTS.labels("sesv2" if is_v2(req.path) else "ses", "", exc.code).inc()
     return error_response(req.path, exc, request_id)
 
 

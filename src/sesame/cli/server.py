@@ -226,6 +226,7 @@ async def run(settings: Settings) -> None:
     if sesame.engine is not None:
         background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
     background.append(asyncio.create_task(sesame.publisher.run(), name="sesame-events"))
+    background.append(asyncio.create_task(sesame.keep_figures(), name="sesame-figures"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:

@@ -55,6 +55,17 @@ async def summary(db: Database) -> dict[str, Any]:
         }
 
 
+async def waiting_counts(db: Database) -> dict[tuple[str, str], int]:
+    """Publications waiting or failed, by (state, kind)."""
+    async with db.read() as s:
+        rows = await s.execute(
+            sa.select(Publication.state, Publication.kind, sa.func.count())
+            .where(Publication.state.in_(("pending", "failed")))
+            .group_by(Publication.state, Publication.kind)
+        )
+        return {(state, kind): n for state, kind, n in rows}
+
+
 async def retry(db: Database, ids: list[int] | None) -> int:
     """Failed (or waiting) publications become due now, their day of retries started over; ``None``
     means every one. How many."""

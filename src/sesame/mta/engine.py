@@ -32,6 +32,7 @@ from sesame.domain.identities import SUCCESS, Identities
 from sesame.domain.sending import SIMULATOR_DOMAIN, Outgoing
 from sesame.domain.suppression import Suppression
 from sesame.mail import dkim
+from sesame.metrics import DELIVERIES, DELIVERY_LATENCY
 from sesame.mta import bounce, outcomes, simulator, smtp_client
 from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
 from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
@@ -70,6 +71,16 @@ class _Job:
 def helo_name(delivery: DeliverySettings) -> str:
     """The name we give in EHLO, and as the reporting MTA of our Delivery and Bounce records."""
     return delivery.helo_name or socket.getfqdn()
+
+
+def _count(message: Outbound, settled: list[Outcome]) -> None:
+    now = utcnow()
+    for o in settled:
+        if isinstance(o, Delivered):
+            DELIVERIES.labels("delivered").inc()
+            DELIVERY_LATENCY.observe((now - message.created_at).total_seconds())
+        else:
+            DELIVERIES.labels("deferred" if isinstance(o, Deferred) else "bounced").inc()
 
 
 class DeliveryEngine:
@@ -260,6 +271,7 @@ class DeliveryEngine:
         # Group-committed with other outcomes and accepted mail (storage/writer.py); the entries we no
         # longer hold (our lease expired) are left to the worker that has them.
         await self.queue.settle(message, settled)
+        _count(message, settled)
         permanent = [o for o in settled if isinstance(o, Bounced) and o.permanent]
         if permanent:
             await self._suppress(message, entries + suppressed, permanent)

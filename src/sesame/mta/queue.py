@@ -204,6 +204,17 @@ class DeliveryQueue:
 PENDING_STATES = ("queued", "deferred", "delivering", "suppressed")
 
 
+async def pending_counts(db: Database) -> dict[str, int]:
+    """Entries not yet settled, by state (read through the state index: delivered rows are not counted)."""
+    async with db.read() as s:
+        rows = await s.execute(
+            sa.select(QueueEntry.state, sa.func.count())
+            .where(QueueEntry.state.in_(PENDING_STATES))
+            .group_by(QueueEntry.state)
+        )
+        return {state: n for state, n in rows}
+
+
 async def summary(db: Database) -> list[dict[str, Any]]:
     """Queue entries counted by destination domain and state."""
     async with db.read() as s:

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 
 from sesame.config import Settings
+from sesame.metrics import SMTP_SESSIONS
 from sesame.smtp.session import SmtpSession
 from sesame.smtp.submission import Reply, Submission
 from sesame.smtp.tls import server_context
@@ -72,6 +73,7 @@ class SmtpServer:
         limits = self.settings.smtp
         self._per_address[session.peer] += 1
         self._sessions.add(session)
+        SMTP_SESSIONS.inc()
         if len(self._sessions) > limits.max_connections or (
             self._per_address[session.peer] > limits.max_connections_per_ip
         ):
@@ -81,6 +83,7 @@ class SmtpServer:
     def release(self, session: SmtpSession) -> None:
         if session in self._sessions:
             self._sessions.discard(session)
+            SMTP_SESSIONS.dec()
             self._per_address[session.peer] -= 1
             if self._per_address[session.peer] <= 0:
                 del self._per_address[session.peer]
