@@ -1,7 +1,7 @@
 """Delivery benchmark: messages accepted through SES v2 SendEmail and delivered over SMTP, against Postfix.
 
     python bench/delivery.py [--messages 2000] [--database sqlite|postgresql] [--concurrency 16]
-                             [--clients 16] [--seconds 300] [--no-postfix] [--drain]
+                             [--clients 16] [--seconds 300] [--no-postfix] [--drain [--events]]
     python bench/delivery.py --memory [--memory-messages 100000] [--memory-seconds 600]
 
 Sesame: `sesame serve` on a free port with a fresh database. The sender domain is verified for real with
@@ -33,6 +33,12 @@ delivery engine alone (no API or SMTP intake competing for the cores). Sesame: a
 off queues them, then a server with delivery on starts; the clock runs from its "ready" (so its start-up
 is included) to the last message at the sink. Postfix: `defer_transports = smtp` holds them in the
 deferred queue, then `postqueue -f` releases them; the clock runs from the flush.
+
+--events (with --drain): a third drain in which the sender's default configuration set publishes every
+event record to two destinations: a Firehose stream (JSON-lines files in the data dir) and an SNS topic of
+Sesame's own with an HTTP subscription to a receiver on loopback. Reported: its delivered/s against the
+drain without destinations (the goal: at most 10% lower), and the records published per second, counted
+from the drain's start to the moment none is left waiting.
 
 --memory (slow, off by default): a separate `sesame serve` with delivery disabled queues up to
 --memory-messages through the API, bounded by --memory-seconds, and reports the server process's
@@ -67,11 +73,11 @@ import dns.resolver
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from send import DOMAIN, PATH, REGION, boto_client, exchange, free_port, text_body  # bench/, beside us
+from send import DOMAIN, PATH, REGION, boto_client, exchange, text_body  # bench/, beside us
 
 from sesame.testing.databases import temporary_database
 from sesame.testing.dns import DnsServer
-from sesame.testing.servers import SesameProcess, sesame_cli
+from sesame.testing.servers import SesameProcess, free_port, sesame_cli
 from sesame.testing.smtp import SinkServer
 
 SENDER = f"sender@{DOMAIN}"
@@ -479,14 +485,108 @@ def vm(pid: int, field: str) -> float:
     return float("nan")
 
 
-def drain_sesame(args: argparse.Namespace) -> dict | None:
+class SnsReceiver:
+    """An HTTP endpoint subscribed to an SNS topic: confirms the subscription (GET SubscribeURL) and
+    counts the notifications that reach it."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        receiver = self
+        self.notifications = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(200)
+                self.end_headers()
+                if body.get("Type") == "SubscriptionConfirmation":
+                    threading.Thread(target=urllib_get, args=(body["SubscribeURL"],), daemon=True).start()
+                elif body.get("Type") == "Notification":
+                    receiver.notifications += 1
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sns"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def urllib_get(url: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        resp.read()
+
+
+def add_event_destinations(sesame: SesameProcess, account: dict, receiver: SnsReceiver | None) -> list[str]:
+    """A configuration set, the sender's default, with a Firehose destination (files in the data dir, no
+    AWS endpoint) and, when Sesame serves SNS, an SNS topic with an HTTP subscription; what was set up."""
+    v2 = account["v2"]
+    v2.create_configuration_set(ConfigurationSetName="events")
+    every = ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY", "REJECT", "RENDERING_FAILURE"]
+    stream = f"arn:aws:firehose:{REGION}:{account['AccountId']}:deliverystream/bench"
+    role = f"arn:aws:iam::{account['AccountId']}:role/firehose"
+    v2.create_configuration_set_event_destination(
+        ConfigurationSetName="events",
+        EventDestinationName="files",
+        EventDestination={"Enabled": True, "MatchingEventTypes": every,
+                          "KinesisFirehoseDestination": {"IamRoleArn": role, "DeliveryStreamArn": stream}},
+    )  # fmt: skip
+    made = ["firehose files"]
+    if receiver is not None:
+        sns = boto_client("sns", sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"])
+        try:
+            topic = sns.create_topic(Name="bench-events")["TopicArn"]
+        except Exception as exc:  # an older Sesame without its own SNS
+            print(f"  no SNS destination: {exc}")
+        else:
+            sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=receiver.url)
+            v2.create_configuration_set_event_destination(
+                ConfigurationSetName="events",
+                EventDestinationName="sns",
+                EventDestination={"Enabled": True, "MatchingEventTypes": every,
+                                  "SnsDestination": {"TopicArn": topic}},
+            )  # fmt: skip
+            made.append("SNS http subscription")
+    v2.put_email_identity_configuration_set_attributes(EmailIdentity=DOMAIN, ConfigurationSetName="events")
+    return made
+
+
+def publications(sesame: SesameProcess, data_dir: Path) -> dict[str, int]:
+    """Publications by state, and records not yet dispatched, from the server's admin API."""
+    import urllib.request
+
+    from sesame.domain.secrets import admin_token
+
+    req = urllib.request.Request(
+        f"{sesame.endpoint}/_sesame/admin/events",
+        headers={"Authorization": f"Bearer {admin_token(data_dir)}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        found = json.loads(resp.read())
+    out = {"undispatched": found["Undispatched"]}
+    for row in found["Counts"]:
+        out[row["State"]] = out.get(row["State"], 0) + row["Count"]
+    return out
+
+
+def drain_sesame(args: argparse.Namespace, events: bool = False) -> dict | None:
     """The delivery engine alone: N messages queued by a server with delivery off, then a server with
-    delivery on starts; the clock runs from its "ready" to the last message at the sink."""
+    delivery on starts; the clock runs from its "ready" to the last message at the sink. With ``events``,
+    the sender's configuration set publishes every event to two destinations meanwhile."""
+    receiver = SnsReceiver() if events else None
     with (
         tempfile.TemporaryDirectory() as tmp,
         temporary_database(args.database, Path(tmp)) as url,
         DnsServer() as dns_server,
         sink() as the_sink,
+        contextlib.closing(receiver) if receiver else contextlib.nullcontext(),
     ):
         routes = f"{SINK_DOMAIN}=127.0.0.1:{the_sink.port}"
         data_dir = Path(tmp) / "data"
@@ -495,6 +595,7 @@ def drain_sesame(args: argparse.Namespace) -> dict | None:
             account = set_up_sender(sesame, dns_server, data_dir, url)
             if account is None:
                 return None
+            made = add_event_destinations(sesame, account, receiver) if events else []
             signer = Signer(
                 sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"], request_body(RECIPIENT)
             )
@@ -507,9 +608,23 @@ def drain_sesame(args: argparse.Namespace) -> dict | None:
             assert sesame.proc is not None
             last = the_sink.wait_for(n, args.seconds) if n else None
             cpu = cpu_seconds(sesame.proc.pid)
-        return {"name": f"sesame-{args.database}", "queued": n, "delivered": the_sink.count(),
-                "delivered_s": n / (last - start) if last else float("nan"),
-                "cpu_ms": cpu / n * 1000 if n else float("nan")}  # fmt: skip
+            result = {"name": f"sesame-{args.database}" + (" + events" if events else ""), "queued": n,
+                      "delivered": the_sink.count(),
+                      "delivered_s": n / (last - start) if last else float("nan"),
+                      "cpu_ms": cpu / n * 1000 if n else float("nan")}  # fmt: skip
+            if events:
+                # Every record published: the Send records of intake and the Delivery records of the drain.
+                deadline = time.perf_counter() + args.seconds
+                while (found := publications(sesame, data_dir)).get("pending") or found["undispatched"]:
+                    if time.perf_counter() > deadline:
+                        break
+                    time.sleep(0.1)
+                done = time.perf_counter()
+                result.update(destinations=", ".join(made), published=found.get("published", 0),
+                              failed=found.get("failed", 0), pending=found.get("pending", 0),
+                              published_s=found.get("published", 0) / (done - start),
+                              sns_received=receiver.notifications if receiver else 0)  # fmt: skip
+        return result
 
 
 def bench_memory(args: argparse.Namespace) -> dict | None:
@@ -831,6 +946,11 @@ def main() -> None:
         "--seconds", type=float, default=300.0, help="time bound per side (sending + delivery)"
     )
     parser.add_argument("--no-postfix", action="store_true", help="Sesame only")
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="with --drain: also a drain publishing every event to two destinations",
+    )
     parser.add_argument("--drain", action="store_true",
                         help="also time each side delivering N messages already queued")  # fmt: skip
     parser.add_argument("--memory", action="store_true", help="also the (slow) queue-memory run")
@@ -887,6 +1007,8 @@ def main() -> None:
     if args.drain:
         print(flush=True)
         drains = [drain_sesame(args)] + [r.get("drain") for r in results if r["name"] == "postfix"]
+        if args.events:
+            drains.insert(1, drain_sesame(args, events=True))
         print(
             f"drain: {args.messages} messages queued first, then delivered (concurrency {args.concurrency})"
         )
@@ -895,9 +1017,18 @@ def main() -> None:
             if d is not None:
                 print(f"{d['name']:>17} {d['queued']:>7} {d['delivered']:>9} {d['delivered_s']:>11.0f} "
                       f"{d['cpu_ms']:>17.2f}")  # fmt: skip
-        if len(drains) == 2 and drains[0] and drains[1] and drains[1]["delivered_s"]:
+        postfix = [d for d in drains if d and d["name"] == "postfix"]
+        if drains[0] and postfix and postfix[0]["delivered_s"]:
             print(f"{drains[0]['name']} / postfix, drain delivered/s: "
-                  f"{drains[0]['delivered_s'] / drains[1]['delivered_s']:.2f}x")  # fmt: skip
+                  f"{drains[0]['delivered_s'] / postfix[0]['delivered_s']:.2f}x")  # fmt: skip
+        with_events = [d for d in drains if d and "published" in d]
+        if drains[0] and with_events:
+            e = with_events[0]
+            print(f"with event destinations ({e['destinations']}): delivered/s "
+                  f"{e['delivered_s'] / drains[0]['delivered_s']:.2f}x the run without; {e['published']} "
+                  f"records published ({e['published_s']:.0f}/s from the drain's start), "
+                  f"{e['failed']} failed, {e['pending']} still pending; "
+                  f"the SNS receiver got {e['sns_received']}")  # fmt: skip
 
     if args.memory:
         print(flush=True)

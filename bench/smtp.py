@@ -72,11 +72,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from delivery import PrivatePostfix, run_postfix_command, spool_count, tool  # bench/, beside us
-from send import DOMAIN, REGION, boto_client, free_port, text_body
+from send import DOMAIN, REGION, boto_client, text_body
 
 from sesame.testing.databases import temporary_database
 from sesame.testing.dns import DnsServer
-from sesame.testing.servers import SesameProcess, sesame_cli
+from sesame.testing.servers import SesameProcess, free_port, sesame_cli
 
 SENDER = f"sender@{DOMAIN}"
 RECIPIENT = "someone@sink.test"

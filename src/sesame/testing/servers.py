@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 _LISTENING = re.compile(r"^listening (\w+) (\S+):(\d+)$")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for servers that cannot be told to bind port 0 themselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class SesameProcess:
