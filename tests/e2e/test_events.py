@@ -226,6 +226,8 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
     assert delivered["mail"]["tags"]["campaign"] == ["launch"]
     assert delivered["mail"]["tags"]["ses:configuration-set"] == ["all"]
     assert delivered["mail"]["tags"]["ses:from-domain"] == [sender.domain]
+    assert delivered["mail"]["tags"]["ses:source-ip"] == ["127.0.0.1"]
+    assert delivered["mail"]["tags"]["ses:operation"] == ["SendEmail"]
     assert delivered["mail"]["commonHeaders"]["subject"] == "hello"
     assert delivered["mail"]["sourceArn"] == f"arn:aws:ses:us-east-1:{sender.id}:identity/{sender.domain}"
     (bounced,) = by_type["Bounce"][:1]
@@ -305,6 +307,7 @@ def test_identity_notifications_and_feedback_forwarding(
         golden(f"notification-{kind}", record)
     assert "headers" in records["Bounce"]["mail"] and "headers" not in records["Delivery"]["mail"]
     assert "tags" not in records["Bounce"]["mail"]
+    assert records["Bounce"]["mail"]["sourceIp"] == "127.0.0.1"
 
     # Forwarding is on by default: the bounce and the complaint also come back by email, to the
     # message's return path (its sender's domain, whose MX is the sink here).

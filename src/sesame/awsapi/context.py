@@ -13,6 +13,7 @@ class RequestContext:
     service: str
     operation: str
     access_key_id: str | None = None
+    source_ip: str = ""
 
     def arn(self, resource: str) -> str:
         return f"arn:aws:ses:{self.region}:{self.account_id}:{resource}"

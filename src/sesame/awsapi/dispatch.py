@@ -76,7 +76,13 @@ class Dispatcher:
             if method is None:
                 raise errors.NotImplementedOperation(service, op.name)
             ctx = RequestContext(
-                caller.account_id, caller.region, request_id, service, op.name, caller.access_key_id
+                caller.account_id,
+                caller.region,
+                request_id,
+                service,
+                op.name,
+                caller.access_key_id,
+                req.client_ip,
             )
             result = await method(ctx, params)
             API_REQUESTS.labels(service, op.name, "").inc()

@@ -13,6 +13,7 @@ class AwsRequest:
     query_string: str  # raw query string, without "?"
     headers: dict[str, str]  # lower-cased names
     body: bytes = b""
+    client_ip: str = ""  # the caller's address (SES's ses:source-ip tag)
 
 
 @dataclass(slots=True)

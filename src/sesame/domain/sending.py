@@ -114,6 +114,7 @@ class Outgoing:
     #: Accepted but not sent: a templated send whose data lacks an attribute (SES: Rendering Failure).
     rendering_failure: str | None = None
     message_id: str = field(default_factory=new_message_id)
+    source_ip: str = ""
 
 
 def _event(unit: _Unit, event_type: str, detail: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
@@ -370,8 +371,10 @@ class Sending:
 
     # -- accepting --------------------------------------------------------------------------------
 
-    async def send(self, account_id: str, region: str, msg: Outgoing) -> str:
-        """Check and durably accept ``msg``; its MessageId, once committed."""
+    async def send(self, account_id: str, region: str, msg: Outgoing, *, source_ip: str = "") -> str:
+        """Check and durably accept ``msg``; its MessageId, once committed. ``source_ip``: the caller's
+        address, as event records show it (the ses:source-ip tag)."""
+        msg.source_ip = source_ip
         state, suppressed = await self._check(account_id, region, msg)
         return await self._enqueue(
             account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send
@@ -457,6 +460,7 @@ class Sending:
                     "configuration_set": msg.configuration_set,
                     "tags": msg.tags,
                     "summary": msg.summary,
+                    "source_ip": msg.source_ip or None,
                     "status": status,
                     "size": len(msg.body),
                     "body": msg.body,

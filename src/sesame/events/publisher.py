@@ -264,6 +264,7 @@ class EventPublisher:
                         Message.configuration_set,
                         Message.tags,
                         Message.summary,
+                        Message.source_ip,
                         sa.func.substr(Message.body, 1, HEAD_BYTES),
                     ).where(Message.id.in_(ids))
                 )
@@ -287,8 +288,9 @@ class EventPublisher:
                 operation=r.operation,
                 configuration_set=r.configuration_set,
                 destination=recipients.get(r.id) or _summary_recipients(r.summary),
-                header_block=bytes(r[9] or b""),
+                header_block=bytes(r[10] or b""),
                 tags=dict(r.tags or {}),
+                source_ip=r.source_ip,
             )
             for r in rows
         }

@@ -65,6 +65,7 @@ class Mail:
     destination: list[str]
     header_block: bytes  # the message's header section, as stored
     tags: dict[str, str] = field(default_factory=dict)
+    source_ip: str | None = None  # the API or SMTP client's address
 
 
 def _decoded(value: str) -> str:
@@ -123,6 +124,8 @@ def auto_tags(mail: Mail) -> dict[str, list[str]]:
         tags["ses:configuration-set"] = [mail.configuration_set]
     domain = mail.source_arn.rpartition("/")[2].rpartition("@")[2]
     tags["ses:from-domain"] = [domain]
+    if mail.source_ip:
+        tags["ses:source-ip"] = [mail.source_ip]
     return tags
 
 
@@ -144,6 +147,8 @@ def mail_object(mail: Mail, *, notification: bool = False, headers: bool = True)
         out["commonHeaders"] = _common_headers(fields, original if notification else mail.message_id)
     if not notification:
         out["tags"] = auto_tags(mail)
+    elif mail.source_ip:
+        out["sourceIp"] = mail.source_ip  # notifications name the caller's address here, not in tags
     return out
 
 

@@ -115,6 +115,7 @@ def create_app(sesame: Sesame) -> Starlette:
             raw_path=raw_path.decode("latin-1"),
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+            client_ip=(scope.get("client") or ("",))[0],
         )
         # Who is calling, from the headers alone: a body is read only for a known key (any key in dev
         # mode), so unsigned or unknown callers cannot make the process buffer their bodies.

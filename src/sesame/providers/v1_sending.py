@@ -110,7 +110,9 @@ class SendingV1:
                     },  # fmt: skip
                 },
             )
-            return {"MessageId": await self.sending.send(ctx.account_id, ctx.region, out)}
+            return {
+                "MessageId": await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
+            }
 
     async def send_raw_email(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with v1_send_errors():
@@ -128,7 +130,9 @@ class SendingV1:
                 limit=compose.V1_MAX_BYTES,
             )
             out.summary["Source"] = params.get("Source")
-            return {"MessageId": await self.sending.send(ctx.account_id, ctx.region, out)}
+            return {
+                "MessageId": await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
+            }
 
     async def _template(self, ctx: RequestContext, params: dict[str, Any]) -> Any:
         name = params.get("Template") or (params.get("TemplateArn") or "").rpartition("/")[2]
@@ -153,7 +157,9 @@ class SendingV1:
                 limit=compose.V1_MAX_BYTES,
             )
             out.summary["Destination"] = params.get("Destination") or {}
-            return {"MessageId": await self.sending.send(ctx.account_id, ctx.region, out)}
+            return {
+                "MessageId": await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
+            }
 
     async def send_bulk_templated_email(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         destinations = params["Destinations"]
@@ -187,7 +193,7 @@ class SendingV1:
                     limit=compose.V1_MAX_BYTES,
                 )
                 out.summary["Destination"] = dest.get("Destination") or {}
-                message_id = await self.sending.send(ctx.account_id, ctx.region, out)
+                message_id = await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
                 statuses.append({"Status": "Success", "MessageId": message_id})
             except (SendError, IllegalAddress) as exc:
                 statuses.append({"Status": _SEND_ERRORS[exc.kind][1], "Error": exc.message})

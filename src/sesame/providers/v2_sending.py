@@ -191,7 +191,9 @@ class SendingV2:
                     limit=compose.V2_MAX_BYTES,
                 )
                 out.summary["Destination"] = destination
-            return {"MessageId": await self.sending.send(ctx.account_id, ctx.region, out)}
+            return {
+                "MessageId": await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
+            }
 
     async def send_bulk_email(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         entries = params["BulkEmailEntries"]
@@ -229,7 +231,7 @@ class SendingV2:
                     limit=compose.V2_MAX_BYTES,
                 )
                 out.summary["Destination"] = destination
-                message_id = await self.sending.send(ctx.account_id, ctx.region, out)
+                message_id = await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
                 results.append({"Status": "SUCCESS", "MessageId": message_id})
             except (SendError, IllegalAddress) as exc:
                 results.append({"Status": _SEND_ERRORS[exc.kind][1], "Error": exc.message})

@@ -420,7 +420,7 @@ class SmtpSession(asyncio.Protocol):
             return self.reply(message)
         self.flush()
         self.junk = 0
-        self.reply(await self.server.submission.submit(account, mail_from, recipients, message))
+        self.reply(await self.server.submission.submit(account, mail_from, recipients, message, self.peer))
 
     def rset(self, arg: str) -> None:
         self.junk += 1

@@ -93,7 +93,9 @@ class Submission:
         account_id, secret = found
         return account_id if password_matches(password, secret, self.region) else None
 
-    async def submit(self, account_id: str, mail_from: str, recipients: list[str], data: bytes) -> Reply:
+    async def submit(
+        self, account_id: str, mail_from: str, recipients: list[str], data: bytes, peer: str = ""
+    ) -> Reply:
         """Accept one message as SendRawEmail; ``250 Ok <MessageId>`` once it is committed."""
         try:
             out = compose.raw(
@@ -111,12 +113,12 @@ class Submission:
             )
             out.summary["Source"] = mail_from
             try:
-                message_id = await self.sending.send(account_id, self.region, out)
+                message_id = await self.sending.send(account_id, self.region, out, source_ip=peer)
             except AccountNotFound:
                 if not self.dev:
                     raise
                 await self.accounts.ensure(account_id)  # dev: an account exists once it is used
-                message_id = await self.sending.send(account_id, self.region, out)
+                message_id = await self.sending.send(account_id, self.region, out, source_ip=peer)
         except (SendError, IllegalAddress) as exc:
             code, text = _REFUSALS[exc.kind]
             return Reply(code, text.format(exc.message))

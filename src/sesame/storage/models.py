@@ -209,6 +209,8 @@ class Message(Base):
     #: "queued", "captured" (dev mode), or "rendering-failure" (not sent).
     status: Mapped[str] = mapped_column(sa.String(24), default="queued")
     size: Mapped[int] = mapped_column(default=0)
+    #: The address of the API or SMTP client that sent it (event records' ses:source-ip tag).
+    source_ip: Mapped[str | None] = mapped_column(sa.String(45), default=None)
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 

@@ -1,4 +1,4 @@
-"""Event publishing: events.dispatched and the publications outbox.
+"""Event publishing: events.dispatched, the publications outbox, messages.source_ip.
 
 Revision ID: 0006
 Revises: 0005
@@ -19,6 +19,8 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("messages") as batch_op:
+        batch_op.add_column(sa.Column("source_ip", sa.String(length=45), nullable=True))
     with op.batch_alter_table("events") as batch_op:
         batch_op.add_column(sa.Column("dispatched", sa.Boolean(), server_default=sa.false(), nullable=False))
     # Records written before there was anything to publish them to stay unpublished.
@@ -65,3 +67,5 @@ def downgrade() -> None:
     op.drop_index("ix_events_undispatched", table_name="events")
     with op.batch_alter_table("events") as batch_op:
         batch_op.drop_column("dispatched")
+    with op.batch_alter_table("messages") as batch_op:
+        batch_op.drop_column("source_ip")
