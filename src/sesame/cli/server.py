@@ -225,6 +225,8 @@ async def run(settings: Settings) -> None:
     smtp_stop = asyncio.create_task(_close_on_exit(server, smtp), name="sesame-smtp-stop")
     if sesame.engine is not None:
         background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
+    # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.
+    background.append(asyncio.create_task(sesame.sns_delivery.run(), name="sesame-sns-delivery"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:

@@ -364,9 +364,7 @@ class SnsSubscription(Base):
     __tablename__ = "sns_subscriptions"
 
     arn: Mapped[str] = mapped_column(sa.String(340), primary_key=True)
-    topic_arn: Mapped[str] = mapped_column(
-        sa.ForeignKey("sns_topics.arn", ondelete="CASCADE"), index=True
-    )
+    topic_arn: Mapped[str] = mapped_column(sa.ForeignKey("sns_topics.arn", ondelete="CASCADE"), index=True)
     #: The account that subscribed (the topic's owner, as Sesame allows no other).
     account_id: Mapped[str] = mapped_column(sa.String(12))
     protocol: Mapped[str] = mapped_column(sa.String(16))
@@ -411,7 +409,9 @@ class SnsDelivery(Base):
     #: The MessageId the endpoint sees (an SnsMessage's id for a Notification), the same on every retry.
     message_id: Mapped[str] = mapped_column(sa.String(64), index=True)
     kind: Mapped[str] = mapped_column(sa.String(32))  # Notification | SubscriptionConfirmation
-    state: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending|delivering|delivered|failed
+    state: Mapped[str] = mapped_column(
+        sa.String(16), default="pending"
+    )  # pending|delivering|delivered|failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)

@@ -28,10 +28,15 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_sns_topics_account_id_accounts"), ondelete="CASCADE"
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_sns_topics_account_id_accounts"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("arn", name=op.f("pk_sns_topics")),
-        sa.UniqueConstraint("account_id", "region", "name", name=op.f("uq_sns_topics_account_id_region_name")),
+        sa.UniqueConstraint(
+            "account_id", "region", "name", name=op.f("uq_sns_topics_account_id_region_name")
+        ),
     )
     op.create_table(
         "sns_subscriptions",

@@ -1,0 +1,434 @@
+"""Delivering SNS messages: the ``sns_deliveries`` table as a queue, claimed with leases.
+
+Publish and Subscribe write one delivery per (message, subscription) in the transaction that answers
+the caller; this loop claims due ones, delivers them, and settles each with its outcome. As in the mail
+queue (mta/queue.py), a claim marks rows ``delivering`` with ``locked_by``/``locked_until``: on
+PostgreSQL it skips rows another node holds (``FOR UPDATE SKIP LOCKED``), on SQLite the write lock
+serializes claims; a lease that expired (its node died) makes the row due again, so a delivery is made
+at least once, and a node settles only rows it still holds.
+
+HTTP/S: a POST of the signed JSON document with SNS's headers; a 2xx answer delivers it; a 429, 5xx,
+timeout or connection failure is retried per the delivery policy (policy.py); another answer (the
+endpoint refuses the message) fails it at once, as SNS does for client errors. Email and email-json:
+the text or the JSON document goes to Sesame's own mail queue (``Sending.send_system``), which owns the
+message from then on. A delivery out of retries is kept as ``failed`` with its last error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sesame.config import Settings
+from sesame.domain import compose
+from sesame.domain.compose import Envelope
+from sesame.domain.sending import Outgoing
+from sesame.domain.verification import system_sender
+from sesame.integrations.sns import messages, policy
+from sesame.integrations.sns.signing import Signer
+from sesame.storage.db import Database
+from sesame.storage.models import SnsDelivery, SnsMessage, SnsSubscription, SnsTopic, table, utcnow
+from sesame.storage.writer import Work
+
+log = logging.getLogger(__name__)
+# httpx logs every request at INFO: one line per delivery would drown the server's own log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+LEASE_SECONDS = 120.0
+POLL_SECONDS = 1.0
+CONCURRENCY = 32
+HTTP_TIMEOUT = 15.0
+#: Delivered rows and their messages are kept this long (for inspection), then pruned.
+KEEP_DELIVERED = dt.timedelta(days=1)
+PRUNE_EVERY_SECONDS = 600.0
+USER_AGENT = "Amazon Simple Notification Service Agent"
+
+SendMail = Callable[[str, str, Outgoing], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed delivery with what it needs of its subscription, topic and message."""
+
+    id: int
+    kind: str
+    attempts: int
+    message_id: str
+    created_at: dt.datetime
+    subscription_arn: str
+    protocol: str
+    endpoint: str
+    confirmed: bool
+    token: str
+    subscription_attributes: dict[str, Any]
+    topic_arn: str
+    account_id: str
+    region: str
+    topic_attributes: dict[str, Any]
+    subject: str | None
+    message: str | None
+    structure: str | None
+    message_attributes: dict[str, Any] | None
+    published_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: int
+    state: str  # delivered | pending (a retry is due at next_attempt_at) | failed
+    next_attempt_at: dt.datetime | None = None
+    error: str | None = None
+
+
+class Retryable(Exception):
+    """A failure worth another attempt (the endpoint is down, busy or slow)."""
+
+
+class Refused(Exception):
+    """A failure no retry mends (the endpoint refused the message)."""
+
+
+class Deliverer:
+    def __init__(self, db: Database, settings: Settings, signer: Signer, send_mail: SendMail) -> None:
+        self.db = db
+        self.settings = settings
+        self.signer = signer
+        self.send_mail = send_mail
+        self.worker_id = f"sns-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
+        self._wake = asyncio.Event()
+        self._settle = Work("SNS delivery outcomes", self._write_outcomes)
+        self._client: httpx.AsyncClient | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def urls(self) -> messages.Urls:
+        # Read at each use: the server fills public_url in once it knows the port it bound.
+        return messages.Urls(self.settings.public_url or f"http://{self.settings.http}")
+
+    async def run(self) -> None:
+        """Claim and deliver until cancelled; each delivery runs as a task of its own, so one slow
+        endpoint holds up only its own messages."""
+        gate = asyncio.Semaphore(CONCURRENCY)
+        inflight: set[asyncio.Task[None]] = set()
+        pruned = 0.0
+        self._client = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        try:
+            while True:
+                claimed: list[Job] = []
+                room = CONCURRENCY * 2 - len(inflight)
+                if room > 0:
+                    try:
+                        claimed = await self.claim(room)
+                    except Exception:
+                        log.exception("claiming SNS deliveries failed")
+                for job in claimed:
+                    task = asyncio.create_task(self._one(job, gate))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                if time.monotonic() - pruned > PRUNE_EVERY_SECONDS:
+                    pruned = time.monotonic()
+                    try:
+                        await self.prune()
+                    except Exception:
+                        log.exception("pruning SNS deliveries failed")
+                if not claimed:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                    except TimeoutError:
+                        pass
+        finally:
+            for task in inflight:  # a delivery cut short keeps its lease; it is claimed again later
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+            await self._client.aclose()
+
+    async def _one(self, job: Job, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            try:
+                outcome = await self.deliver(job)
+            except Exception as exc:  # a bug must not leave the row leased until the lease runs out
+                log.exception("SNS delivery %s failed unexpectedly", job.id)
+                outcome = self._failure(job, Retryable(f"internal error: {exc}"))
+            try:
+                await self.db.writer.submit(self._settle, outcome)
+            except Exception:
+                log.exception("recording the outcome of SNS delivery %s failed", job.id)
+
+    # -- claiming ------------------------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Job]:
+        now = utcnow()
+        due = sa.or_(
+            sa.and_(SnsDelivery.state == "pending", SnsDelivery.next_attempt_at <= now),
+            sa.and_(SnsDelivery.state == "delivering", SnsDelivery.locked_until < now),  # an expired lease
+        )
+        pick = sa.select(SnsDelivery.id).where(due).order_by(SnsDelivery.next_attempt_at).limit(limit)
+        if not self.db.is_sqlite:
+            pick = pick.with_for_update(skip_locked=True)
+        async with self.db.write() as s:
+            ids = list(await s.scalars(pick))
+            if not ids:
+                return []
+            await s.execute(
+                sa.update(SnsDelivery)
+                .where(SnsDelivery.id.in_(ids))
+                .values(
+                    state="delivering",
+                    locked_by=self.worker_id,
+                    locked_until=now + dt.timedelta(seconds=LEASE_SECONDS),
+                    attempts=SnsDelivery.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return await self._jobs(s, ids)
+
+    async def _jobs(self, s: AsyncSession, ids: list[int]) -> list[Job]:
+        d, sub, topic, msg = SnsDelivery, SnsSubscription, SnsTopic, SnsMessage
+        rows = await s.execute(
+            sa.select(
+                d.id,
+                d.kind,
+                d.attempts,
+                d.message_id,
+                d.created_at,
+                sub.arn,
+                sub.protocol,
+                sub.endpoint,
+                sub.status,
+                sub.token,
+                sub.attributes,
+                topic.arn,
+                topic.account_id,
+                topic.region,
+                topic.attributes,
+                msg.subject,
+                msg.message,
+                msg.structure,
+                msg.attributes,
+                msg.created_at,
+            )
+            .join(sub, sub.arn == d.subscription_arn)
+            .join(topic, topic.arn == sub.topic_arn)
+            .outerjoin(msg, msg.id == d.message_id)
+            .where(d.id.in_(ids))
+        )
+        return [
+            Job(
+                id=r[0],
+                kind=r[1],
+                attempts=r[2],
+                message_id=r[3],
+                created_at=r[4],
+                subscription_arn=r[5],
+                protocol=r[6],
+                endpoint=r[7],
+                confirmed=r[8] == "confirmed",
+                token=r[9],
+                subscription_attributes=r[10] or {},
+                topic_arn=r[11],
+                account_id=r[12],
+                region=r[13],
+                topic_attributes=r[14] or {},
+                subject=r[15],
+                message=r[16],
+                structure=r[17],
+                message_attributes=r[18],
+                published_at=r[19],
+            )
+            for r in rows
+        ]
+
+    # -- delivering ----------------------------------------------------------------------------------
+
+    async def deliver(self, job: Job) -> Outcome:
+        if job.kind == "SubscriptionConfirmation" and job.confirmed:
+            return Outcome(job.id, "delivered")  # confirmed meanwhile (ConfirmSubscription): moot
+        if job.kind == "Notification" and job.message is None:
+            return Outcome(job.id, "failed", error="the message is gone")
+        try:
+            if job.protocol in ("http", "https"):
+                await self._post(job)
+            else:
+                await self._mail(job)
+        except (Retryable, Refused) as exc:
+            return self._failure(job, exc)
+        return Outcome(job.id, "delivered")
+
+    def _failure(self, job: Job, exc: Exception) -> Outcome:
+        error = str(exc)[:1000]
+        if isinstance(exc, Refused):
+            return Outcome(job.id, "failed", error=error)
+        if job.protocol in ("http", "https"):
+            retry, _ = self._policy(job)
+        else:
+            retry = policy.EMAIL
+        delay = retry.delay(job.attempts)  # attempts counts this one: the next is retry number `attempts`
+        if delay is None:
+            return Outcome(job.id, "failed", error=error)
+        return Outcome(job.id, "pending", utcnow() + dt.timedelta(seconds=delay), error)
+
+    def _policy(self, job: Job) -> tuple[policy.RetryPolicy, str]:
+        try:
+            return policy.effective(
+                job.topic_attributes.get("DeliveryPolicy"), job.subscription_attributes.get("DeliveryPolicy")
+            )
+        except Exception:  # checked when set; a policy that no longer reads falls back to SNS's default
+            return policy.DEFAULT, policy.DEFAULT_CONTENT_TYPE
+
+    def document(self, job: Job) -> dict[str, Any]:
+        """The signed JSON document of the delivery (what HTTP/S and email-json subscribers get)."""
+        version = str(job.topic_attributes.get("SignatureVersion") or "1")
+        if job.kind == "SubscriptionConfirmation":
+            return messages.confirmation(
+                message_id=job.message_id,
+                token=job.token,
+                topic_arn=job.topic_arn,
+                when=job.created_at,
+                urls=self.urls,
+                signer=self.signer,
+                signature_version=version,
+            )
+        assert job.message is not None and job.published_at is not None
+        return messages.notification(
+            message_id=job.message_id,
+            topic_arn=job.topic_arn,
+            subject=job.subject,
+            message=messages.for_protocol(job.message, job.structure, job.protocol),
+            when=job.published_at,
+            subscription_arn=job.subscription_arn,
+            attributes=job.message_attributes or {},
+            urls=self.urls,
+            signer=self.signer,
+            signature_version=version,
+        )
+
+    async def _post(self, job: Job) -> None:
+        _, content_type = self._policy(job)
+        headers = {
+            "Content-Type": content_type,
+            "User-Agent": USER_AGENT,
+            "x-amz-sns-message-type": job.kind,
+            "x-amz-sns-message-id": job.message_id,
+            "x-amz-sns-topic-arn": job.topic_arn,
+        }
+        raw = (
+            job.kind == "Notification"
+            and str(job.subscription_attributes.get("RawMessageDelivery")).lower() == "true"
+        )
+        if job.kind == "Notification":
+            headers["x-amz-sns-subscription-arn"] = job.subscription_arn
+        if raw:
+            assert job.message is not None
+            headers["x-amz-sns-rawdelivery"] = "true"
+            content = messages.for_protocol(job.message, job.structure, job.protocol).encode("utf-8")
+        else:
+            content = messages.body(self.document(job))
+        assert self._client is not None
+        try:
+            response = await self._client.post(job.endpoint, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise Retryable(f"{type(exc).__name__}: {exc}") from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if status == 429 or status >= 500:
+            raise Retryable(f"HTTP {status}")
+        raise Refused(f"HTTP {status}")
+
+    async def _mail(self, job: Job) -> None:
+        urls = self.urls
+        name = job.topic_attributes.get("DisplayName") or ""
+        if job.protocol == "email-json":
+            subject = (
+                messages.CONFIRMATION_SUBJECT
+                if job.kind != "Notification"
+                else (job.subject or messages.DEFAULT_SUBJECT)
+            )
+            text = messages.body(self.document(job)).decode("utf-8")
+        elif job.kind == "SubscriptionConfirmation":
+            subject = messages.CONFIRMATION_SUBJECT
+            link = urls.subscribe(job.topic_arn, job.token)
+            text = messages.email_confirmation_text(job.topic_arn, name, link)
+        else:
+            assert job.message is not None
+            subject = job.subject or messages.DEFAULT_SUBJECT
+            text = messages.email_notification_text(
+                messages.for_protocol(job.message, job.structure, job.protocol),
+                urls.unsubscribe(job.subscription_arn),
+            )
+        sender = self.settings.identities.verification_from or system_sender()
+        if name:
+            sender = f'"{name}" <{sender}>' if "<" not in sender else sender
+        try:
+            out = compose.simple(
+                "SnsNotification",
+                job.region,
+                Envelope(source=sender, to=[job.endpoint]),
+                subject=subject,
+                text=text,
+                limit=compose.V2_MAX_BYTES,
+                summary={
+                    "Destination": {"ToAddresses": [job.endpoint]},
+                    "Subject": subject,
+                    "Body": {"text_part": text, "html_part": None},
+                },
+            )
+        except Exception as exc:
+            raise Refused(f"cannot compose the mail: {exc}") from None
+        try:
+            await self.send_mail(job.account_id, job.region, out)
+        except Exception as exc:
+            raise Retryable(f"cannot queue the mail: {exc}") from None
+
+    # -- settling ------------------------------------------------------------------------------------
+
+    async def _write_outcomes(self, s: AsyncSession, batch: list[Outcome]) -> list[None]:
+        """Inside the group commit: settle the rows this worker still holds (a row whose lease ran out
+        and went to another worker is that worker's to settle)."""
+        t = table(SnsDelivery)
+        await s.execute(
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("row_id"), t.c.locked_by == self.worker_id)
+            .values(
+                state=sa.bindparam("new_state"),
+                next_attempt_at=sa.bindparam("at"),
+                last_error=sa.bindparam("error"),
+                locked_by=None,
+                locked_until=None,
+            ),
+            [
+                {"row_id": o.id, "new_state": o.state, "at": o.next_attempt_at or utcnow(), "error": o.error}
+                for o in batch
+            ],
+        )
+        return [None] * len(batch)
+
+    async def prune(self) -> None:
+        """Forget deliveries made more than a day ago, and messages with no delivery left."""
+        cutoff = utcnow() - KEEP_DELIVERED
+        async with self.db.write() as s:
+            await s.execute(
+                sa.delete(SnsDelivery).where(
+                    SnsDelivery.state == "delivered", SnsDelivery.created_at < cutoff
+                )
+            )
+            await s.execute(
+                sa.delete(SnsMessage).where(
+                    SnsMessage.created_at < cutoff,
+                    ~sa.exists().where(SnsDelivery.message_id == SnsMessage.id),
+                )
+            )
