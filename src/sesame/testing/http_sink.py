@@ -97,7 +97,9 @@ class HttpSink:
                     return found[:count]
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{len(found)} of {count} expected requests came: {self.received!r}")
+                    raise AssertionError(
+                        f"{len(found)} of {count} expected requests came ({len(self.received)} in all)"
+                    )
                 self._cond.wait(left)
 
     def __enter__(self) -> HttpSink:

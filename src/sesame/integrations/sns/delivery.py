@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 # httpx logs every request at INFO: one line per delivery would drown the server's own log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-LEASE_SECONDS = 120.0
-POLL_SECONDS = 1.0
-CONCURRENCY = 32
-HTTP_TIMEOUT = 15.0
 #: Delivered rows and their messages are kept this long (for inspection), then pruned.
 KEEP_DELIVERED = dt.timedelta(days=1)
 PRUNE_EVERY_SECONDS = 600.0
@@ -103,6 +99,7 @@ class Deliverer:
     def __init__(self, db: Database, settings: Settings, signer: Signer, send_mail: SendMail) -> None:
         self.db = db
         self.settings = settings
+        self.config = settings.sns
         self.signer = signer
         self.send_mail = send_mail
         self.worker_id = f"sns-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
@@ -121,14 +118,15 @@ class Deliverer:
     async def run(self) -> None:
         """Claim and deliver until cancelled; each delivery runs as a task of its own, so one slow
         endpoint holds up only its own messages."""
-        gate = asyncio.Semaphore(CONCURRENCY)
+        limit = max(1, self.config.concurrency)
+        gate = asyncio.Semaphore(limit)
         inflight: set[asyncio.Task[None]] = set()
         pruned = 0.0
-        self._client = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        self._client = httpx.AsyncClient(timeout=self.config.http_timeout, follow_redirects=False)
         try:
             while True:
                 claimed: list[Job] = []
-                room = CONCURRENCY * 2 - len(inflight)
+                room = limit * 2 - len(inflight)
                 if room > 0:
                     try:
                         claimed = await self.claim(room)
@@ -147,7 +145,7 @@ class Deliverer:
                 if not claimed:
                     self._wake.clear()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                        await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
                     except TimeoutError:
                         pass
         finally:
@@ -189,7 +187,7 @@ class Deliverer:
                 .values(
                     state="delivering",
                     locked_by=self.worker_id,
-                    locked_until=now + dt.timedelta(seconds=LEASE_SECONDS),
+                    locked_until=now + dt.timedelta(seconds=self.config.lease_seconds),
                     attempts=SnsDelivery.attempts + 1,
                 )
                 .execution_options(synchronize_session=False)
