@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import formataddr
 from typing import Any
 
 import httpx
@@ -125,6 +126,8 @@ class Deliverer:
         self._client = httpx.AsyncClient(timeout=self.config.http_timeout, follow_redirects=False)
         try:
             while True:
+                # Cleared before the claim: a wake-up that comes while claiming is not lost.
+                self._wake.clear()
                 claimed: list[Job] = []
                 room = limit * 2 - len(inflight)
                 if room > 0:
@@ -135,7 +138,7 @@ class Deliverer:
                 for job in claimed:
                     task = asyncio.create_task(self._one(job, gate))
                     inflight.add(task)
-                    task.add_done_callback(inflight.discard)
+                    task.add_done_callback(self._finished(inflight))
                 if time.monotonic() - pruned > PRUNE_EVERY_SECONDS:
                     pruned = time.monotonic()
                     try:
@@ -143,7 +146,6 @@ class Deliverer:
                     except Exception:
                         log.exception("pruning SNS deliveries failed")
                 if not claimed:
-                    self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
                     except TimeoutError:
@@ -153,6 +155,14 @@ class Deliverer:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
             await self._client.aclose()
+
+    def _finished(self, inflight: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            if len(inflight) < self.config.concurrency:
+                self._wake.set()  # room again: claim more now rather than at the next poll
+
+        return done
 
     async def _one(self, job: Job, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -369,8 +379,8 @@ class Deliverer:
                 urls.unsubscribe(job.subscription_arn),
             )
         sender = self.settings.identities.verification_from or system_sender()
-        if name:
-            sender = f'"{name}" <{sender}>' if "<" not in sender else sender
+        if name and "<" not in sender:  # SNS shows the topic's DisplayName as the sender's name
+            sender = formataddr((name, sender))
         try:
             out = compose.simple(
                 "SnsNotification",
