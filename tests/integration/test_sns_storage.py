@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from sesame import config
 from sesame.integrations.sns import TopicNotFound
-from sesame.integrations.sns.delivery import Deliverer, Outcome
+from sesame.integrations.sns.outbox import Outbox, Outcome
 from sesame.runtime import Sesame
 from sesame.storage.models import SnsDelivery, SnsSubscription
 
@@ -73,10 +73,8 @@ def test_an_expired_lease_is_claimed_again_and_only_its_holder_settles(database:
     async def go() -> None:
         topic = await confirmed_topic(sesame, "leases")
         message_id = await sesame.sns.publish(topic, "once")
-        settings = sesame.settings
-        settings.sns.lease_seconds = 0.2
-        first = Deliverer(sesame.db, settings, sesame.sns_signer, sesame.sending.send_system)
-        other = Deliverer(sesame.db, settings, sesame.sns_signer, sesame.sending.send_system)
+        first = Outbox(sesame.db, "worker-that-dies", lease_seconds=0.2)
+        other = Outbox(sesame.db, "next-worker", lease_seconds=60)
         (held,) = [j for j in await first.claim(10) if j.message_id == message_id]
         assert held.attempts == 1 and held.endpoint == "https://hooks.example.org/0"
         assert [j for j in await other.claim(10) if j.message_id == message_id] == []
@@ -84,12 +82,12 @@ def test_an_expired_lease_is_claimed_again_and_only_its_holder_settles(database:
         (again,) = [j for j in await other.claim(10) if j.message_id == message_id]
         assert again.id == held.id and again.attempts == 2
         # The dead worker's late outcome changes nothing; the holder's does.
-        await sesame.db.writer.submit(first._settle, Outcome(held.id, "delivered"))
+        await first.settle(Outcome(held.id, "delivered"))
         async with sesame.db.read() as s:
             assert (
                 await s.scalar(sa.select(SnsDelivery.state).where(SnsDelivery.id == held.id)) == "delivering"
             )
-        await sesame.db.writer.submit(other._settle, Outcome(held.id, "delivered"))
+        await other.settle(Outcome(held.id, "delivered"))
         async with sesame.db.read() as s:
             assert (
                 await s.scalar(sa.select(SnsDelivery.state).where(SnsDelivery.id == held.id)) == "delivered"

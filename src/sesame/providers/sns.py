@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import ServiceError, service_errors
 from sesame.integrations.sns import AuthorizationError, InvalidParameter, NotFound, Sns, SnsError, arns
-from sesame.integrations.sns.service import PENDING_ARN, message_attributes
+from sesame.integrations.sns.checks import message_attributes
+from sesame.integrations.sns.service import PENDING_ARN
 
 if TYPE_CHECKING:
     from sesame.runtime import Sesame

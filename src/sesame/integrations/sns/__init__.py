@@ -2,7 +2,9 @@
 SNS's confirmation flow, and Publish with signed, durable, retried deliveries.
 
     service.py   topics, subscriptions, publish (the interface other code calls: ``Sns``)
-    delivery.py  the delivery queue's loop: claim with leases, POST or mail, retry, settle
+    delivery.py  the delivery loop: POST or mail each claimed delivery, retry per policy
+    outbox.py    the delivery queue (sns_deliveries): leased claims, settling, pruning
+    checks.py    what SNS refuses in attributes, subscriptions and messages
     policy.py    delivery (retry) policies
     messages.py  the JSON documents and email texts subscribers get
     signing.py   Sesame's signing key and certificate, SignatureVersion 1 and 2

@@ -1,11 +1,5 @@
-"""Delivering SNS messages: the ``sns_deliveries`` table as a queue, claimed with leases.
-
-Publish and Subscribe write one delivery per (message, subscription) in the transaction that answers
-the caller; this loop claims due ones, delivers them, and settles each with its outcome. As in the mail
-queue (mta/queue.py), a claim marks rows ``delivering`` with ``locked_by``/``locked_until``: on
-PostgreSQL it skips rows another node holds (``FOR UPDATE SKIP LOCKED``), on SQLite the write lock
-serializes claims; a lease that expired (its node died) makes the row due again, so a delivery is made
-at least once, and a node settles only rows it still holds.
+"""Delivering SNS messages: the loop that claims due deliveries from the outbox (outbox.py), makes
+them, and settles each with its outcome; every node runs it, in both modes.
 
 HTTP/S: a POST of the signed JSON document with SNS's headers; a 2xx answer delivers it; a 429, 5xx,
 timeout or connection failure is retried per the delivery policy (policy.py); another answer (the
@@ -23,13 +17,10 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from email.utils import formataddr
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
 from sesame.domain import compose
@@ -37,55 +28,19 @@ from sesame.domain.compose import Envelope
 from sesame.domain.sending import Outgoing
 from sesame.domain.verification import system_sender
 from sesame.integrations.sns import messages, policy
+from sesame.integrations.sns.outbox import Job, Outbox, Outcome
 from sesame.integrations.sns.signing import Signer
 from sesame.storage.db import Database
-from sesame.storage.models import SnsDelivery, SnsMessage, SnsSubscription, SnsTopic, table, utcnow
-from sesame.storage.writer import Work
+from sesame.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO: one line per delivery would drown the server's own log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-#: Delivered rows and their messages are kept this long (for inspection), then pruned.
-KEEP_DELIVERED = dt.timedelta(days=1)
 PRUNE_EVERY_SECONDS = 600.0
 USER_AGENT = "Amazon Simple Notification Service Agent"
 
 SendMail = Callable[[str, str, Outgoing], Awaitable[str]]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One claimed delivery with what it needs of its subscription, topic and message."""
-
-    id: int
-    kind: str
-    attempts: int
-    message_id: str
-    created_at: dt.datetime
-    subscription_arn: str
-    protocol: str
-    endpoint: str
-    confirmed: bool
-    token: str
-    subscription_attributes: dict[str, Any]
-    topic_arn: str
-    account_id: str
-    region: str
-    topic_attributes: dict[str, Any]
-    subject: str | None
-    message: str | None
-    structure: str | None
-    message_attributes: dict[str, Any] | None
-    published_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    id: int
-    state: str  # delivered | pending (a retry is due at next_attempt_at) | failed
-    next_attempt_at: dt.datetime | None = None
-    error: str | None = None
 
 
 class Retryable(Exception):
@@ -104,8 +59,8 @@ class Deliverer:
         self.signer = signer
         self.send_mail = send_mail
         self.worker_id = f"sns-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
+        self.outbox = Outbox(db, self.worker_id, self.config.lease_seconds)
         self._wake = asyncio.Event()
-        self._settle = Work("SNS delivery outcomes", self._write_outcomes)
         self._client: httpx.AsyncClient | None = None
 
     def wake(self) -> None:
@@ -132,7 +87,7 @@ class Deliverer:
                 room = limit * 2 - len(inflight)
                 if room > 0:
                     try:
-                        claimed = await self.claim(room)
+                        claimed = await self.outbox.claim(room)
                     except Exception:
                         log.exception("claiming SNS deliveries failed")
                 for job in claimed:
@@ -142,7 +97,7 @@ class Deliverer:
                 if time.monotonic() - pruned > PRUNE_EVERY_SECONDS:
                     pruned = time.monotonic()
                     try:
-                        await self.prune()
+                        await self.outbox.prune()
                     except Exception:
                         log.exception("pruning SNS deliveries failed")
                 if not claimed:
@@ -172,93 +127,9 @@ class Deliverer:
                 log.exception("SNS delivery %s failed unexpectedly", job.id)
                 outcome = self._failure(job, Retryable(f"internal error: {exc}"))
             try:
-                await self.db.writer.submit(self._settle, outcome)
+                await self.outbox.settle(outcome)
             except Exception:
                 log.exception("recording the outcome of SNS delivery %s failed", job.id)
-
-    # -- claiming ------------------------------------------------------------------------------------
-
-    async def claim(self, limit: int) -> list[Job]:
-        now = utcnow()
-        due = sa.or_(
-            sa.and_(SnsDelivery.state == "pending", SnsDelivery.next_attempt_at <= now),
-            sa.and_(SnsDelivery.state == "delivering", SnsDelivery.locked_until < now),  # an expired lease
-        )
-        pick = sa.select(SnsDelivery.id).where(due).order_by(SnsDelivery.next_attempt_at).limit(limit)
-        if not self.db.is_sqlite:
-            pick = pick.with_for_update(skip_locked=True)
-        async with self.db.write() as s:
-            ids = list(await s.scalars(pick))
-            if not ids:
-                return []
-            await s.execute(
-                sa.update(SnsDelivery)
-                .where(SnsDelivery.id.in_(ids))
-                .values(
-                    state="delivering",
-                    locked_by=self.worker_id,
-                    locked_until=now + dt.timedelta(seconds=self.config.lease_seconds),
-                    attempts=SnsDelivery.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            return await self._jobs(s, ids)
-
-    async def _jobs(self, s: AsyncSession, ids: list[int]) -> list[Job]:
-        d, sub, topic, msg = SnsDelivery, SnsSubscription, SnsTopic, SnsMessage
-        rows = await s.execute(
-            sa.select(
-                d.id,
-                d.kind,
-                d.attempts,
-                d.message_id,
-                d.created_at,
-                sub.arn,
-                sub.protocol,
-                sub.endpoint,
-                sub.status,
-                sub.token,
-                sub.attributes,
-                topic.arn,
-                topic.account_id,
-                topic.region,
-                topic.attributes,
-                msg.subject,
-                msg.message,
-                msg.structure,
-                msg.attributes,
-                msg.created_at,
-            )
-            .join(sub, sub.arn == d.subscription_arn)
-            .join(topic, topic.arn == sub.topic_arn)
-            .outerjoin(msg, msg.id == d.message_id)
-            .where(d.id.in_(ids))
-        )
-        return [
-            Job(
-                id=r[0],
-                kind=r[1],
-                attempts=r[2],
-                message_id=r[3],
-                created_at=r[4],
-                subscription_arn=r[5],
-                protocol=r[6],
-                endpoint=r[7],
-                confirmed=r[8] == "confirmed",
-                token=r[9],
-                subscription_attributes=r[10] or {},
-                topic_arn=r[11],
-                account_id=r[12],
-                region=r[13],
-                topic_attributes=r[14] or {},
-                subject=r[15],
-                message=r[16],
-                structure=r[17],
-                message_attributes=r[18],
-                published_at=r[19],
-            )
-            for r in rows
-        ]
 
     # -- delivering ----------------------------------------------------------------------------------
 
@@ -401,42 +272,3 @@ class Deliverer:
             await self.send_mail(job.account_id, job.region, out)
         except Exception as exc:
             raise Retryable(f"cannot queue the mail: {exc}") from None
-
-    # -- settling ------------------------------------------------------------------------------------
-
-    async def _write_outcomes(self, s: AsyncSession, batch: list[Outcome]) -> list[None]:
-        """Inside the group commit: settle the rows this worker still holds (a row whose lease ran out
-        and went to another worker is that worker's to settle)."""
-        t = table(SnsDelivery)
-        await s.execute(
-            sa.update(t)
-            .where(t.c.id == sa.bindparam("row_id"), t.c.locked_by == self.worker_id)
-            .values(
-                state=sa.bindparam("new_state"),
-                next_attempt_at=sa.bindparam("at"),
-                last_error=sa.bindparam("error"),
-                locked_by=None,
-                locked_until=None,
-            ),
-            [
-                {"row_id": o.id, "new_state": o.state, "at": o.next_attempt_at or utcnow(), "error": o.error}
-                for o in batch
-            ],
-        )
-        return [None] * len(batch)
-
-    async def prune(self) -> None:
-        """Forget deliveries made more than a day ago, and messages with no delivery left."""
-        cutoff = utcnow() - KEEP_DELIVERED
-        async with self.db.write() as s:
-            await s.execute(
-                sa.delete(SnsDelivery).where(
-                    SnsDelivery.state == "delivered", SnsDelivery.created_at < cutoff
-                )
-            )
-            await s.execute(
-                sa.delete(SnsMessage).where(
-                    SnsMessage.created_at < cutoff,
-                    ~sa.exists().where(SnsDelivery.message_id == SnsMessage.id),
-                )
-            )
