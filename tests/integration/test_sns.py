@@ -284,3 +284,27 @@ def test_serve_mode_signs_sns_like_ses_and_keeps_accounts_apart(serve: Serve) ->
     with pytest.raises(bad_key.exceptions.ClientError) as info:
         bad_key.list_topics()
     assert info.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def test_links_refuse_what_they_should(dev: SesameProcess, sink: HttpSink) -> None:
+    sns = client("sns", dev.endpoint)
+    topic = sns.create_topic(Name="links")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=sink.url)
+    (confirmation,) = sink.wait_for(of_type("SubscriptionConfirmation"))
+    doc = confirmation.json()
+    forged = httpx.get(doc["SubscribeURL"].replace(doc["Token"], "f" * 128))
+    assert forged.status_code == 400 and "<Code>InvalidParameter</Code>" in forged.text
+    assert httpx.get(doc["SigningCertURL"].replace("SimpleNotificationService-", "Other-")).status_code == 404
+    # Confirmed with AuthenticateOnUnsubscribe, the subscription ignores its unsigned UnsubscribeURL.
+    arn = sns.confirm_subscription(TopicArn=topic, Token=doc["Token"], AuthenticateOnUnsubscribe="true")[
+        "SubscriptionArn"
+    ]
+    sns.publish(TopicArn=topic, Message="x")
+    (note,) = sink.wait_for(of_type("Notification"))
+    refused = httpx.get(note.json()["UnsubscribeURL"])
+    assert refused.status_code == 403 and "<Code>AuthorizationError</Code>" in refused.text
+    assert [
+        s["SubscriptionArn"] for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    ] == [arn]
+    sns.unsubscribe(SubscriptionArn=arn)  # a signed Unsubscribe still works
+    assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
