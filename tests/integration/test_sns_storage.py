@@ -110,3 +110,19 @@ def test_deleting_a_topic_drops_what_it_still_owed(database: str, tmp_path: Path
         await sesame.db.close()
 
     asyncio.run(go())
+
+
+def test_concurrent_create_topic_of_one_name_answers_one_topic(database: str, tmp_path: Path) -> None:
+    sesame = make(database, tmp_path)
+
+    async def go() -> None:
+        await sesame.accounts.ensure(ACCOUNT)
+        arns = await asyncio.gather(
+            *(sesame.sns.create_topic(ACCOUNT, "us-east-1", "race") for _ in range(8))
+        )
+        assert set(arns) == {f"arn:aws:sns:us-east-1:{ACCOUNT}:race"}
+        topics, _ = await sesame.sns.list_topics(ACCOUNT, "us-east-1", None)
+        assert topics == [f"arn:aws:sns:us-east-1:{ACCOUNT}:race"]
+        await sesame.db.close()
+
+    asyncio.run(go())

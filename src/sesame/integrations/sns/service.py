@@ -100,16 +100,23 @@ class Sns:
         if attributes.get("FifoTopic", "false") != "false":
             raise InvalidParameter("Invalid parameter: Sesame's SNS does not serve FIFO topics")
         arn = arns.topic_arn(region, account_id, name)
-        async with self.db.write() as s:
-            row = await s.get(SnsTopic, arn)
-            if row is not None:
-                # SNS answers the existing topic's ARN, unless the attributes asked for differ.
-                if any(row.attributes.get(k, DEFAULT_ATTRIBUTES.get(k)) != v for k, v in attributes.items()):
-                    raise InvalidParameter(
-                        "Invalid parameter: Attributes Reason: Topic already exists with different attributes"
-                    )
-                return arn
-            s.add(SnsTopic(arn=arn, account_id=account_id, region=region, name=name, attributes=attributes))
+        for _ in range(2):  # a concurrent CreateTopic of the same name may win the insert: read its row
+            try:
+                async with self.db.write() as s:
+                    row = await s.get(SnsTopic, arn)
+                    if row is None:
+                        new = SnsTopic(arn=arn, account_id=account_id, region=region, name=name)
+                        new.attributes = attributes
+                        s.add(new)
+                        return arn
+            except sa.exc.IntegrityError:
+                continue
+            # SNS answers the existing topic's ARN, unless the attributes asked for differ.
+            if any(row.attributes.get(k, DEFAULT_ATTRIBUTES.get(k)) != v for k, v in attributes.items()):
+                raise InvalidParameter(
+                    "Invalid parameter: Attributes Reason: Topic already exists with different attributes"
+                )
+            return arn
         return arn
 
     async def delete_topic(self, arn: str) -> None:
