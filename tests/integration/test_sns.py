@@ -308,3 +308,28 @@ def test_links_refuse_what_they_should(dev: SesameProcess, sink: HttpSink) -> No
     ] == [arn]
     sns.unsubscribe(SubscriptionArn=arn)  # a signed Unsubscribe still works
     assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
+
+
+def test_unsubscribing_sends_an_unsubscribe_confirmation_that_can_restore_it(
+    dev: SesameProcess, sink: HttpSink
+) -> None:
+    sns = client("sns", dev.endpoint)
+    topic = sns.create_topic(Name="farewell")["TopicArn"]
+    arn, _ = confirmed_subscription(sns, sink, topic)
+    sns.unsubscribe(SubscriptionArn=arn)
+    (bye,) = sink.wait_for(of_type("UnsubscribeConfirmation"))
+    doc = bye.json()
+    assert bye.headers["x-amz-sns-subscription-arn"] == arn
+    assert doc["Type"] == "UnsubscribeConfirmation" and arn in doc["Message"]
+    verify_sns_signature(doc)
+    assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
+    assert sns.get_topic_attributes(TopicArn=topic)["Attributes"]["SubscriptionsDeleted"] == "1"
+    with pytest.raises(sns.exceptions.NotFoundException):
+        sns.unsubscribe(SubscriptionArn=arn)
+    sns.publish(TopicArn=topic, Message="nobody hears this")
+    # The SubscribeURL of the farewell restores the subscription, under its old ARN.
+    restored = httpx.get(doc["SubscribeURL"])
+    assert restored.status_code == 200 and arn in restored.text
+    sns.publish(TopicArn=topic, Message="welcome back")
+    (note,) = sink.wait_for(of_type("Notification"))
+    assert note.json()["Message"] == "welcome back"

@@ -369,7 +369,8 @@ class SnsSubscription(Base):
     account_id: Mapped[str] = mapped_column(sa.String(12))
     protocol: Mapped[str] = mapped_column(sa.String(16))
     endpoint: Mapped[str] = mapped_column(sa.Text)
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | confirmed
+    #: pending | confirmed | deleted (unsubscribed; kept while its SubscribeURL may restore it)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     token: Mapped[str] = mapped_column(sa.String(128), unique=True)
     token_expires_at: Mapped[dt.datetime] = mapped_column()
     #: RawMessageDelivery, DeliveryPolicy, FilterPolicy, … as given.
@@ -408,7 +409,8 @@ class SnsDelivery(Base):
     )
     #: The MessageId the endpoint sees (an SnsMessage's id for a Notification), the same on every retry.
     message_id: Mapped[str] = mapped_column(sa.String(64), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(32))  # Notification | SubscriptionConfirmation
+    #: Notification | SubscriptionConfirmation | UnsubscribeConfirmation
+    kind: Mapped[str] = mapped_column(sa.String(32))
     state: Mapped[str] = mapped_column(
         sa.String(16), default="pending"
     )  # pending|delivering|delivered|failed

@@ -134,7 +134,7 @@ class Deliverer:
     # -- delivering ----------------------------------------------------------------------------------
 
     async def deliver(self, job: Job) -> Outcome:
-        if job.kind == "SubscriptionConfirmation" and job.confirmed:
+        if job.kind == "SubscriptionConfirmation" and job.status == "confirmed":
             return Outcome(job.id, "delivered")  # confirmed meanwhile (ConfirmSubscription): moot
         if job.kind == "Notification" and job.message is None:
             return Outcome(job.id, "failed", error="the message is gone")
@@ -171,8 +171,10 @@ class Deliverer:
     def document(self, job: Job) -> dict[str, Any]:
         """The signed JSON document of the delivery (what HTTP/S and email-json subscribers get)."""
         version = str(job.topic_attributes.get("SignatureVersion") or "1")
-        if job.kind == "SubscriptionConfirmation":
+        if job.kind != "Notification":
             return messages.confirmation(
+                kind=job.kind,
+                subscription_arn=job.subscription_arn,
                 message_id=job.message_id,
                 token=job.token,
                 topic_arn=job.topic_arn,
@@ -208,7 +210,7 @@ class Deliverer:
             job.kind == "Notification"
             and str(job.subscription_attributes.get("RawMessageDelivery")).lower() == "true"
         )
-        if job.kind == "Notification":
+        if job.kind != "SubscriptionConfirmation":  # a subscription that has been confirmed
             headers["x-amz-sns-subscription-arn"] = job.subscription_arn
         if raw:
             assert job.message is not None

@@ -51,8 +51,18 @@ def confirmation_text(topic_arn: str) -> str:
     )
 
 
+def unsubscribe_text(subscription_arn: str) -> str:
+    return (
+        f"You have chosen to deactivate subscription {subscription_arn}.\n"
+        "To cancel this operation and restore the subscription, visit the SubscribeURL included in this"
+        " message."
+    )
+
+
 def confirmation(
     *,
+    kind: str = "SubscriptionConfirmation",
+    subscription_arn: str = "",
     message_id: str,
     token: str,
     topic_arn: str,
@@ -61,12 +71,18 @@ def confirmation(
     signer: Signer,
     signature_version: str,
 ) -> dict[str, Any]:
+    """A SubscriptionConfirmation, or (``kind``) the UnsubscribeConfirmation of ``subscription_arn``,
+    whose SubscribeURL restores it: the two share their fields."""
+    if kind == "SubscriptionConfirmation":
+        text = confirmation_text(topic_arn)
+    else:
+        text = unsubscribe_text(subscription_arn)
     doc: dict[str, Any] = {
-        "Type": "SubscriptionConfirmation",
+        "Type": kind,
         "MessageId": message_id,
         "Token": token,
         "TopicArn": topic_arn,
-        "Message": confirmation_text(topic_arn),
+        "Message": text,
         "SubscribeURL": urls.subscribe(topic_arn, token),
         "Timestamp": timestamp(when),
         "SignatureVersion": signature_version,

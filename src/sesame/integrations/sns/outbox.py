@@ -37,7 +37,7 @@ class Job:
     subscription_arn: str
     protocol: str
     endpoint: str
-    confirmed: bool
+    status: str  # the subscription's: pending | confirmed | deleted
     token: str
     subscription_attributes: dict[str, Any]
     topic_arn: str
@@ -134,7 +134,7 @@ class Outbox:
                 subscription_arn=r[5],
                 protocol=r[6],
                 endpoint=r[7],
-                confirmed=r[8] == "confirmed",
+                status=r[8],
                 token=r[9],
                 subscription_attributes=r[10] or {},
                 topic_arn=r[11],
@@ -178,9 +178,16 @@ class Outbox:
         return [None] * len(batch)
 
     async def prune(self) -> None:
-        """Forget deliveries made more than a day ago, and messages with no delivery left."""
-        cutoff = utcnow() - KEEP_DELIVERED
+        """Forget deliveries made more than a day ago, messages with no delivery left, and unsubscribed
+        subscriptions once their SubscribeURL has expired."""
+        now = utcnow()
+        cutoff = now - KEEP_DELIVERED
         async with self.db.write() as s:
+            await s.execute(
+                sa.delete(SnsSubscription).where(
+                    SnsSubscription.status == "deleted", SnsSubscription.token_expires_at < now
+                )
+            )
             await s.execute(
                 sa.delete(SnsDelivery).where(
                     SnsDelivery.state == "delivered", SnsDelivery.created_at < cutoff

@@ -156,7 +156,7 @@ class Sns:
             "DisplayName": "",
             "SubscriptionsConfirmed": str(counts.get("confirmed", 0)),
             "SubscriptionsPending": str(counts.get("pending", 0)),
-            "SubscriptionsDeleted": "0",
+            "SubscriptionsDeleted": str(counts.get("deleted", 0)),
             "EffectiveDeliveryPolicy": json.dumps(policy.default_topic_policy(), separators=(",", ":")),
             **DEFAULT_ATTRIBUTES,
             **row.attributes,
@@ -215,6 +215,8 @@ class Sns:
             )
             if existing is not None and existing.status == "confirmed":
                 return existing.arn, True
+            if existing is not None and existing.status == "deleted":
+                existing.status = "pending"  # unsubscribed, and now asked for again: confirm anew
             if existing is None:
                 existing = SnsSubscription(
                     arn=f"{topic_arn}:{uuid.uuid4()}",
@@ -246,7 +248,8 @@ class Sns:
         return arn, False
 
     async def confirm(self, topic_arn: str, token: str, authenticate_on_unsubscribe: bool = False) -> str:
-        """Confirm the subscription ``token`` was sent for; its ARN (again, if it was confirmed)."""
+        """Confirm the subscription ``token`` was sent for; its ARN (again, if it was confirmed). The
+        SubscribeURL of an UnsubscribeConfirmation restores the subscription the same way."""
         async with self.db.write() as s:
             row = await s.scalar(sa.select(SnsSubscription).where(SnsSubscription.token == token))
             if row is None or row.topic_arn != topic_arn:
@@ -263,22 +266,39 @@ class Sns:
     async def subscription(self, arn: str) -> SnsSubscription:
         async with self.db.read() as s:
             row = await s.get(SnsSubscription, arn)
-        if row is None:
+        if row is None or row.status == "deleted":
             raise NotFound("Subscription does not exist")
         return row
 
     async def unsubscribe(self, arn: str) -> None:
-        """Forget the subscription and the deliveries it still had coming."""
+        """End the subscription: the deliveries it still had coming are dropped, and an HTTP/S endpoint
+        gets SNS's UnsubscribeConfirmation, whose SubscribeURL restores the subscription within three
+        days. The row is kept (status ``deleted``) for that, and pruned later."""
+        now = utcnow()
         async with self.db.write() as s:
             row = await s.get(SnsSubscription, arn)
-            if row is None:
+            if row is None or row.status == "deleted":
                 raise NotFound("Subscription does not exist")
-            await s.delete(row)
+            await s.execute(sa.delete(SnsDelivery).where(SnsDelivery.subscription_arn == arn))
+            was_confirmed = row.status == "confirmed"
+            row.status, row.token_expires_at = "deleted", now + TOKEN_LIFETIME
+            if was_confirmed and row.protocol in ("http", "https"):
+                s.add(
+                    SnsDelivery(
+                        subscription_arn=arn,
+                        message_id=str(uuid.uuid4()),
+                        kind="UnsubscribeConfirmation",
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                )
+        self._wake()
 
     async def list_subscriptions(
         self, account_id: str, region: str, topic_arn: str | None, after: str | None
     ) -> tuple[list[Subscription], str | None]:
         query = sa.select(SnsSubscription).join(SnsTopic, SnsTopic.arn == SnsSubscription.topic_arn)
+        query = query.where(SnsSubscription.status != "deleted")
         if topic_arn is not None:
             query = query.where(SnsSubscription.topic_arn == topic_arn)
         else:
