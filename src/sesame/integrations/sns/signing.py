@@ -2,8 +2,8 @@
 
 An HTTP(S) or email-json subscriber checks each message against the certificate at its
 ``SigningCertURL`` (AWS's SDK validators and hand-written checks alike). The key and a self-signed
-certificate are made once, on first use, in the data directory (``sns-signing-key.pem`` 0600,
-``sns-signing-cert.pem``), and kept: a subscriber that cached the certificate keeps verifying.
+certificate are made once, on first use, in the data directory (``sns-signing.pem``, 0600, the key
+then the certificate), and kept: a subscriber that cached the certificate keeps verifying.
 
 The string to sign is AWS's (see "Verifying the signatures of Amazon SNS messages"): for each of the
 type's fields in this fixed (alphabetical) order that the message carries, the field's name, a newline,
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sesame.smtp.tls import self_signed_pem
 from sesame.storage.files import private_file, write_private
 
-KEY_FILE, CERT_FILE = "sns-signing-key.pem", "sns-signing-cert.pem"
+#: The private key and the certificate, in this order, in one file (0600).
+KEY_FILE = "sns-signing.pem"
 #: The certificate's subject, as AWS names its own signing certificates.
 CERT_NAME = "sns.amazonaws.com"
 
@@ -44,7 +47,7 @@ def string_to_sign(message: dict[str, Any]) -> bytes:
 
 class Signer:
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+        self.path = data_dir / KEY_FILE
         self._key: rsa.RSAPrivateKey | None = None
         self._cert_pem = b""
         self._cert_name = ""
@@ -52,22 +55,33 @@ class Signer:
     def _load(self) -> rsa.RSAPrivateKey:
         if self._key is not None:
             return self._key
-        key_path, cert_path = self.data_dir / KEY_FILE, self.data_dir / CERT_FILE
-        if key_path.exists() and cert_path.exists():
-            private_file(key_path)
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            if not isinstance(key, rsa.RSAPrivateKey):
-                raise ValueError(f"{key_path} does not hold an RSA key")
-            cert_pem = cert_path.read_bytes()
-        else:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            cert_pem, key_pem = self_signed_pem(key, [CERT_NAME], [], days=3650)
-            write_private(key_path, key_pem)
-            write_private(cert_path, cert_pem)
+        if not self.path.exists():
+            self._create()
+        private_file(self.path)
+        text = self.path.read_bytes()
+        at = text.index(b"-----BEGIN CERTIFICATE-----")
+        key = serialization.load_pem_private_key(text[:at], password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"{self.path} does not hold an RSA key")
+        cert_pem = text[at:]
         der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
         self._cert_name = f"SimpleNotificationService-{hashlib.sha256(der).hexdigest()[:32]}.pem"
         self._key, self._cert_pem = key, cert_pem
         return key
+
+    def _create(self) -> None:
+        """Make the key and its certificate, in one file published with a hard link that fails if the
+        file exists: processes sharing the data dir that start together all end up with one pair."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert_pem, key_pem = self_signed_pem(key, [CERT_NAME], [], days=3650)
+        staged = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
+        write_private(staged, key_pem + cert_pem)
+        try:
+            os.link(staged, self.path)
+        except FileExistsError:
+            pass  # another process made it first: theirs it is
+        finally:
+            staged.unlink(missing_ok=True)
 
     @property
     def cert_pem(self) -> bytes:
