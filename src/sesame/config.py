@@ -126,6 +126,21 @@ class DeliverySettings:
 
 
 @dataclass
+class SnsSettings:
+    """Sesame's own SNS: how its delivery loop sends to HTTP/S and email subscribers (every mode)."""
+
+    #: Deliveries in flight at once in one process.
+    concurrency: int = 32
+    #: How long a claimed delivery stays this process's; a process that dies loses its claims after
+    #: this, and another delivers them. Longer than ``http_timeout``, or a slow endpoint gets it twice.
+    lease_seconds: float = 60.0
+    #: How long an HTTP/S subscriber has to answer one POST before it counts as failed (and is retried).
+    http_timeout: float = 15.0
+    #: How often a process looks for due retries and other nodes' deliveries, besides being woken.
+    poll_interval: float = 1.0
+
+
+@dataclass
 class TemplateSettings:
     """Limits on rendering a template (SES publishes none; honest templates stay far below them)."""
 
@@ -242,6 +257,7 @@ class Settings:
     identities: IdentitySettings = field(default_factory=IdentitySettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     templates: TemplateSettings = field(default_factory=TemplateSettings)
+    sns: SnsSettings = field(default_factory=SnsSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     events: EventSettings = field(default_factory=EventSettings)

@@ -24,11 +24,15 @@ from sesame.domain.templates import Templates
 from sesame.domain.verification import Verification
 from sesame.events import inspect
 from sesame.events.publisher import EventPublisher
+from sesame.integrations.sns import Sns
+from sesame.integrations.sns.delivery import Deliverer
+from sesame.integrations.sns.signing import Signer
 from sesame.mta import queue as q
 from sesame.mta.engine import DeliveryEngine
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
+from sesame.providers.sns import SnsProvider
 from sesame.storage import migrate
 from sesame.storage.db import Database
 from sesame.storage.files import private_directory, private_sqlite
@@ -76,10 +80,17 @@ class Sesame:
             self.sending.on_accept = self.engine.wake
             self.engine.on_auto_reply = self.sending.send_system
         register_resource("identity", self._identity_exists)
-        self.publisher = EventPublisher(self.db, settings, self.sending.send_system)
+        # Sesame's own SNS: topics and Publish (self.sns, also for the event publisher), and the loop
+        # that delivers what they queue (self.sns_delivery.run, started by the server in both modes).
+        self.sns = Sns(self.db)
+        self.sns_signer = Signer(settings.data_dir)
+        self.sns_delivery = Deliverer(self.db, settings, self.sns_signer, self.sending.send_system)
+        self.sns.on_deliveries = self.sns_delivery.wake
+        self.publisher = EventPublisher(self.db, settings, self.sending.send_system, topics=self.sns)
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),
+            "sns": SnsProvider(self),
         }
         self.authenticator = Authenticator(self.accounts, settings)
         self.dispatch = Dispatcher(self.providers, self.authenticator, translate)

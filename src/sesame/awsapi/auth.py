@@ -27,6 +27,9 @@ class Caller:
     account_id: str
     region: str
     access_key_id: str | None
+    #: The service the request was signed for (its credential scope: "ses", "email" or "sns"), None
+    #: for an unsigned dev-mode request. It tells Sesame's SNS from SES v1, which share a protocol.
+    scope_service: str | None = None
     #: serve mode: the signature's claims and the key's secret, for ``verify`` once the body is read.
     signed: sigv4.SignedRequest | None = None
     secret: str | None = None
@@ -73,7 +76,7 @@ class Authenticator:
         if found is None:
             raise errors.InvalidClientTokenId("The security token included in the request is invalid.")
         account_id, secret = found
-        return Caller(account_id, signed.region, signed.access_key_id, signed, secret)
+        return Caller(account_id, signed.region, signed.access_key_id, signed.service, signed, secret)
 
     def verify(self, req: AwsRequest, caller: Caller) -> None:
         """Check the signature over the whole request, body included (serve mode; dev takes any)."""
@@ -83,9 +86,11 @@ class Authenticator:
     async def _dev(self, req: AwsRequest) -> Caller:
         key_id = sigv4.access_key_id(req)
         region = self.settings.default_region
+        service = None
         if key_id is not None:
             try:
-                region = sigv4.parse(req).region
+                signed = sigv4.parse(req)
+                region, service = signed.region, signed.service
             except errors.ServiceError:
                 pass  # dev mode takes unsigned or half-signed requests too
             if region not in self.regions:
@@ -94,4 +99,4 @@ class Authenticator:
         if account_id not in self._known_dev_accounts:
             await self.accounts.ensure(account_id)
             self._known_dev_accounts.add(account_id)
-        return Caller(account_id, region, key_id)
+        return Caller(account_id, region, key_id, service)

@@ -1,4 +1,5 @@
-"""docs/coverage.md: which SES operations Sesame implements, generated from the models and providers.
+"""docs/coverage.md: which SES (and SNS) operations Sesame implements, generated from the models
+and providers.
 
 python -m sesame.awsapi.coverage > docs/coverage.md     (a test keeps the file current)
 """
@@ -9,12 +10,17 @@ from sesame.awsapi import spec
 from sesame.awsapi.dispatch import implemented
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
+from sesame.providers.sns import SnsProvider
 
-TITLES = {"ses": "SES API v1 (query protocol, 2010-12-01)", "sesv2": "SES API v2 (REST-JSON, 2019-09-27)"}
+TITLES = {
+    "ses": "SES API v1 (query protocol, 2010-12-01)",
+    "sesv2": "SES API v2 (REST-JSON, 2019-09-27)",
+    "sns": "Sesame's own SNS (query protocol, 2010-03-31)",
+}
 
 
 def render() -> str:
-    done = implemented({"ses": SesV1Provider, "sesv2": SesV2Provider})
+    done = implemented({"ses": SesV1Provider, "sesv2": SesV2Provider, "sns": SnsProvider})
     lines = [
         "# SES operation coverage",
         "",

@@ -1,9 +1,16 @@
 """One AWS API call from bytes to bytes: authenticate → route → parse → validate → provider → serialize.
 
-Every failure leaves here as an AWS-shaped error in the protocol of the request (XML for v1 paths, JSON
-for ``/v2/`` paths): a ServiceError as it is, anything unexpected as ``InternalFailure`` (500) with the
-traceback logged. Providers are looked up by ``botocore.xform_name(operation)``; an operation no
-provider implements answers ``NotImplemented`` (501) naming it.
+Routing: ``/v2/`` paths are SES v2 (REST-JSON). Every other path speaks the query protocol, where SES v1
+and Sesame's SNS share ``POST /``: a request signed for the service ``sns`` is SNS, as is an unsigned
+(dev-mode) one naming SNS's ``Version=2010-03-31``; anything else is SES v1, as before SNS existed.
+The credential scope decides first because it is what the client meant (botocore signs each client for
+its own service) and because SES v1 requests without a Version stay SES v1.
+
+Every failure leaves here as an AWS-shaped error in the protocol of the request (XML for query
+requests, JSON for ``/v2/`` paths): a ServiceError as it is, anything unexpected as
+``InternalFailure`` (500) with the traceback logged. Providers are looked up by
+``botocore.xform_name(operation)``; an operation no provider implements answers ``NotImplemented``
+(501) naming it.
 """
 
 from __future__ import annotations
@@ -30,9 +37,21 @@ def is_v2(path: str) -> bool:
     return path.startswith("/v2/")
 
 
-def error_response(req_path: str, err: errors.ServiceError, request_id: str) -> AwsResponse:
-    proto = rest_json if is_v2(req_path) else query
-    return proto.serialize_error(err, request_id)
+def error_response(
+    req_path: str, err: errors.ServiceError, request_id: str, service: spec.ServiceName = "ses"
+) -> AwsResponse:
+    if is_v2(req_path):
+        return rest_json.serialize_error(err, request_id)
+    return query.serialize_error(err, request_id, query.xmlns(service))
+
+
+def query_service(caller: Caller, form: dict[str, str]) -> spec.ServiceName:
+    """Which query-protocol service a request is for (see the module docstring)."""
+    if caller.scope_service == "sns":
+        return "sns"
+    if caller.scope_service is None and form.get("Version") == query.SNS_API_VERSION:
+        return "sns"
+    return "ses"
 
 
 class Dispatcher:
@@ -60,16 +79,18 @@ class Dispatcher:
         request_id = str(uuid.uuid4())
         v2 = is_v2(req.path)
         proto = rest_json if v2 else query
+        service: spec.ServiceName = "sesv2" if v2 else "ses"
         try:
             self.authenticator.verify(req, caller)
             if v2:
-                service: spec.ServiceName = "sesv2"
                 op, uri_params = rest_json.router.match(req.method, req.raw_path)
                 params = rest_json.parse(op, req, uri_params)
             else:
-                service = "ses"
+                if caller.scope_service == "sns":
+                    service = "sns"  # known before the form is read, so its errors are SNS's too
                 form = query.read_form(req)
-                op = spec.operation_model(service, query.operation_name(form))
+                service = query_service(caller, form)
+                op = spec.operation_model(service, query.operation_name(form, service))
                 params = query.parse(op, form)
             validation.validate(op, params)
             method = getattr(self.providers.get(service), xform_name(op.name), None)
@@ -89,20 +110,22 @@ class Dispatcher:
             return proto.serialize(op, result or {}, request_id)
         except DomainError as exc:
             if self.translate is None:
-                return _error(req, exc, request_id)
-            return _error(req, self.translate(service, exc), request_id)
+                return _error(req, exc, request_id, service)
+            return _error(req, self.translate(service, exc), request_id, service)
         except Exception as exc:
-            return _error(req, exc, request_id)
+            return _error(req, exc, request_id, service)
 
 
-def _error(req: AwsRequest, exc: Exception, request_id: str) -> AwsResponse:
+def _error(
+    req: AwsRequest, exc: Exception, request_id: str, service: spec.ServiceName = "ses"
+) -> AwsResponse:
     """A ServiceError as it is, anything else as InternalFailure with its traceback logged."""
     if not isinstance(exc, errors.ServiceError):
         log.error("internal error in %s %s (request %s)", req.method, req.path, request_id, exc_info=exc)
         exc = errors.InternalFailure("The request processing has failed because of an unknown error.")
-    # The operation is not always known (a request that did not parse): counted under its path then.
-    API_REQUESTS.labels("sesv2" if is_v2(req.path) else "ses", "", exc.code).inc()
-    return error_response(req.path, exc, request_id)
+    # The operation is not always known (a request that did not parse): counted under its service then.
+    API_REQUESTS.labels(service, "", exc.code).inc()
+    return error_response(req.path, exc, request_id, service)
 
 
 def implemented(providers: dict[str, Any]) -> dict[str, list[str]]:

@@ -39,7 +39,8 @@ from sesame.awsapi.messages import AwsRequest
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 TERMINATOR = "aws4_request"
-SERVICES = frozenset({"ses", "email"})  # botocore signs as "ses"; "email" is SES's endpoint prefix
+# botocore signs SES as "ses" ("email" is SES's endpoint prefix), and Sesame's own SNS as "sns".
+SERVICES = frozenset({"ses", "email", "sns"})
 MAX_SKEW = datetime.timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 604800  # seven days: a SigV4 signing key is only valid that long
 _ISO_BASIC = "%Y%m%dT%H%M%SZ"

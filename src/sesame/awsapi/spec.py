@@ -1,7 +1,8 @@
-"""The SES service models, loaded from botocore (the single source of wire shapes).
+"""The service models, loaded from botocore (the single source of wire shapes).
 
-Sesame speaks two services that share one host and the signing name ``ses``:
-``ses`` (API v1, the AWS query protocol) and ``sesv2`` (API v2, REST-JSON).
+Sesame speaks three services on one host: ``ses`` (API v1, the AWS query protocol) and ``sesv2``
+(API v2, REST-JSON), both signed as ``ses``, and its own ``sns`` (the query protocol too, API version
+2010-03-31, signed as ``sns``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Literal
 from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel
 
-ServiceName = Literal["ses", "sesv2"]
-SERVICES: tuple[ServiceName, ...] = ("ses", "sesv2")
+ServiceName = Literal["ses", "sesv2", "sns"]
+SERVICES: tuple[ServiceName, ...] = ("ses", "sesv2", "sns")
 
 _loader = Loader()
 

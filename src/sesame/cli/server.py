@@ -227,6 +227,8 @@ async def run(settings: Settings) -> None:
         background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
     background.append(asyncio.create_task(sesame.publisher.run(), name="sesame-events"))
     background.append(asyncio.create_task(sesame.keep_figures(), name="sesame-figures"))
+    # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.
+    background.append(asyncio.create_task(sesame.sns_delivery.run(), name="sesame-sns-delivery"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:

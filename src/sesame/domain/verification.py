@@ -105,7 +105,7 @@ class Verification:
         )
         link = self.link(token)
         if template is None:
-            sender = self.settings.identities.verification_from or _default_sender()
+            sender = self.settings.identities.verification_from or system_sender()
             subject = f"Email Address Verification Request in region {row.region}"
             text = (
                 f"A request was made to send email from {row.identity} through Sesame "
@@ -244,7 +244,8 @@ def _check_content(content: str | None) -> None:
         raise VerificationError("invalid", "The template content must not contain HTML comments.")
 
 
-def _default_sender() -> str:
+def system_sender() -> str:
+    """The sender of the mail Sesame writes itself when none is configured (verification, SNS)."""
     host = socket.getfqdn()
     # A bare host name is no mail domain; localhost.localdomain at least parses as one.
     return f"no-reply@{host if '.' in host else 'localhost.localdomain'}"

@@ -392,3 +392,83 @@ class DedicatedIp(Base):
     ip: Mapped[str] = mapped_column(sa.String(45), primary_key=True)
     pool_name: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     warmup_percentage: Mapped[int] = mapped_column(default=100)
+
+
+class SnsTopic(Base):
+    """A topic of Sesame's own SNS. ``attributes`` holds what the owner set (DisplayName, Policy,
+    DeliveryPolicy, SignatureVersion, …); the computed ones are added when they are read."""
+
+    __tablename__ = "sns_topics"
+    __table_args__ = (sa.UniqueConstraint("account_id", "region", "name"),)
+
+    arn: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    region: Mapped[str] = mapped_column(sa.String(32))
+    name: Mapped[str] = mapped_column(sa.String(256))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SnsSubscription(Base):
+    """An endpoint subscribed to a topic: ``pending`` until its owner confirms it with ``token``
+    (SubscribeURL, ConfirmSubscription), then ``confirmed``; only confirmed ones get notifications."""
+
+    __tablename__ = "sns_subscriptions"
+
+    arn: Mapped[str] = mapped_column(sa.String(340), primary_key=True)
+    topic_arn: Mapped[str] = mapped_column(sa.ForeignKey("sns_topics.arn", ondelete="CASCADE"), index=True)
+    #: The account that subscribed (the topic's owner, as Sesame allows no other).
+    account_id: Mapped[str] = mapped_column(sa.String(12))
+    protocol: Mapped[str] = mapped_column(sa.String(16))
+    endpoint: Mapped[str] = mapped_column(sa.Text)
+    #: pending | confirmed | deleted (unsubscribed; kept while its SubscribeURL may restore it)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    token: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    token_expires_at: Mapped[dt.datetime] = mapped_column()
+    #: RawMessageDelivery, DeliveryPolicy, FilterPolicy, … as given.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    authenticate_on_unsubscribe: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class SnsMessage(Base):
+    """A published message, written with its deliveries in the Publish's transaction."""
+
+    __tablename__ = "sns_messages"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # SNS's MessageId
+    topic_arn: Mapped[str] = mapped_column(sa.ForeignKey("sns_topics.arn", ondelete="CASCADE"), index=True)
+    subject: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    message: Mapped[str] = mapped_column(sa.Text)
+    #: MessageStructure "json": ``message`` is a JSON object of texts per protocol (and "default").
+    structure: Mapped[str | None] = mapped_column(sa.String(8), default=None)
+    #: MessageAttributes as notifications carry them: name → {"Type": …, "Value": …}.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SnsDelivery(Base):
+    """One message (a Notification or a SubscriptionConfirmation) owed to one subscription: the SNS
+    delivery queue, claimed with leases like the mail queue."""
+
+    __tablename__ = "sns_deliveries"
+    __table_args__ = (sa.Index("ix_sns_deliveries_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    subscription_arn: Mapped[str] = mapped_column(
+        sa.ForeignKey("sns_subscriptions.arn", ondelete="CASCADE"), index=True
+    )
+    #: The MessageId the endpoint sees (an SnsMessage's id for a Notification), the same on every retry.
+    message_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    #: Notification | SubscriptionConfirmation | UnsubscribeConfirmation
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    state: Mapped[str] = mapped_column(
+        sa.String(16), default="pending"
+    )  # pending|delivering|delivered|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,7 +1,9 @@
-"""The AWS query protocol of SES v1 (API 2010-12-01): form parameters in, XML out.
+"""The AWS query protocol of SES v1 (API 2010-12-01) and of Sesame's SNS (2010-03-31): form parameters
+in, XML out.
 
-Driven only by botocore's ``ses`` model; no operation is special-cased. Dispatch calls ``read_form`` →
-``operation_name`` → ``parse`` (then ``awsapi.validation``) → ``serialize`` / ``serialize_error``.
+Driven only by botocore's ``ses`` and ``sns`` models; no operation is special-cased. Dispatch calls
+``read_form`` → ``operation_name`` → ``parse`` (then ``awsapi.validation``) → ``serialize`` /
+``serialize_error``.
 botocore's own QuerySerializer and QueryParser are the oracle of the tests.
 
 Invariants:
@@ -32,12 +34,25 @@ from botocore.model import OperationModel, Shape
 
 from sesame.awsapi import errors
 from sesame.awsapi.messages import AwsRequest, AwsResponse
-from sesame.awsapi.spec import service_model
+from sesame.awsapi.spec import ServiceName, service_model
 
 _MODEL = service_model("ses")
 API_VERSION: str = _MODEL.metadata["apiVersion"]
 XMLNS: str = _MODEL.metadata["xmlNamespace"]
-_OPERATIONS = frozenset(_MODEL.operation_names)
+SNS_API_VERSION: str = service_model("sns").metadata["apiVersion"]
+
+
+@functools.cache
+def _operations(service: ServiceName) -> tuple[str, frozenset[str]]:
+    model = service_model(service)
+    return model.metadata["apiVersion"], frozenset(model.operation_names)
+
+
+def xmlns(service: ServiceName) -> str:
+    namespace: str = service_model(service).metadata["xmlNamespace"]
+    return namespace
+
+
 _FORM = "application/x-www-form-urlencoded"
 
 # SES reports undecodable values with the framework code MalformedInput (observed: a bad
@@ -99,15 +114,16 @@ def _unquote(b: bytes) -> str:
     return b.decode("utf-8")
 
 
-def operation_name(form: dict[str, str]) -> str:
-    """The Action, checked against the ses model (with its Version, when the request names one)."""
+def operation_name(form: dict[str, str], service: ServiceName = "ses") -> str:
+    """The Action, checked against the service's model (with its Version, when the request names one)."""
     action = form.get("Action")
     if not action:
         raise errors.MissingAction("The request must contain the parameter Action.")
     # Coral checks the (Action, Version) pair: an old Version fails like an unknown Action. A request
     # without Version (hand-written curl) is read as the current one.
-    version = form.get("Version") or API_VERSION
-    if version != API_VERSION or action not in _OPERATIONS:
+    current, operations = _operations(service)
+    version = form.get("Version") or current
+    if version != current or action not in operations:
         raise errors.InvalidAction(f"Could not find operation {action} for version {version}")
     return action
 
@@ -385,7 +401,7 @@ def _response(status: int, parts: list[str], request_id: str) -> AwsResponse:
 def serialize(op: OperationModel, result: dict[str, Any], request_id: str) -> AwsResponse:
     """``<OpResponse><OpResult>…</OpResult><ResponseMetadata>…`` with 200; None members are omitted."""
     name = op.name
-    out = [f'<{name}Response xmlns="{XMLNS}">']
+    out = [f'<{name}Response xmlns="{op.service_model.metadata["xmlNamespace"]}">']
     shape = op.output_shape
     if shape is not None:  # the Result element is always written: botocore looks it up unconditionally
         wrapper = shape.serialization.get("resultWrapper") or f"{name}Result"
@@ -397,10 +413,10 @@ def serialize(op: OperationModel, result: dict[str, Any], request_id: str) -> Aw
     return _response(200, out, request_id)
 
 
-def serialize_error(err: errors.ServiceError, request_id: str) -> AwsResponse:
+def serialize_error(err: errors.ServiceError, request_id: str, namespace: str = XMLNS) -> AwsResponse:
     """``<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/>`` with the error's status."""
     out = [
-        f'<ErrorResponse xmlns="{XMLNS}"><Error>',
+        f'<ErrorResponse xmlns="{namespace}"><Error>',
         f"<Type>{'Sender' if err.sender_fault else 'Receiver'}</Type>",
         f"<Code>{_text(err.code)}</Code><Message>{_text(err.message)}</Message>",
     ]
