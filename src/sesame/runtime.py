@@ -87,6 +87,7 @@ class Sesame:
         self.sns_delivery = Deliverer(self.db, settings, self.sns_signer, self.sending.send_system)
         self.sns.on_deliveries = self.sns_delivery.wake
         self.publisher = EventPublisher(self.db, settings, self.sending.send_system, topics=self.sns)
+        self.event_destinations.topics = self.publisher
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),

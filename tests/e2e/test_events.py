@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from sesame.testing.dns import DnsServer
+from sesame.testing.http_sink import HttpSink, verify_sns_signature
 from sesame.testing.moto import moto_server
 from sesame.testing.servers import SesameProcess, sesame_cli
 from sesame.testing.smtp import SinkServer
@@ -147,6 +148,40 @@ def drain_queue(
 WANTED = {"Send", "Delivery", "Bounce", "Complaint", "DeliveryDelay", "Rendering Failure"}
 
 
+def types(records: list[dict[str, Any]]) -> set[str]:
+    return {r["eventType"] for r in records}
+
+
+def send_every_kind(sender: Sender, config: str) -> dict[str, str]:
+    """Mail that makes every event type Sesame emits: message ids by what each is for."""
+    v2 = sender.v2
+    v2.create_email_template(
+        TemplateName=f"hello-{config}", TemplateContent={"Subject": "Hi {{name}}", "Text": "Hello {{name}}"}
+    )
+    tags = [{"Name": "campaign", "Value": "launch"}]
+    return {
+        "ok": sender.send("success@simulator.amazonses.com", ConfigurationSetName=config, EmailTags=tags),
+        "bounce": sender.send("bounce@simulator.amazonses.com", ConfigurationSetName=config),
+        "complaint": sender.send("complaint@simulator.amazonses.com", ConfigurationSetName=config),
+        "delay": sender.send("someone@nowhere.invalid", ConfigurationSetName=config),
+        "render": v2.send_email(
+            FromEmailAddress=f"me@{sender.domain}",
+            Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
+            Content={"Template": {"TemplateName": f"hello-{config}", "TemplateData": "{}"}},
+            ConfigurationSetName=config,
+        )["MessageId"],
+    }
+
+
+def check_goldens(by_type: dict[str, list[dict[str, Any]]], sent: dict[str, str]) -> None:
+    """Each event type's record, from the message made for it, against its golden shape."""
+    source = {"Send": "ok", "Delivery": "ok", "Bounce": "bounce", "Complaint": "complaint",
+              "DeliveryDelay": "delay", "Rendering Failure": "render"}  # fmt: skip
+    for event_type, message in source.items():
+        (record,) = [r for r in by_type[event_type] if r["mail"]["messageId"] == sent[message]][:1]
+        golden(f"event-{event_type.replace(' ', '')}", record)
+
+
 def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, moto: str) -> None:
     topic, sns_queue = topic_to_queue(moto, f"ses-events-{sender.id}")
     bus_queue, bus_queue_arn = sqs_queue(moto, f"bus-{sender.id}")
@@ -187,39 +222,21 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
             EventDestinationName=name,
             EventDestination={"Enabled": True, "MatchingEventTypes": every, **target},
         )
-    v2.create_email_template(
-        TemplateName="hello", TemplateContent={"Subject": "Hi {{name}}", "Text": "Hello {{name}}"}
-    )
-    tags = [{"Name": "campaign", "Value": "launch"}]
-    sent = {
-        "ok": sender.send("success@simulator.amazonses.com", ConfigurationSetName="all", EmailTags=tags),
-        "bounce": sender.send("bounce@simulator.amazonses.com", ConfigurationSetName="all"),
-        "complaint": sender.send("complaint@simulator.amazonses.com", ConfigurationSetName="all"),
-        "delay": sender.send("someone@nowhere.invalid", ConfigurationSetName="all"),
-        "render": v2.send_email(
-            FromEmailAddress=f"me@{sender.domain}",
-            Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
-            Content={"Template": {"TemplateName": "hello", "TemplateData": "{}"}},
-            ConfigurationSetName="all",
-        )["MessageId"],
-    }
+    sent = send_every_kind(sender, "all")
 
-    def types(records: list[dict[str, Any]]) -> set[str]:
-        return {r["eventType"] for r in records}
+    def records(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [json.loads(n["Message"]) for n in got if n["Message"].startswith("{")]
 
-    notifications = drain_queue(
-        moto, sns_queue, lambda got: WANTED <= types([json.loads(n["Message"]) for n in got])
-    )
+    notifications = drain_queue(moto, sns_queue, lambda got: WANTED <= types(records(got)))
+    # The topic first had SES's plain-text word that it is a destination now.
+    assert notifications[0]["Message"] == "Successfully validated SNS topic for Amazon SES event publishing."
+    notifications = notifications[1:]
     assert {n["Subject"] for n in notifications} == {"Amazon SES Email Event Notification"}
     by_type: dict[str, list[dict[str, Any]]] = {}
     for n in notifications:
         record = json.loads(n["Message"])
         by_type.setdefault(record["eventType"], []).append(record)
-    source = {"Send": "ok", "Delivery": "ok", "Bounce": "bounce", "Complaint": "complaint",
-              "DeliveryDelay": "delay", "Rendering Failure": "render"}  # fmt: skip
-    for event_type, message in source.items():
-        (record,) = [r for r in by_type[event_type] if r["mail"]["messageId"] == sent[message]][:1]
-        golden(f"event-{event_type.replace(' ', '')}", record)
+    check_goldens(by_type, sent)
     # A few values beyond the shape.
     (delivered,) = [r for r in by_type["Delivery"] if r["mail"]["messageId"] == sent["ok"]]
     assert delivered["mail"]["destination"] == ["success@simulator.amazonses.com"]
@@ -236,7 +253,7 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
         "someone@nowhere.invalid",
     )
     (failed,) = by_type["Rendering Failure"]
-    assert failed["failure"]["templateName"] == "hello"
+    assert failed["failure"]["templateName"] == "hello-all"
     # One message's records reach a destination in the order they happened.
     ok_types = [
         json.loads(n["Message"])["eventType"]
@@ -283,6 +300,69 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
     assert "sesame_smtp_sessions" in figures
 
 
+def test_every_event_type_to_a_sesame_sns_http_subscription(sesame: Serve, sender: Sender) -> None:
+    """Sesame's own SNS: a topic with an HTTP subscription gets SES's validation message, then every
+    event record, each notification signed (verified with the certificate at SigningCertURL)."""
+    sns = sesame.client("sns", sender.account)
+    topic = sns.create_topic(Name="ses-events")["TopicArn"]
+    with HttpSink() as receiver:
+        sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=receiver.url)
+        (confirmation,) = receiver.wait_for(lambda r: r.json()["Type"] == "SubscriptionConfirmation")
+        httpx.get(confirmation.json()["SubscribeURL"]).raise_for_status()
+        sender.v2.create_configuration_set(ConfigurationSetName="own")
+        sender.v2.create_configuration_set_event_destination(
+            ConfigurationSetName="own",
+            EventDestinationName="sns",
+            EventDestination={
+                "Enabled": True,
+                "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY",
+                                       "RENDERING_FAILURE"],
+                "SnsDestination": {"TopicArn": topic},
+            },
+        )  # fmt: skip
+        (validated,) = receiver.wait_for(lambda r: r.json()["Type"] == "Notification")
+        assert (
+            validated.json()["Message"] == "Successfully validated SNS topic for Amazon SES event publishing."
+        )
+        sent = send_every_kind(sender, "own")
+
+        def records() -> list[dict[str, Any]]:
+            return [
+                json.loads(r.json()["Message"])
+                for r in receiver.received
+                if r.json()["Type"] == "Notification" and r.json()["Message"].startswith("{")
+            ]
+
+        deadline = time.monotonic() + 30
+        while not WANTED <= types(records()):
+            assert time.monotonic() < deadline, types(records())
+            time.sleep(0.2)
+        for r in receiver.received:
+            verify_sns_signature(r.json())
+        assert {r.json().get("Subject") for r in receiver.received[2:]} == {
+            "Amazon SES Email Event Notification"
+        }
+        assert {r.headers["x-amz-sns-topic-arn"] for r in receiver.received} == {topic}
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for record in records():
+        by_type.setdefault(record["eventType"], []).append(record)
+    check_goldens(by_type, sent)
+
+
+def test_an_sns_destination_needs_a_topic(sesame: Serve, sender: Sender) -> None:
+    sender.v2.create_configuration_set(ConfigurationSetName="no-topic")
+    for arn in (
+        f"arn:aws:sns:us-east-1:{sender.id}:nothing-here",  # neither Sesame's nor moto's
+        "arn:aws:sns:us-east-1:999999999999:someone-elses",
+    ):
+        with pytest.raises(sender.v2.exceptions.BadRequestException, match="not found"):
+            sender.v2.create_configuration_set_event_destination(
+                ConfigurationSetName="no-topic",
+                EventDestinationName="sns",
+                EventDestination={"MatchingEventTypes": ["SEND"], "SnsDestination": {"TopicArn": arn}},
+            )
+
+
 def test_identity_notifications_and_feedback_forwarding(
     sesame: Serve, sender: Sender, moto: str, sink: SinkServer, dns_server: DnsServer
 ) -> None:
@@ -324,7 +404,8 @@ def test_published_later_when_the_receiver_comes_back_across_a_restart(
 ) -> None:
     """A destination that fails keeps its records; a restart loses none; they go out once it works."""
     env = {"SESAME_AWS__ENDPOINT_URL": moto, "SESAME_EVENTS__POLL_INTERVAL": "0.1"}
-    topic = f"arn:aws:sns:us-east-1:123456789012:later-{abs(hash(database)) % 10**6}"  # moto's account
+    name = f"later-{abs(hash(database)) % 10**6}"
+    topic = aws(moto, "sns").create_topic(Name=name)["TopicArn"]  # SES checks it exists
     with SesameProcess("dev", data_dir=tmp_path, database=database, env=env) as proc:
         v2 = boto3.client("sesv2", endpoint_url=proc.endpoint, region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="x")  # fmt: skip
@@ -339,6 +420,7 @@ def test_published_later_when_the_receiver_comes_back_across_a_restart(
                 "SnsDestination": {"TopicArn": topic},
             },
         )
+        aws(moto, "sns").delete_topic(TopicArn=topic)  # and now the receiver is gone
         message_id = v2.send_email(
             FromEmailAddress="me@example.com",
             Destination={"ToAddresses": ["you@example.com"]},
@@ -349,12 +431,11 @@ def test_published_later_when_the_receiver_comes_back_across_a_restart(
         deadline = time.monotonic() + 15
         while True:  # moto says the topic does not exist: the record waits, with the reason
             rows = query_publications(url, message_id)
-            if rows and rows[0]["last_error"]:
+            if rows and rows[-1]["last_error"]:
                 break
             assert time.monotonic() < deadline, rows
             time.sleep(0.1)
-        assert rows[0]["state"] == "pending" and "NotFound" in rows[0]["last_error"]
-    name = topic.rpartition(":")[2]
+        assert rows[-1]["state"] == "pending" and "NotFound" in rows[-1]["last_error"]
     created, queue = topic_to_queue(moto, name)
     assert created == topic
     with SesameProcess("dev", data_dir=tmp_path, database=database, env=env):
@@ -366,7 +447,9 @@ def test_published_later_when_the_receiver_comes_back_across_a_restart(
 def query_publications(url: str, message_id: str) -> list[dict[str, Any]]:
     from tests.conftest import query_url
 
-    return query_url(url, "SELECT state, last_error FROM publications WHERE message_id = :m", m=message_id)
+    return query_url(
+        url, "SELECT state, last_error FROM publications WHERE message_id = :m ORDER BY id", m=message_id
+    )
 
 
 def test_firehose_files_without_an_endpoint(database: str, tmp_path: Path) -> None:

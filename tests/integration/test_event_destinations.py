@@ -10,10 +10,15 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import Serve
 
-TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events"
 STREAM = "arn:aws:firehose:us-east-1:123456789012:deliverystream/ses-events"
 ROLE = "arn:aws:iam::123456789012:role/ses-firehose"
 BUS = "arn:aws:events:us-east-1:123456789012:event-bus/default"
+
+
+def topic(serve: Serve, account: dict[str, str]) -> str:
+    """A topic of the account in Sesame's own SNS: an SNS destination must name one that exists."""
+    arn: str = serve.client("sns", account).create_topic(Name="ses-events")["TopicArn"]
+    return arn
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -21,7 +26,9 @@ def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def test_v2_create_get_update_delete(serve: Serve) -> None:
-    v2 = serve.client("sesv2", serve.new_account("dest-v2"))
+    account = serve.new_account("dest-v2")
+    v2 = serve.client("sesv2", account)
+    sns_topic = topic(serve, account)
     v2.create_configuration_set(ConfigurationSetName="shop")
     v2.create_configuration_set_event_destination(
         ConfigurationSetName="shop",
@@ -29,7 +36,7 @@ def test_v2_create_get_update_delete(serve: Serve) -> None:
         EventDestination={
             "Enabled": True,
             "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "DELIVERY_DELAY"],
-            "SnsDestination": {"TopicArn": TOPIC},
+            "SnsDestination": {"TopicArn": sns_topic},
         },
     )
     v2.create_configuration_set_event_destination(
@@ -43,7 +50,7 @@ def test_v2_create_get_update_delete(serve: Serve) -> None:
             "Name": "to-sns",
             "Enabled": True,
             "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "DELIVERY_DELAY"],
-            "SnsDestination": {"TopicArn": TOPIC},
+            "SnsDestination": {"TopicArn": sns_topic},
         },
         {
             "Name": "to-bus",
@@ -77,9 +84,11 @@ def test_v2_create_get_update_delete(serve: Serve) -> None:
 
 
 def test_v2_errors(serve: Serve) -> None:
-    v2 = serve.client("sesv2", serve.new_account("dest-v2-errors"))
+    account = serve.new_account("dest-v2-errors")
+    v2 = serve.client("sesv2", account)
+    sns_topic = topic(serve, account)
     v2.create_configuration_set(ConfigurationSetName="shop")
-    sns = {"MatchingEventTypes": ["SEND"], "SnsDestination": {"TopicArn": TOPIC}}
+    sns = {"MatchingEventTypes": ["SEND"], "SnsDestination": {"TopicArn": sns_topic}}
 
     def create(name: str, definition: dict[str, Any], config: str = "shop") -> None:
         v2.create_configuration_set_event_destination(
@@ -99,9 +108,10 @@ def test_v2_errors(serve: Serve) -> None:
         )
     bad = [
         {**sns, "SnsDestination": {"TopicArn": "not-an-arn"}},
+        {**sns, "SnsDestination": {"TopicArn": sns_topic.replace("ses-events", "no-such-topic")}},
         {**sns, "KinesisFirehoseDestination": {"IamRoleArn": ROLE, "DeliveryStreamArn": STREAM}},  # two
         {"MatchingEventTypes": ["SEND"]},  # none
-        {"MatchingEventTypes": [], "SnsDestination": {"TopicArn": TOPIC}},
+        {"MatchingEventTypes": [], "SnsDestination": {"TopicArn": sns_topic}},
         {
             "MatchingEventTypes": ["SEND"],
             "EventBridgeDestination": {"EventBusArn": BUS.replace("/default", "/custom")},
@@ -133,6 +143,7 @@ def test_v2_errors(serve: Serve) -> None:
 def test_v1_spelling_and_errors(serve: Serve) -> None:
     account = serve.new_account("dest-v1")
     v1, v2 = serve.client("ses", account), serve.client("sesv2", account)
+    sns_topic = topic(serve, account)
     v1.create_configuration_set(ConfigurationSet={"Name": "shop"})
     v1.create_configuration_set_event_destination(
         ConfigurationSetName="shop",
@@ -156,7 +167,7 @@ def test_v1_spelling_and_errors(serve: Serve) -> None:
         EventDestination={
             "Name": "sns",
             "MatchingEventTypes": ["bounce"],
-            "SNSDestination": {"TopicARN": TOPIC},
+            "SNSDestination": {"TopicARN": sns_topic},
         },
     )
     # The same destinations, each API in its own spelling.
@@ -204,7 +215,7 @@ def test_v1_spelling_and_errors(serve: Serve) -> None:
             "Name": "sns",
             "Enabled": False,
             "MatchingEventTypes": ["bounce"],
-            "SNSDestination": {"TopicARN": TOPIC},
+            "SNSDestination": {"TopicARN": sns_topic},
         },
     ]
 
@@ -214,7 +225,7 @@ def test_v1_spelling_and_errors(serve: Serve) -> None:
             EventDestination={
                 "Name": "sns",
                 "MatchingEventTypes": ["send"],
-                "SNSDestination": {"TopicARN": TOPIC},
+                "SNSDestination": {"TopicARN": sns_topic},
             },
         )
     assert _code(exc) == "EventDestinationAlreadyExists"
@@ -247,7 +258,7 @@ def test_v1_spelling_and_errors(serve: Serve) -> None:
     v1.update_configuration_set_event_destination(
         ConfigurationSetName="shop",
         EventDestination={"Name": "sns", "Enabled": True, "MatchingEventTypes": ["bounce", "complaint"],
-                          "SNSDestination": {"TopicARN": TOPIC}},
+                          "SNSDestination": {"TopicARN": sns_topic}},
     )  # fmt: skip
     v1.delete_configuration_set_event_destination(ConfigurationSetName="shop", EventDestinationName="metrics")
     names = [
@@ -259,14 +270,16 @@ def test_v1_spelling_and_errors(serve: Serve) -> None:
 
 def test_concurrent_creates_all_kept(serve: Serve) -> None:
     """Ten destinations created at once, each by its own request: none overwrites another."""
-    v2 = serve.client("sesv2", serve.new_account("dest-race"))
+    account = serve.new_account("dest-race")
+    v2 = serve.client("sesv2", account)
+    sns_topic = topic(serve, account)
     v2.create_configuration_set(ConfigurationSetName="shop")
 
     def create(i: int) -> None:
         v2.create_configuration_set_event_destination(
             ConfigurationSetName="shop",
             EventDestinationName=f"d{i}",
-            EventDestination={"MatchingEventTypes": ["SEND"], "SnsDestination": {"TopicArn": TOPIC}},
+            EventDestination={"MatchingEventTypes": ["SEND"], "SnsDestination": {"TopicArn": sns_topic}},
         )
 
     with ThreadPoolExecutor(10) as pool:

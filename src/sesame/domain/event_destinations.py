@@ -8,14 +8,19 @@ own spelling (``SNSDestination.TopicARN``, ``send``, ``open``) both ways.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sesame.domain.configuration_sets import ConfigurationSets
 from sesame.errors import AlreadyExists, InvalidRequest, LimitExceeded, NotFound
 
+log = logging.getLogger(__name__)
+
 GROUP = "EventDestinations"
+#: What SES publishes to a topic when it becomes an event destination.
+SNS_VALIDATION = "Successfully validated SNS topic for Amazon SES event publishing."
 MAX_PER_SET = 10  # SES quota: event destinations per configuration set
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -182,9 +187,37 @@ _CHECKS = {
 }
 
 
+class Topics(Protocol):
+    """Where SNS destinations lead (events/publisher.py): Sesame's own topics or the SNS endpoint."""
+
+    async def topic_available(self, account_id: str, topic_arn: str) -> bool: ...
+
+    async def announce(self, account_id: str, topic_arn: str, text: str) -> None: ...
+
+
 class EventDestinations:
-    def __init__(self, configuration_sets: ConfigurationSets) -> None:
+    def __init__(self, configuration_sets: ConfigurationSets, topics: Topics | None = None) -> None:
         self.configuration_sets = configuration_sets
+        #: Checks that an SNS destination's topic exists, as SES does (set once the publisher exists).
+        self.topics = topics
+
+    async def _check_topic(self, account_id: str, stored: dict[str, Any]) -> str | None:
+        """The topic of an SNS destination, once found; InvalidSnsDestination when it is not."""
+        sns = stored.get("SnsDestination")
+        if sns is None or self.topics is None:
+            return None
+        arn = sns["TopicArn"]
+        if not await self.topics.topic_available(account_id, arn):
+            raise InvalidSnsDestination(f"SNS topic <{arn}> not found.")
+        return str(arn)
+
+    async def _announce(self, account_id: str, topic: str | None) -> None:
+        if topic is None or self.topics is None:
+            return
+        try:
+            await self.topics.announce(account_id, topic, SNS_VALIDATION)
+        except Exception:  # a courtesy message: the destination stands without it
+            log.warning("publishing SES's validation message to %s failed", topic, exc_info=True)
 
     async def list(self, account_id: str, region: str, set_name: str) -> list[dict[str, Any]]:
         row = await self.configuration_sets.get(account_id, region, set_name)
@@ -194,6 +227,7 @@ class EventDestinations:
         self, account_id: str, region: str, set_name: str, name: str, definition: dict[str, Any]
     ) -> None:
         stored = validate(name, definition)
+        topic = await self._check_topic(account_id, stored)
 
         def change(options: dict[str, Any]) -> None:
             current = list(options.get(GROUP) or [])
@@ -208,11 +242,13 @@ class EventDestinations:
             options[GROUP] = [*current, stored]
 
         await self.configuration_sets.update(account_id, region, set_name, change)
+        await self._announce(account_id, topic)
 
     async def update(
         self, account_id: str, region: str, set_name: str, name: str, definition: dict[str, Any]
     ) -> None:
         stored = validate(name, definition)
+        topic = await self._check_topic(account_id, stored)
 
         def change(options: dict[str, Any]) -> None:
             current = list(options.get(GROUP) or [])
@@ -221,6 +257,7 @@ class EventDestinations:
             options[GROUP] = current
 
         await self.configuration_sets.update(account_id, region, set_name, change)
+        await self._announce(account_id, topic)
 
     async def delete(self, account_id: str, region: str, set_name: str, name: str) -> None:
         def change(options: dict[str, Any]) -> None:

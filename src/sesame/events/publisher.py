@@ -148,7 +148,7 @@ class EventPublisher:
         target = due.target
         if due.kind == "sns":
             subject = records.SNS_SUBJECT if due.format == "event" else None
-            await self._sns(target["TopicArn"], self._json(due, mail), subject)
+            await self._sns(due.account_id, target["TopicArn"], self._json(due, mail), subject)
         elif due.kind == "firehose":
             arn = target["DeliveryStreamArn"]
             await self.aws.call(
@@ -176,8 +176,29 @@ class EventPublisher:
             record = records.event_record(due.event_type, due.detail, mail)
         return json.dumps(record, separators=(",", ":"))
 
-    async def _sns(self, arn: str, message: str, subject: str | None) -> None:
+    async def topic_available(self, account_id: str, arn: str) -> bool:
+        """Whether records can go to this topic: one of Sesame's own in the account, or one the SNS
+        endpoint knows."""
         if self.topics is not None and await self.topics.exists(arn):
+            return _arn_account(arn) == account_id
+        if not self.aws.configured("sns"):
+            return False
+        try:
+            await self.aws.call("sns", region_of(arn), "get_topic_attributes", TopicArn=arn)
+        except Exception as exc:  # NotFound, AuthorizationError, or the endpoint is down
+            log.info("SNS topic %s cannot be used: %s", arn, exc)
+            return False
+        return True
+
+    async def announce(self, account_id: str, arn: str, text: str) -> None:
+        await self._sns(account_id, arn, text, None)
+
+    async def _sns(self, account_id: str, arn: str, message: str, subject: str | None) -> None:
+        if self.topics is not None and await self.topics.exists(arn):
+            # An account publishes only to its own topics here: another account's topic would need a
+            # topic policy, which Sesame's SNS does not keep.
+            if _arn_account(arn) != account_id:
+                raise _Permanent(f"SNS topic {arn} belongs to another account")
             await self.topics.publish(arn, message, subject)
             return
         if not self.aws.configured("sns"):
@@ -300,6 +321,11 @@ def _summary_recipients(summary: dict[str, Any] | None) -> list[str]:
     """The recipients a request named, for messages that have no queue entries (rendering failures)."""
     given = (summary or {}).get("Destination") or {}
     return [*given.get("ToAddresses", []), *given.get("CcAddresses", []), *given.get("BccAddresses", [])]
+
+
+def _arn_account(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
 
 
 class _Permanent(Exception):
