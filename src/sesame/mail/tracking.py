@@ -1,0 +1,266 @@
+"""Open and click tracking in a message's HTML (reference §6.7): the open pixel and the link rewriting.
+
+Only HTML is touched: every ``text/html`` part of the message that is not an attachment, at any depth
+of multipart nesting (a forwarded ``message/rfc822`` is someone else's mail and is left alone); text
+parts never are. The rest of the message stays byte for byte, as raw messages do everywhere else
+(mail/mime.py): a part's body is decoded, rewritten, and encoded again in its own transfer encoding,
+unless the result no longer fits 7bit or 8bit (a line past 998 octets, RFC 5322 §2.1.1), when it goes
+quoted-printable, as SES does when it must modify a message (reference §1.9).
+
+What SES does to the HTML [DG: faqs-metrics]:
+- the pixel goes at the first ``{{ses:openTracker}}`` (the others are removed), else at the bottom of
+  the HTML (before ``</body>``, so that the document stays well formed);
+- every ``<a href>`` to an http(s) URL becomes a redirect, up to 250 links; later links stay as written;
+- an anchor with ``ses:no-track`` keeps its link, and loses the attribute;
+- ``ses:tags="name:value;…"`` is removed and handed to the redirect (the click's ``linkTags``);
+- a link that is not RFC 3986-encoded is not tracked.
+
+The URLs themselves (their host, signature and scheme) are the caller's: ``Rewriter.pixel`` and
+``Rewriter.click``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import Message
+
+from sesame.mail import mime
+
+MAX_LINKS = 250
+OPEN_TRACKER = "{{ses:openTracker}}"
+#: The pixel as SES writes it (reference §6.7, observed markup).
+PIXEL = '<img alt="" src="{src}" style="display:none;width:1px;height:1px">'
+
+# An opening <a> tag: attribute values in quotes may hold ">" (HTML §13.1.2.3).
+_ANCHOR = re.compile(r"""<a(?=[\s/>])(?:"[^"]*"|'[^']*'|[^'">])*>""", re.IGNORECASE)
+# One attribute of a tag: blanks before it, its name, and its value if it has one (HTML §13.1.2.3).
+_ATTRIBUTE = re.compile(r"""(\s*)([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
+# A link SES tracks: http or https, with a host, written in RFC 3986's characters only (§2).
+_TRACKABLE = re.compile(r"https?://[^/?#\s]+[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*", re.IGNORECASE)
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+_TAG_PART = re.compile(r"[0-9A-Za-z_-]+")  # link tag names and values [DG: faqs-metrics]
+_LINE = re.compile(rb"\r?\n")
+_7BIT_LINE = 998  # RFC 5322 §2.1.1 / RFC 2045 §2.7
+_B64_LINE = 76  # RFC 2045 §6.8
+
+
+@dataclass(frozen=True)
+class Rewriter:
+    """What goes into the HTML: ``pixel`` is the open pixel's URL (None: no open tracking); ``click``
+    gives the redirect URL for a link and its tags (None: no click tracking)."""
+
+    pixel: str | None
+    click: Callable[[str, str], str] | None
+
+
+def parse_tags(value: str) -> dict[str, list[str]]:
+    """``ses:tags`` (``"product:book;genre:fiction;"``) as the click's ``linkTags``: each name with its
+    values in order. A pair that is not ``name:value`` in the allowed characters is dropped."""
+    tags: dict[str, list[str]] = {}
+    for pair in value.split(";"):
+        name, sep, val = pair.strip().partition(":")
+        name, val = name.strip(), val.strip()
+        if sep and _TAG_PART.fullmatch(name) and _TAG_PART.fullmatch(val):
+            tags.setdefault(name, []).append(val)
+    return tags
+
+
+def format_tags(tags: dict[str, list[str]]) -> str:
+    """The canonical ``name:value;…`` form of parsed tags ('' for none): what a click URL carries."""
+    return "".join(f"{name}:{value};" for name, values in tags.items() for value in values)
+
+
+def trackable(link: str) -> bool:
+    return _TRACKABLE.fullmatch(link) is not None
+
+
+def rewrite_html(text: str, rewriter: Rewriter) -> str:
+    """The HTML with the pixel placed and the links rewritten (see the module's docstring)."""
+    if rewriter.click is not None or "ses:" in text:
+        text = _rewrite_anchors(text, rewriter.click)
+    pixel = PIXEL.format(src=html.escape(rewriter.pixel)) if rewriter.pixel is not None else ""
+    first = text.find(OPEN_TRACKER)
+    if first >= 0:
+        head, tail = text[:first], text[first + len(OPEN_TRACKER) :]
+        return head + pixel + tail.replace(OPEN_TRACKER, "")
+    if not pixel:
+        return text
+    end = _last(_BODY_END, text) or _last(_HTML_END, text)
+    return text + pixel if end is None else text[:end] + pixel + text[end:]
+
+
+def _last(pattern: re.Pattern[str], text: str) -> int | None:
+    starts = [found.start() for found in pattern.finditer(text)]
+    return starts[-1] if starts else None
+
+
+def _rewrite_anchors(text: str, click: Callable[[str, str], str] | None) -> str:
+    out: list[str] = []
+    pos = tracked = 0
+    for anchor in _ANCHOR.finditer(text):
+        tag = anchor.group()
+        if click is None and "ses:" not in tag:
+            continue
+        new, did = _rewrite_anchor(tag, click if tracked < MAX_LINKS else None)
+        tracked += did
+        if new != tag:
+            out += [text[pos : anchor.start()], new]
+            pos = anchor.end()
+    return "".join(out) + text[pos:] if out else text
+
+
+def _rewrite_anchor(tag: str, click: Callable[[str, str], str] | None) -> tuple[str, bool]:
+    """One ``<a …>`` tag: its href rewritten (if ``click`` and the link is trackable), the ``ses:``
+    attributes removed; whether the link was rewritten. Other attributes, their spelling and spacing,
+    stay as written."""
+    edits: list[tuple[int, int, str]] = []
+    href: tuple[int, int, str] | None = None  # span and decoded value of the first href (HTML §13.2.5.33)
+    no_track = False
+    tags = ""
+    for attr in _ATTRIBUTE.finditer(tag, 2, len(tag) - 1):  # between "<a" and ">"
+        name = attr.group(2).lower()
+        value = next((v for v in attr.group(3, 4, 5) if v is not None), "")
+        if name == "ses:no-track":
+            no_track = True
+            edits.append((attr.start(), attr.end(), ""))
+        elif name == "ses:tags":
+            tags = value
+            edits.append((attr.start(), attr.end(), ""))
+        elif name == "href" and href is None:
+            href = (attr.start() + len(attr.group(1)), attr.end(), html.unescape(value))
+    rewritten = False
+    if href is not None and click is not None and not no_track:
+        link = href[2].strip(" \t\n\f\r")  # browsers strip these around a URL (WHATWG URL §4.4)
+        if trackable(link):
+            start, end, _ = href
+            url = click(link, format_tags(parse_tags(html.unescape(tags))))
+            edits.append((start, end, f'{tag[start : start + 4]}="{html.escape(url)}"'))
+            rewritten = True
+    if not edits:
+        return tag, False
+    out, pos = [], 0
+    for start, end, replacement in sorted(edits):
+        out += [tag[pos:start], replacement]
+        pos = end
+    return "".join(out) + tag[pos:], rewritten
+
+
+# --- the message --------------------------------------------------------------------------------------
+
+
+def rewrite_message(data: bytes, rewriter: Rewriter) -> bytes:
+    """The message with each HTML part rewritten; the message itself if it has none, or nothing to
+    change."""
+    edits: list[tuple[int, int, bytes]] = []
+    _walk(data, 0, len(data), rewriter, edits)
+    if not edits:
+        return data
+    out, pos = [], 0
+    for start, end, replacement in sorted(edits):
+        out += [data[pos:start], replacement]
+        pos = end
+    return b"".join(out) + data[pos:]
+
+
+def _walk(data: bytes, start: int, end: int, rewriter: Rewriter, edits: list[tuple[int, int, bytes]]) -> None:
+    """Find the HTML parts of the entity at ``data[start:end]`` (a header section, then its body)."""
+    part = data[start:end]
+    try:
+        fields = mime._header_fields(part)
+    except mime.MalformedMessage:
+        return  # a body part with no header section is text/plain (RFC 2045 §5.2): nothing to track
+    head_end = fields[-1].end
+    body_start = head_end + (2 if part[head_end : head_end + 2] == b"\r\n" else 1)
+    info = Message()
+    values: dict[str, str] = {}
+    for f in fields:
+        lname = f.name.lower()
+        if lname in ("content-type", "content-disposition", "content-transfer-encoding"):
+            raw = part[f.start : f.end].decode("ascii", "replace").split(":", 1)[1]
+            values.setdefault(lname, raw.replace("\r\n", "").replace("\n", "").strip())
+            if lname not in info:
+                info[f.name] = values[lname]
+    ctype = info.get_content_type()
+    if ctype.startswith("multipart/"):
+        boundary = info.get_param("boundary")
+        if isinstance(boundary, str) and boundary:
+            for s, e in _body_parts(part, body_start, boundary.encode("ascii", "replace")):
+                _walk(data, start + s, start + e, rewriter, edits)
+        return
+    if ctype != "text/html" or info.get_content_disposition() == "attachment":
+        return
+    cte = values.get("content-transfer-encoding", "7bit").lower()
+    replaced = _rewrite_part(part[body_start:], cte, info.get_content_charset() or "us-ascii", rewriter)
+    if replaced is None:
+        return
+    body, new_cte = replaced
+    if new_cte != cte:
+        kept = [part[f.start : f.end] for f in fields if f.name.lower() != "content-transfer-encoding"]
+        nl = b"\r\n" if part[fields[0].end - 2 : fields[0].end] == b"\r\n" else b"\n"
+        head = b"".join(kept) + b"Content-Transfer-Encoding: " + new_cte.encode() + nl
+        edits.append((start, start + head_end, head))
+    edits.append((start + body_start, end, body))
+
+
+def _body_parts(part: bytes, body_start: int, boundary: bytes) -> list[tuple[int, int]]:
+    """Where each body part of a multipart body lies: between a delimiter line's end and the line break
+    before the next delimiter (RFC 2046 §5.1.1: that line break belongs to the delimiter)."""
+    delimiter = re.compile(rb"(?:\r?\n|\A)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    spans: list[tuple[int, int]] = []
+    opened = None
+    # From the blank line's own line break, which may end the delimiter's preceding line too.
+    for found in delimiter.finditer(part, body_start - 1):
+        if opened is not None:
+            spans.append((opened, found.start()))
+        if found.group(1):  # the close delimiter
+            break
+        opened = found.end()
+    return spans
+
+
+def _rewrite_part(raw: bytes, cte: str, charset: str, rewriter: Rewriter) -> tuple[bytes, str] | None:
+    """The part's body rewritten and encoded again, and its transfer encoding; None if unchanged."""
+    nl = b"\r\n" if b"\r\n" in raw[:4096] or b"\n" not in raw else b"\n"
+    if cte == "base64":
+        decoded = binascii.a2b_base64(raw)
+    elif cte == "quoted-printable":
+        decoded = binascii.a2b_qp(raw)
+    else:
+        decoded = raw
+    try:
+        codec = codecs.lookup(charset).name
+        text = decoded.decode(codec)
+    except (LookupError, UnicodeError):
+        codec = "latin-1"  # octets as characters: what we insert is ASCII, the rest goes back as it was
+        text = decoded.decode(codec)
+    new = rewrite_html(text, rewriter)
+    if new == text:
+        return None
+    encoded = new.encode(codec)
+    if cte == "base64":
+        b64 = base64.b64encode(encoded)
+        lines = [b64[i : i + _B64_LINE] for i in range(0, len(b64), _B64_LINE)]
+        return nl.join(lines) + nl, cte
+    if cte not in ("quoted-printable", "7bit", "8bit", "binary"):
+        cte = "7bit"  # an unknown encoding is 7bit (RFC 2045 §6.4)
+    if cte != "quoted-printable":
+        lines = _LINE.split(encoded)
+        fits = all(len(line) <= _7BIT_LINE and b"\r" not in line and b"\0" not in line for line in lines)
+        if fits and (cte != "7bit" or encoded.isascii()):
+            return encoded, cte
+    return _quoted_printable(encoded, nl), "quoted-printable"
+
+
+def _quoted_printable(data: bytes, nl: bytes) -> bytes:
+    """RFC 2045 §6.7 line by line: the text's own line breaks stay hard ones, in the part's style."""
+    lines = _LINE.split(data)
+    # b2a_qp breaks long lines with "=\n": a line holds no newline of its own, so those are the only ones.
+    return nl.join(binascii.b2a_qp(line).replace(b"\n", nl) for line in lines)
