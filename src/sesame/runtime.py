@@ -19,6 +19,7 @@ from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
+from sesame.domain.tracking import Tracking
 from sesame.domain.verification import Verification
 from sesame.mta.engine import DeliveryEngine
 from sesame.providers.ses_v1 import SesV1Provider
@@ -46,9 +47,16 @@ class Sesame:
         self.suppression = Suppression(self.db)
         self.configuration_sets = ConfigurationSets(self.db)
         self.dedicated_ips = DedicatedIps(self.db, settings)
+        self.tracking = Tracking(self.db, settings, box)
         register_resource("configuration-set", self._configuration_set_exists)
         self.sending = Sending(
-            self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
+            self.db,
+            settings,
+            self.accounts,
+            self.identities,
+            self.suppression,
+            self.configuration_sets,
+            self.tracking,
         )
         self.verification = Verification(self.db, settings, self.identities, self.sending)
         self.engine: DeliveryEngine | None = None

@@ -22,7 +22,7 @@ from sesame.awsapi import errors
 from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
-from sesame.http import admin
+from sesame.http import admin, tracking
 from sesame.runtime import Sesame
 
 
@@ -171,6 +171,7 @@ def create_app(sesame: Sesame) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/_sesame/verify-email", verify_email, methods=["GET"]),
         *admin.routes(sesame),
+        *tracking.routes(sesame),
     ]
     if settings.mode == "dev":
         routes += [
