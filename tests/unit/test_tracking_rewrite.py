@@ -8,6 +8,7 @@ import email
 import email.policy
 import html as html_module
 import re
+import time
 from datetime import UTC, datetime
 
 from sesame.mail.mime import build_simple
@@ -268,3 +269,24 @@ def test_a_part_without_headers_is_plain_text() -> None:
         b'--b\r\n\r\n<a href="https://example.com/">x</a>\r\n--b--\r\n'
     )
     assert rewrite_message(raw, BOTH) is raw
+
+
+def test_hostile_html_costs_linear_time() -> None:
+    """Unclosed quotes and tags make a whole-tag regular expression retry from every "<a": quadratic."""
+    for text in ('<a "' * 50_000, "<a href=x " * 50_000, '<a href="https://' + "a" * 200_000 + ' ">'):
+        started = time.perf_counter()
+        rewrite_html(text, BOTH)
+        assert time.perf_counter() - started < 2.0
+
+
+def test_unreadable_parts_are_left_alone() -> None:
+    bad_base64 = (
+        b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nA===\r\n"
+    )
+    assert rewrite_message(bad_base64, BOTH) is bad_base64
+    nested = b"From: a@example.com\r\nMIME-Version: 1.0\r\n"
+    for i in range(200):  # deeper than any real message: not followed, and no RecursionError
+        nested += f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode()
+    nested += b'Content-Type: text/html\r\n\r\n<a href="https://example.com/">x</a>\r\n'
+    assert rewrite_message(nested, BOTH) is nested

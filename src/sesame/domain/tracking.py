@@ -28,6 +28,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,8 @@ from sesame.mail import tracking as html_tracking
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message
 from sesame.storage.writer import Work, insert
+
+log = logging.getLogger(__name__)
 
 OPEN_PATH, CLICK_PATH = "I0", "L0"
 NO_TAGS = "-"
@@ -201,9 +204,13 @@ class Tracking:
             pixel=self.pixel_url(plan, message_id) if plan.opens else None,
             click=(lambda link, tags: self.click_url(plan, message_id, link, tags)) if plan.clicks else None,
         )
-        if len(body) <= INLINE_BYTES:
-            return html_tracking.rewrite_message(body, rewriter)
-        return await asyncio.to_thread(html_tracking.rewrite_message, body, rewriter)
+        try:
+            if len(body) <= INLINE_BYTES:
+                return html_tracking.rewrite_message(body, rewriter)
+            return await asyncio.to_thread(html_tracking.rewrite_message, body, rewriter)
+        except Exception:  # a message the rewriting cannot read still goes out, untracked
+            log.exception("tracking could not rewrite message %s; it is sent untracked", message_id)
+            return body
 
     # -- the endpoints' side ----------------------------------------------------------------------
 

@@ -29,22 +29,25 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
+from urllib.parse import urlsplit
 
 from sesame.mail import mime
 
 MAX_LINKS = 250
+MAX_DEPTH = 50
 OPEN_TRACKER = "{{ses:openTracker}}"
 #: The pixel as SES writes it (reference §6.7, observed markup).
 PIXEL = '<img alt="" src="{src}" style="display:none;width:1px;height:1px">'
 
-# An opening <a> tag: attribute values in quotes may hold ">" (HTML §13.1.2.3).
-_ANCHOR = re.compile(r"""<a(?=[\s/>])(?:"[^"]*"|'[^']*'|[^'">])*>""", re.IGNORECASE)
-# One attribute of a tag: blanks before it, its name, and its value if it has one (HTML §13.1.2.3).
-_ATTRIBUTE = re.compile(r"""(\s*)([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+# Where an <a> start tag begins; the tag itself is read by _attributes, as HTML's tokenizer reads it.
+_ANCHOR_START = re.compile(r"<a(?=[\s/>])", re.IGNORECASE)
+_BLANKS = re.compile(r"[\t\n\f\r /]*")  # between attributes (HTML §13.2.5.32: "/" is skipped there)
+_SPACES = re.compile(r"[\t\n\f\r ]*")
+_NAME = re.compile(r"[^\t\n\f\r />][^\t\n\f\r />=]*")  # HTML §13.2.5.33
+_UNQUOTED = re.compile(r"[^\t\n\f\r >]*")  # HTML §13.2.5.38
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
-# A link SES tracks: http or https, with a host, written in RFC 3986's characters only (§2).
-_TRACKABLE = re.compile(r"https?://[^/?#\s]+[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*", re.IGNORECASE)
+# A link SES tracks is written in RFC 3986's characters only (§2).
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 _TAG_PART = re.compile(r"[0-9A-Za-z_-]+")  # link tag names and values [DG: faqs-metrics]
 _LINE = re.compile(rb"\r?\n")
@@ -79,7 +82,15 @@ def format_tags(tags: dict[str, list[str]]) -> str:
 
 
 def trackable(link: str) -> bool:
-    return _TRACKABLE.fullmatch(link) is not None
+    """An http(s) URL with a host, written in RFC 3986's characters only: what SES tracks."""
+    if not _URI_CHARS.fullmatch(link):
+        return False
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced "[" in the authority
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(host)
 
 
 def rewrite_html(text: str, rewriter: Rewriter) -> str:
@@ -102,55 +113,104 @@ def _last(pattern: re.Pattern[str], text: str) -> int | None:
     return starts[-1] if starts else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Attribute:
+    start: int  # where the blanks before it begin
+    name_start: int
+    end: int
+    name: str  # lower case
+    value: str  # as written, entities not decoded
+
+
+def _attributes(text: str, pos: int) -> tuple[list[_Attribute], int] | None:
+    """The attributes of the start tag whose name ends at ``pos``, and the offset just past its ``>``;
+    None if the document ends inside the tag (a browser then shows none of the rest). Linear in the
+    tag's length whatever it holds: one regular expression for a whole tag would be tried again from
+    every "<a" inside an unclosed one, quadratic on hostile HTML."""
+    found: list[_Attribute] = []
+    n = len(text)
+    while True:
+        start = pos
+        pos = _match_end(_BLANKS, text, pos)
+        if pos >= n:
+            return None
+        if text[pos] == ">":
+            return found, pos + 1
+        name_start, pos = pos, _match_end(_NAME, text, pos)  # any other character starts a name
+        value = ""
+        after = _match_end(_SPACES, text, pos)
+        if after < n and text[after] == "=":
+            pos = _match_end(_SPACES, text, after + 1)
+            if pos < n and text[pos] in "\"'":
+                close = text.find(text[pos], pos + 1)
+                if close < 0:
+                    return None
+                value, pos = text[pos + 1 : close], close + 1
+            else:
+                unquoted = _match_end(_UNQUOTED, text, pos)
+                value, pos = text[pos:unquoted], unquoted
+        found.append(_Attribute(start, name_start, pos, text[name_start:after].rstrip().lower(), value))
+
+
+def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where ``pattern`` (one that matches the empty string) stops matching from ``pos``."""
+    found = pattern.match(text, pos)
+    return found.end() if found is not None else pos
+
+
 def _rewrite_anchors(text: str, click: Callable[[str, str], str] | None) -> str:
     out: list[str] = []
-    pos = tracked = 0
-    for anchor in _ANCHOR.finditer(text):
-        tag = anchor.group()
-        if click is None and "ses:" not in tag:
-            continue
-        new, did = _rewrite_anchor(tag, click if tracked < MAX_LINKS else None)
+    pos = scanned = tracked = 0
+    for anchor in _ANCHOR_START.finditer(text):
+        if anchor.start() < scanned:
+            continue  # inside the previous tag's attribute values
+        parsed = _attributes(text, anchor.end())
+        if parsed is None:
+            break
+        attributes, scanned = parsed
+        allowed = click if tracked < MAX_LINKS else None
+        new, did = _rewrite_anchor(text, anchor.start(), scanned, attributes, allowed)
         tracked += did
-        if new != tag:
+        if new is not None:
             out += [text[pos : anchor.start()], new]
-            pos = anchor.end()
+            pos = scanned
     return "".join(out) + text[pos:] if out else text
 
 
-def _rewrite_anchor(tag: str, click: Callable[[str, str], str] | None) -> tuple[str, bool]:
-    """One ``<a …>`` tag: its href rewritten (if ``click`` and the link is trackable), the ``ses:``
-    attributes removed; whether the link was rewritten. Other attributes, their spelling and spacing,
-    stay as written."""
+def _rewrite_anchor(
+    text: str, start: int, end: int, attributes: list[_Attribute], click: Callable[[str, str], str] | None
+) -> tuple[str | None, bool]:
+    """The ``<a …>`` tag at ``text[start:end]`` with its href rewritten (if ``click`` and the link is
+    trackable) and its ``ses:`` attributes removed, or None if nothing changes; and whether the link
+    was rewritten. Other attributes, their spelling and spacing, stay as written."""
     edits: list[tuple[int, int, str]] = []
-    href: tuple[int, int, str] | None = None  # span and decoded value of the first href (HTML §13.2.5.33)
+    href: _Attribute | None = None
     no_track = False
     tags = ""
-    for attr in _ATTRIBUTE.finditer(tag, 2, len(tag) - 1):  # between "<a" and ">"
-        name = attr.group(2).lower()
-        value = next((v for v in attr.group(3, 4, 5) if v is not None), "")
-        if name == "ses:no-track":
+    for attr in attributes:
+        if attr.name == "ses:no-track":
             no_track = True
-            edits.append((attr.start(), attr.end(), ""))
-        elif name == "ses:tags":
-            tags = value
-            edits.append((attr.start(), attr.end(), ""))
-        elif name == "href" and href is None:
-            href = (attr.start() + len(attr.group(1)), attr.end(), html.unescape(value))
+            edits.append((attr.start, attr.end, ""))
+        elif attr.name == "ses:tags":
+            tags = attr.value
+            edits.append((attr.start, attr.end, ""))
+        elif attr.name == "href" and href is None:  # the first of duplicates counts (HTML §13.2.5.33)
+            href = attr
     rewritten = False
     if href is not None and click is not None and not no_track:
-        link = href[2].strip(" \t\n\f\r")  # browsers strip these around a URL (WHATWG URL §4.4)
+        link = html.unescape(href.value).strip(" \t\n\f\r")  # browsers strip these (WHATWG URL §4.4)
         if trackable(link):
-            start, end, _ = href
             url = click(link, format_tags(parse_tags(html.unescape(tags))))
-            edits.append((start, end, f'{tag[start : start + 4]}="{html.escape(url)}"'))
+            name = text[href.name_start : href.name_start + 4]
+            edits.append((href.name_start, href.end, f'{name}="{html.escape(url)}"'))
             rewritten = True
     if not edits:
-        return tag, False
-    out, pos = [], 0
-    for start, end, replacement in sorted(edits):
-        out += [tag[pos:start], replacement]
-        pos = end
-    return "".join(out) + tag[pos:], rewritten
+        return None, False
+    out, pos = [], start
+    for edit_start, edit_end, replacement in sorted(edits):
+        out += [text[pos:edit_start], replacement]
+        pos = edit_end
+    return "".join(out) + text[pos:end], rewritten
 
 
 # --- the message --------------------------------------------------------------------------------------
@@ -160,7 +220,7 @@ def rewrite_message(data: bytes, rewriter: Rewriter) -> bytes:
     """The message with each HTML part rewritten; the message itself if it has none, or nothing to
     change."""
     edits: list[tuple[int, int, bytes]] = []
-    _walk(data, 0, len(data), rewriter, edits)
+    _walk(data, 0, len(data), rewriter, edits, 0)
     if not edits:
         return data
     out, pos = [], 0
@@ -170,8 +230,12 @@ def rewrite_message(data: bytes, rewriter: Rewriter) -> bytes:
     return b"".join(out) + data[pos:]
 
 
-def _walk(data: bytes, start: int, end: int, rewriter: Rewriter, edits: list[tuple[int, int, bytes]]) -> None:
-    """Find the HTML parts of the entity at ``data[start:end]`` (a header section, then its body)."""
+def _walk(
+    data: bytes, start: int, end: int, rewriter: Rewriter, edits: list[tuple[int, int, bytes]], depth: int
+) -> None:
+    """Find the HTML parts of the entity at ``data[start:end]`` (a header section, then its body), down
+    to ``MAX_DEPTH`` levels of multiparts: no mail nests deeper, and a crafted one must not recurse
+    without end."""
     part = data[start:end]
     try:
         fields = mime._header_fields(part)
@@ -193,7 +257,8 @@ def _walk(data: bytes, start: int, end: int, rewriter: Rewriter, edits: list[tup
         boundary = info.get_param("boundary")
         if isinstance(boundary, str) and boundary:
             for s, e in _body_parts(part, body_start, boundary.encode("ascii", "replace")):
-                _walk(data, start + s, start + e, rewriter, edits)
+                if depth < MAX_DEPTH:
+                    _walk(data, start + s, start + e, rewriter, edits, depth + 1)
         return
     if ctype != "text/html" or info.get_content_disposition() == "attachment":
         return
@@ -229,12 +294,15 @@ def _body_parts(part: bytes, body_start: int, boundary: bytes) -> list[tuple[int
 def _rewrite_part(raw: bytes, cte: str, charset: str, rewriter: Rewriter) -> tuple[bytes, str] | None:
     """The part's body rewritten and encoded again, and its transfer encoding; None if unchanged."""
     nl = b"\r\n" if b"\r\n" in raw[:4096] or b"\n" not in raw else b"\n"
-    if cte == "base64":
-        decoded = binascii.a2b_base64(raw)
-    elif cte == "quoted-printable":
-        decoded = binascii.a2b_qp(raw)
-    else:
-        decoded = raw
+    try:
+        if cte == "base64":
+            decoded = binascii.a2b_base64(raw)
+        elif cte == "quoted-printable":
+            decoded = binascii.a2b_qp(raw)
+        else:
+            decoded = raw
+    except binascii.Error:  # not valid base64: what the reader sees of it is not ours to change
+        return None
     try:
         codec = codecs.lookup(charset).name
         text = decoded.decode(codec)
