@@ -11,8 +11,9 @@ from sesame.awsapi.auth import Authenticator
 from sesame.awsapi.dispatch import Dispatcher
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
-from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
+from sesame.domain.configuration_sets import ConfigurationSetNotFound, ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
+from sesame.domain.event_destinations import EventDestinations
 from sesame.domain.identities import Identities
 from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
@@ -22,6 +23,7 @@ from sesame.domain.templates import Templates
 from sesame.domain.tracking import Tracking
 from sesame.domain.verification import Verification
 from sesame.mta.engine import DeliveryEngine
+from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.storage import migrate
@@ -46,6 +48,7 @@ class Sesame:
         self.templates = Templates(self.db, settings.templates)
         self.suppression = Suppression(self.db)
         self.configuration_sets = ConfigurationSets(self.db)
+        self.event_destinations = EventDestinations(self.configuration_sets)
         self.dedicated_ips = DedicatedIps(self.db, settings)
         self.tracking = Tracking(self.db, settings, box)
         register_resource("configuration-set", self._configuration_set_exists)
@@ -78,7 +81,7 @@ class Sesame:
             "sesv2": SesV2Provider(self),
         }
         self.authenticator = Authenticator(self.accounts, settings)
-        self.dispatch = Dispatcher(self.providers, self.authenticator)
+        self.dispatch = Dispatcher(self.providers, self.authenticator, translate)
 
     @property
     def delivers(self) -> bool:
@@ -89,7 +92,7 @@ class Sesame:
     async def _configuration_set_exists(self, account_id: str, region: str, name: str) -> bool:
         try:
             await self.configuration_sets.get(account_id, region, name)
-        except ConfigurationSetError:
+        except ConfigurationSetNotFound:
             return False
         return True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from botocore import xform_name
@@ -19,6 +20,7 @@ from sesame.awsapi.auth import Authenticator, Caller
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.awsapi.protocols import query, rest_json
+from sesame.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,16 @@ def error_response(req_path: str, err: errors.ServiceError, request_id: str) -> 
 
 
 class Dispatcher:
-    def __init__(self, providers: dict[str, Any], authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        providers: dict[str, Any],
+        authenticator: Authenticator,
+        translate: Callable[[spec.ServiceName, DomainError], errors.ServiceError] | None = None,
+    ) -> None:
         self.providers = providers
         self.authenticator = authenticator
+        #: Gives a domain error the calling API's error code (providers/errors.py).
+        self.translate = translate
 
     async def identify(self, req: AwsRequest) -> Caller | AwsResponse:
         """Who a request's headers say is calling, or the error that answers it (its body unread)."""
@@ -70,6 +79,10 @@ class Dispatcher:
             )
             result = await method(ctx, params)
             return proto.serialize(op, result or {}, request_id)
+        except DomainError as exc:
+            if self.translate is None:
+                return _error(req, exc, request_id)
+            return _error(req, self.translate(service, exc), request_id)
         except Exception as exc:
             return _error(req, exc, request_id)
 

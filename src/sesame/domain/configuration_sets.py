@@ -1,17 +1,19 @@
 """Configuration sets: named option groups that sends can name (or inherit from their identity).
 
-What sends use today: the set must exist, its SendingOptions can pause it, and its SuppressionOptions
+What sends use: the set must exist, its SendingOptions can pause it, and its SuppressionOptions
 replace the account's suppressed reasons. Delivery options (TLS policy, pool, MaxDeliverySeconds) are
-stored for the delivery engine; event destinations come with event publishing.
+read by the delivery engine; event destinations (domain/event_destinations.py) by event publishing.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
+from sesame.errors import AlreadyExists, InvalidRequest, LimitExceeded, NotFound
 from sesame.storage.db import Database
 from sesame.storage.models import ConfigurationSet, utcnow
 
@@ -19,17 +21,21 @@ MAX_CONFIGURATION_SETS = 10_000
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class ConfigurationSetError(Exception):
-    """``kind``: 'not-found', 'exists', 'invalid', 'limit'."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+class ConfigurationSetNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Configuration set <{name}> does not exist.")
 
 
-def missing(name: str) -> ConfigurationSetError:
-    return ConfigurationSetError("not-found", f"Configuration set <{name}> does not exist.")
+class ConfigurationSetExists(AlreadyExists):
+    pass
+
+
+class InvalidConfigurationSet(InvalidRequest):
+    pass
+
+
+class TooManyConfigurationSets(LimitExceeded):
+    pass
 
 
 class ConfigurationSets:
@@ -40,43 +46,54 @@ class ConfigurationSets:
         async with self.db.read() as s:
             row = await s.get(ConfigurationSet, (account_id, region, name))
         if row is None:
-            raise missing(name)
+            raise ConfigurationSetNotFound(name)
         return row
 
     async def create(self, account_id: str, region: str, name: str, options: dict[str, Any]) -> None:
         if not _NAME.fullmatch(name):
-            raise ConfigurationSetError(
-                "invalid", f"Invalid configuration set name <{name}>: only alphanumeric ASCII characters, "
+            raise InvalidConfigurationSet(
+                f"Invalid configuration set name <{name}>: only alphanumeric ASCII characters, "
                 "'_' and '-' are allowed, at most 64."
-            )  # fmt: skip
+            )
         options = {k: v for k, v in options.items() if v is not None}
         options.setdefault("SendingOptions", {"SendingEnabled": True})
         options.setdefault("ReputationOptions", {"ReputationMetricsEnabled": False})
         async with self.db.write() as s:
             if await s.get(ConfigurationSet, (account_id, region, name)) is not None:
-                raise ConfigurationSetError("exists", f"Configuration set <{name}> already exists.")
+                raise ConfigurationSetExists(f"Configuration set <{name}> already exists.")
             count = await s.scalar(
                 sa.select(sa.func.count())
                 .select_from(ConfigurationSet)
                 .where(ConfigurationSet.account_id == account_id, ConfigurationSet.region == region)
             )
             if (count or 0) >= MAX_CONFIGURATION_SETS:
-                raise ConfigurationSetError("limit", "Maximum number of configuration sets exceeded.")
+                raise TooManyConfigurationSets("Maximum number of configuration sets exceeded.")
             s.add(
                 ConfigurationSet(
                     account_id=account_id, region=region, name=name, created_at=utcnow(), options=options
                 )
             )
 
+    async def update(
+        self, account_id: str, region: str, name: str, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Apply ``change`` to a copy of the set's options and store the result. The row is locked
+        meanwhile (PostgreSQL; SQLite's write lock serializes anyway), so that two changes to one
+        group, such as two new event destinations, do not overwrite each other."""
+        async with self.db.write() as s:
+            row = await s.get(ConfigurationSet, (account_id, region, name), with_for_update=True)
+            if row is None:
+                raise ConfigurationSetNotFound(name)
+            options = dict(row.options or {})
+            change(options)
+            row.options = options
+
     async def put(
         self, account_id: str, region: str, name: str, group: str, value: dict[str, Any] | None
     ) -> None:
         """Replace one option group (None removes it: e.g. suppression falls back to the account's)."""
-        async with self.db.write() as s:
-            row = await s.get(ConfigurationSet, (account_id, region, name))
-            if row is None:
-                raise missing(name)
-            options = dict(row.options or {})
+
+        def change(options: dict[str, Any]) -> None:
             if value is None:
                 options.pop(group, None)
             else:
@@ -90,13 +107,14 @@ class ConfigurationSets:
                     reputation["LastFreshStart"] = utcnow().isoformat()
                     options["ReputationOptions"] = reputation
                 options[group] = value
-            row.options = options
+
+        await self.update(account_id, region, name, change)
 
     async def delete(self, account_id: str, region: str, name: str) -> None:
         async with self.db.write() as s:
             row = await s.get(ConfigurationSet, (account_id, region, name))
             if row is None:
-                raise missing(name)
+                raise ConfigurationSetNotFound(name)
             await s.delete(row)
 
     async def page(

@@ -31,7 +31,7 @@ from sesame.domain.accounts import Accounts
 from sesame.domain.addresses import bare_address
 from sesame.domain.authorization import identity_arn, policy_allows
 from sesame.domain.configuration_sets import (
-    ConfigurationSetError,
+    ConfigurationSetNotFound,
     ConfigurationSets,
     sending_enabled,
     suppressed_reasons,
@@ -369,7 +369,7 @@ class Sending:
         if msg.configuration_set:
             try:
                 config = await self.configuration_sets.get(account_id, region, msg.configuration_set)
-            except ConfigurationSetError as exc:
+            except ConfigurationSetNotFound as exc:
                 raise SendError("config-missing", exc.message) from None
             if not sending_enabled(config):
                 raise SendError("config-paused", f"Sending is paused for configuration set {config.name}.")

@@ -1,32 +1,21 @@
-"""Configuration-set operations, v1 and v2 (provider mixins). Event destinations are not here yet."""
+"""Configuration-set operations, v1 and v2 (provider mixins), with their event destinations.
+
+Domain errors (NotFound, AlreadyExists, …) reach each API's own error codes through providers/errors.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import InvalidParameterValue, ServiceError, service_errors
-from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
+from sesame.domain.configuration_sets import ConfigurationSets
+from sesame.domain.event_destinations import EventDestinations
 from sesame.domain.tags import Tags
 from sesame.providers.v2_identities import decode_token, encode_token
 
 V1 = service_errors("ses")
-V2 = service_errors("sesv2")
 
-_V1_ERRORS: dict[str, type[ServiceError]] = {
-    "not-found": V1.ConfigurationSetDoesNotExistException,
-    "exists": V1.ConfigurationSetAlreadyExistsException,
-    "invalid": V1.InvalidConfigurationSetException,
-    "limit": V1.LimitExceededException,
-}
-_V2_ERRORS: dict[str, type[ServiceError]] = {
-    "not-found": V2.NotFoundException,
-    "exists": V2.AlreadyExistsException,
-    "invalid": V2.BadRequestException,
-    "limit": V2.LimitExceededException,
-}
 #: v2 option groups a v2 call may set, as CreateConfigurationSet / GetConfigurationSet name them.
 V2_GROUPS = (
     "TrackingOptions",
@@ -39,40 +28,119 @@ V2_GROUPS = (
     "MessageSecurityOptions",
 )
 
+# v1 spells event types in camel case and destinations with upper-case acronyms; the store uses v2's.
+_V1_TYPES = {
+    "send": "SEND",
+    "reject": "REJECT",
+    "bounce": "BOUNCE",
+    "complaint": "COMPLAINT",
+    "delivery": "DELIVERY",
+    "open": "OPEN",
+    "click": "CLICK",
+    "renderingFailure": "RENDERING_FAILURE",
+}
+_V2_TYPES = {v: k for k, v in _V1_TYPES.items()}
+_V1_SOURCES = {"messageTag": "MESSAGE_TAG", "emailHeader": "EMAIL_HEADER", "linkTag": "LINK_TAG"}
+_V2_SOURCES = {v: k for k, v in _V1_SOURCES.items()}
 
-@contextmanager
-def _errors(table: dict[str, type[ServiceError]]) -> Iterator[None]:
-    try:
-        yield
-    except ConfigurationSetError as exc:
-        raise table[exc.kind](exc.message) from None
+
+def _from_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """A v1 EventDestination in the store's (v2) spelling."""
+    out: dict[str, Any] = {
+        "Enabled": bool(d.get("Enabled", False)),
+        "MatchingEventTypes": [_V1_TYPES[t] for t in d.get("MatchingEventTypes") or []],
+    }
+    if (sns := d.get("SNSDestination")) is not None:
+        out["SnsDestination"] = {"TopicArn": sns.get("TopicARN", "")}
+    if (firehose := d.get("KinesisFirehoseDestination")) is not None:
+        out["KinesisFirehoseDestination"] = {
+            "IamRoleArn": firehose.get("IAMRoleARN", ""),
+            "DeliveryStreamArn": firehose.get("DeliveryStreamARN", ""),
+        }
+    if (cloudwatch := d.get("CloudWatchDestination")) is not None:
+        out["CloudWatchDestination"] = {
+            "DimensionConfigurations": [
+                {**c, "DimensionValueSource": _V1_SOURCES.get(c.get("DimensionValueSource", ""), "")}
+                for c in cloudwatch.get("DimensionConfigurations") or []
+            ]
+        }
+    return out
+
+
+def _to_v1(d: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored destination as v1 shows it; None for the kinds v1 does not know (EventBridge, Pinpoint)."""
+    out: dict[str, Any] = {
+        "Name": d["Name"],
+        "Enabled": d["Enabled"],
+        "MatchingEventTypes": [_V2_TYPES[t] for t in d["MatchingEventTypes"] if t in _V2_TYPES],
+    }
+    if (sns := d.get("SnsDestination")) is not None:
+        out["SNSDestination"] = {"TopicARN": sns["TopicArn"]}
+    elif (firehose := d.get("KinesisFirehoseDestination")) is not None:
+        out["KinesisFirehoseDestination"] = {
+            "IAMRoleARN": firehose["IamRoleArn"],
+            "DeliveryStreamARN": firehose["DeliveryStreamArn"],
+        }
+    elif (cloudwatch := d.get("CloudWatchDestination")) is not None:
+        out["CloudWatchDestination"] = {
+            "DimensionConfigurations": [
+                {**c, "DimensionValueSource": _V2_SOURCES[c["DimensionValueSource"]]}
+                for c in cloudwatch["DimensionConfigurations"]
+            ]
+        }
+    else:
+        return None
+    return out
 
 
 class ConfigurationSetsV1:
     configuration_sets: ConfigurationSets
+    event_destinations: EventDestinations
+
+    async def create_configuration_set_event_destination(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        given = params["EventDestination"]
+        await self.event_destinations.create(
+            ctx.account_id, ctx.region, params["ConfigurationSetName"], given["Name"], _from_v1(given)
+        )
+        return {}
+
+    async def update_configuration_set_event_destination(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        given = params["EventDestination"]
+        await self.event_destinations.update(
+            ctx.account_id, ctx.region, params["ConfigurationSetName"], given["Name"], _from_v1(given)
+        )
+        return {}
+
+    async def delete_configuration_set_event_destination(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.event_destinations.delete(
+            ctx.account_id, ctx.region, params["ConfigurationSetName"], params["EventDestinationName"]
+        )
+        return {}
 
     async def create_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        with _errors(_V1_ERRORS):
-            await self.configuration_sets.create(
-                ctx.account_id, ctx.region, params["ConfigurationSet"]["Name"], {}
-            )
+        await self.configuration_sets.create(
+            ctx.account_id, ctx.region, params["ConfigurationSet"]["Name"], {}
+        )
         return {}
 
     async def delete_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        with _errors(_V1_ERRORS):
-            await self.configuration_sets.delete(ctx.account_id, ctx.region, params["ConfigurationSetName"])
+        await self.configuration_sets.delete(ctx.account_id, ctx.region, params["ConfigurationSetName"])
         return {}
 
     async def describe_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        with _errors(_V1_ERRORS):
-            row = await self.configuration_sets.get(
-                ctx.account_id, ctx.region, params["ConfigurationSetName"]
-            )
+        row = await self.configuration_sets.get(ctx.account_id, ctx.region, params["ConfigurationSetName"])
         wanted = set(params.get("ConfigurationSetAttributeNames") or [])
         options = row.options or {}
         out: dict[str, Any] = {"ConfigurationSet": {"Name": row.name}}
         if "eventDestinations" in wanted:
-            out["EventDestinations"] = []
+            shown = (_to_v1(d) for d in options.get("EventDestinations") or [])
+            out["EventDestinations"] = [d for d in shown if d is not None]
         if "trackingOptions" in wanted and options.get("TrackingOptions", {}).get("CustomRedirectDomain"):
             out["TrackingOptions"] = {
                 "CustomRedirectDomain": options["TrackingOptions"]["CustomRedirectDomain"]
@@ -102,8 +170,7 @@ class ConfigurationSetsV1:
         return out
 
     async def _put_v1(self, ctx: RequestContext, name: str, group: str, value: dict[str, Any] | None) -> None:
-        with _errors(_V1_ERRORS):
-            await self.configuration_sets.put(ctx.account_id, ctx.region, name, group, value)
+        await self.configuration_sets.put(ctx.account_id, ctx.region, name, group, value)
 
     async def update_configuration_set_sending_enabled(
         self, ctx: RequestContext, params: dict[str, Any]
@@ -124,8 +191,7 @@ class ConfigurationSetsV1:
         return {}
 
     async def _v1_get(self, ctx: RequestContext, name: str) -> Any:
-        with _errors(_V1_ERRORS):
-            return await self.configuration_sets.get(ctx.account_id, ctx.region, name)
+        return await self.configuration_sets.get(ctx.account_id, ctx.region, name)
 
     async def put_configuration_set_delivery_options(
         self, ctx: RequestContext, params: dict[str, Any]
@@ -174,14 +240,52 @@ class ConfigurationSetsV1:
 
 class ConfigurationSetsV2:
     configuration_sets: ConfigurationSets
+    event_destinations: EventDestinations
     tags: Tags
+
+    async def create_configuration_set_event_destination(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.event_destinations.create(
+            ctx.account_id,
+            ctx.region,
+            params["ConfigurationSetName"],
+            params["EventDestinationName"],
+            params["EventDestination"],
+        )
+        return {}
+
+    async def update_configuration_set_event_destination(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.event_destinations.update(
+            ctx.account_id,
+            ctx.region,
+            params["ConfigurationSetName"],
+            params["EventDestinationName"],
+            params["EventDestination"],
+        )
+        return {}
+
+    async def delete_configuration_set_event_destination(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.event_destinations.delete(
+            ctx.account_id, ctx.region, params["ConfigurationSetName"], params["EventDestinationName"]
+        )
+        return {}
+
+    async def get_configuration_set_event_destinations(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        found = await self.event_destinations.list(ctx.account_id, ctx.region, params["ConfigurationSetName"])
+        return {"EventDestinations": found}
 
     async def create_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["ConfigurationSetName"]
-        with _errors(_V2_ERRORS):
-            await self.configuration_sets.create(
-                ctx.account_id, ctx.region, name, {g: params.get(g) for g in V2_GROUPS}
-            )
+        await self.configuration_sets.create(
+            ctx.account_id, ctx.region, name, {g: params.get(g) for g in V2_GROUPS}
+        )
         if params.get("Tags"):
             await self.tags.tag(
                 ctx.account_id, ctx.region, ctx.arn(f"configuration-set/{name}"), params["Tags"]
@@ -189,10 +293,7 @@ class ConfigurationSetsV2:
         return {}
 
     async def get_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        with _errors(_V2_ERRORS):
-            row = await self.configuration_sets.get(
-                ctx.account_id, ctx.region, params["ConfigurationSetName"]
-            )
+        row = await self.configuration_sets.get(ctx.account_id, ctx.region, params["ConfigurationSetName"])
         out: dict[str, Any] = {"ConfigurationSetName": row.name}
         out.update({g: v for g, v in (row.options or {}).items() if g in V2_GROUPS})
         out["Tags"] = await self.tags.list_tags(
@@ -212,18 +313,16 @@ class ConfigurationSetsV2:
 
     async def delete_configuration_set(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["ConfigurationSetName"]
-        with _errors(_V2_ERRORS):
-            await self.configuration_sets.delete(ctx.account_id, ctx.region, name)
+        await self.configuration_sets.delete(ctx.account_id, ctx.region, name)
         await self.tags.drop_resource(ctx.account_id, ctx.arn(f"configuration-set/{name}"))
         return {}
 
     async def _put(
         self, ctx: RequestContext, params: dict[str, Any], group: str, value: dict[str, Any] | None
     ) -> dict:
-        with _errors(_V2_ERRORS):
-            await self.configuration_sets.put(
-                ctx.account_id, ctx.region, params["ConfigurationSetName"], group, value
-            )
+        await self.configuration_sets.put(
+            ctx.account_id, ctx.region, params["ConfigurationSetName"], group, value
+        )
         return {}
 
     @staticmethod
@@ -239,10 +338,7 @@ class ConfigurationSetsV2:
     async def put_configuration_set_reputation_options(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict:
-        with _errors(_V2_ERRORS):
-            row = await self.configuration_sets.get(
-                ctx.account_id, ctx.region, params["ConfigurationSetName"]
-            )
+        row = await self.configuration_sets.get(ctx.account_id, ctx.region, params["ConfigurationSetName"])
         reputation = {
             **(row.options or {}).get("ReputationOptions", {}),
             "ReputationMetricsEnabled": bool(params.get("ReputationMetricsEnabled", False)),

@@ -28,6 +28,7 @@ class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1
         self.sending = sesame.sending
         self.verification = sesame.verification
         self.configuration_sets = sesame.configuration_sets
+        self.event_destinations = sesame.event_destinations
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)

@@ -39,6 +39,7 @@ class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2
         self.suppression = sesame.suppression
         self.verification = sesame.verification
         self.configuration_sets = sesame.configuration_sets
+        self.event_destinations = sesame.event_destinations
         self.dedicated_ips = sesame.dedicated_ips
 
     # -- account ----------------------------------------------------------------------------------

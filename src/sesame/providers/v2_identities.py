@@ -11,7 +11,7 @@ from typing import Any
 
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import service_errors
-from sesame.domain.configuration_sets import ConfigurationSetError, ConfigurationSets
+from sesame.domain.configuration_sets import ConfigurationSets
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, IdentityError, normalize
 from sesame.domain.tags import Tags
 from sesame.domain.verification import Verification, VerificationError
@@ -89,11 +89,8 @@ class IdentitiesV2:
 
     async def _check_configuration_set(self, ctx: RequestContext, name: str | None) -> None:
         """An identity's default configuration set must exist (SES: NotFoundException)."""
-        if name:
-            try:
-                await self.configuration_sets.get(ctx.account_id, ctx.region, name)
-            except ConfigurationSetError as exc:
-                raise E.NotFoundException(exc.message) from None
+        if name:  # ConfigurationSetNotFound answers NotFoundException (providers/errors.py)
+            await self.configuration_sets.get(ctx.account_id, ctx.region, name)
 
     async def _parent(self, row: Identity) -> Identity | None:
         if row.kind == DOMAIN:
