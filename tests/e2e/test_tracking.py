@@ -18,7 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from sesame.storage.models import ConfigurationSet, DeliveryEvent, Message, utcnow
+from sesame.storage.models import DeliveryEvent, Message, utcnow
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
@@ -79,29 +79,16 @@ def sender(sesame: Serve, dns_server: DnsServer) -> TrackedSender:
     return TrackedSender(sesame, dns_server, next(_n))
 
 
-def event_destinations(sesame: Serve, account_id: str, name: str, types: list[str]) -> None:
-    """The configuration set's event destinations, as the event destination API will store them.
-    TODO: sesv2.create_configuration_set_event_destination once that API is on main."""
-    (row,) = query(
-        sesame,
-        "SELECT options FROM configuration_sets WHERE account_id = :a AND name = :n",
-        a=account_id,
-        n=name,
-    )
-    options = row["options"] if isinstance(row["options"], dict) else json.loads(row["options"])
-    options["EventDestinations"] = [
-        {
-            "Name": "engagement",
+def event_destinations(v2: Any, name: str, types: list[str]) -> None:
+    """One enabled SNS destination matching ``types`` on the configuration set."""
+    v2.create_configuration_set_event_destination(
+        ConfigurationSetName=name,
+        EventDestinationName="engagement",
+        EventDestination={
             "Enabled": True,
             "MatchingEventTypes": types,
-            "SnsDestination": {"TopicArn": f"arn:aws:sns:us-east-1:{account_id}:engagement"},
-        }
-    ]
-    table = ConfigurationSet.__table__
-    write(
-        sesame,
-        sa.update(table).where(table.c.account_id == account_id, table.c.name == name),  # type: ignore[attr-defined]
-        {"options": options},
+            "SnsDestination": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:engagement"},
+        },
     )
 
 
@@ -148,7 +135,7 @@ def test_opens_and_clicks_of_a_delivered_message_are_recorded(
     sesame: Serve, sender: TrackedSender, sink: SinkServer
 ) -> None:
     sender.v2.create_configuration_set(ConfigurationSetName="engagement")
-    event_destinations(sesame, sender.id, "engagement", ["SEND", "DELIVERY", "OPEN", "CLICK"])
+    event_destinations(sender.v2, "engagement", ["SEND", "DELIVERY", "OPEN", "CLICK"])
     rcpt = f"reader@{sender.to_domain}"
     content = {
         "Simple": {
@@ -233,7 +220,7 @@ def test_a_configuration_set_without_open_or_click_leaves_the_message_alone(
     sesame: Serve, sender: TrackedSender, sink: SinkServer
 ) -> None:
     sender.v2.create_configuration_set(ConfigurationSetName="plain")
-    event_destinations(sesame, sender.id, "plain", ["SEND", "DELIVERY"])
+    event_destinations(sender.v2, "plain", ["SEND", "DELIVERY"])
     rcpt = f"other@{sender.to_domain}"
     content = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Html": {"Data": HTML}}}}
     sender.send(rcpt, content=content, ConfigurationSetName="plain")
@@ -243,7 +230,7 @@ def test_a_configuration_set_without_open_or_click_leaves_the_message_alone(
 
 def test_machine_opens_and_late_hits(sesame: Serve, sender: TrackedSender, sink: SinkServer) -> None:
     sender.v2.create_configuration_set(ConfigurationSetName="opens")
-    event_destinations(sesame, sender.id, "opens", ["OPEN"])
+    event_destinations(sender.v2, "opens", ["OPEN"])
     rcpt = f"late@{sender.to_domain}"
     content = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Html": {"Data": HTML}}}}
     message_id = sender.send(rcpt, content=content, ConfigurationSetName="opens")

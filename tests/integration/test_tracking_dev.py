@@ -16,8 +16,6 @@ from sesame.testing.servers import SesameProcess
 from tests.conftest import Serve, client, query
 from tests.e2e.test_tracking import BROWSER, Links, event_destinations, tracked_rows
 
-ACCOUNT = "000000000000"  # dev mode's default account
-
 RAW = (
     b"From: news@example.com\n"
     b"To: reader@example.net\n"
@@ -62,7 +60,7 @@ def test_a_raw_message_naming_its_set_by_header_is_tracked(dev_server: Serve) ->
     v1 = client("ses", dev_server.endpoint)
     v2 = client("sesv2", dev_server.endpoint)
     v2.create_configuration_set(ConfigurationSetName="raw-tracked")
-    event_destinations(dev_server, ACCOUNT, "raw-tracked", ["OPEN", "CLICK"])
+    event_destinations(v2, "raw-tracked", ["OPEN", "CLICK"])
     data = RAW.replace(b"{set}", b"raw-tracked")
     message_id = v1.send_raw_email(RawMessage={"Data": data})["MessageId"]
     body = stored(dev_server, message_id)
@@ -90,7 +88,7 @@ def test_a_custom_redirect_domain_is_the_tracking_host(dev_server: Serve) -> Non
         ConfigurationSetName="branded",
         TrackingOptions={"CustomRedirectDomain": "track.example.com", "HttpsPolicy": "REQUIRE_OPEN_ONLY"},
     )
-    event_destinations(dev_server, ACCOUNT, "branded", ["OPEN", "CLICK"])
+    event_destinations(v2, "branded", ["OPEN", "CLICK"])
     message_id = v2.send_email(
         FromEmailAddress="news@example.com",
         Destination={"ToAddresses": ["reader@example.net"]},

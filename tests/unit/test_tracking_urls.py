@@ -33,7 +33,7 @@ def test_tracking_follows_enabled_destinations_matching_open_or_click() -> None:
     assert plan({"EventDestinations": [destination(["SEND", "DELIVERY"])]}) is None
     assert plan({"EventDestinations": [destination(["OPEN", "CLICK"], enabled=False)]}) is None
     assert plan({"EventDestinations": [destination(["OPEN"])]}) == Plan(opens=True, clicks=False)
-    both = plan({"EventDestinations": [destination(["SEND"]), destination(["click"]), destination(["OPEN"])]})
+    both = plan({"EventDestinations": [destination(["SEND"]), destination(["CLICK"]), destination(["OPEN"])]})
     assert both == Plan(opens=True, clicks=True)
     custom = plan(
         {

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.config import Settings
+from sesame.domain import event_destinations
 from sesame.domain.secrets import SecretBox
 from sesame.mail import tracking as html_tracking
 from sesame.storage.db import Database
@@ -93,16 +94,15 @@ class Plan:
 def plan(options: dict[str, Any] | None) -> Plan | None:
     """The tracking a configuration set's options ask for; None when no enabled event destination
     matches OPEN or CLICK."""
-    types: set[str] = set()
-    for destination in (options or {}).get("EventDestinations") or ():
-        if destination.get("Enabled"):
-            types.update(str(t).upper() for t in destination.get("MatchingEventTypes") or ())
-    if "OPEN" not in types and "CLICK" not in types:
+    if not (options or {}).get(event_destinations.GROUP):
+        return None  # the usual set: no destinations at all
+    types = {t for d in event_destinations.enabled(options or {}) for t in d.event_types}
+    if "Open" not in types and "Click" not in types:
         return None
     tracking = (options or {}).get("TrackingOptions") or {}
     return Plan(
-        opens="OPEN" in types,
-        clicks="CLICK" in types,
+        opens="Open" in types,
+        clicks="Click" in types,
         domain=tracking.get("CustomRedirectDomain") or None,
         https_policy=str(tracking.get("HttpsPolicy") or "OPTIONAL").upper(),
     )
