@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
@@ -149,3 +149,12 @@ def test_a_click_right_after_delivery_is_a_scanners() -> None:
     assert machine_reason(hit("Click", BROWSER), 30.0, 10.0) is None
     assert machine_reason(hit("Click", BROWSER), 3.0, 0.0) is None  # 0 turns the timing rule off
     assert machine_reason(hit("Open", BROWSER), 3.0, 10.0) is None  # opens as mail arrives are normal
+
+
+def test_links_are_percent_encoded_as_one_path_segment(tmp_path: Path) -> None:
+    t = tracking(tmp_path)
+    link = "https://user@example.com:8443/a/b;p?q=[1]&r='x'(y)*z+w,v=u!$#f%20g~h"
+    url = t.click_url(Plan(opens=False, clicks=True), MESSAGE_ID, link, "k:v;")
+    path = urlsplit(url).path
+    assert path.startswith(f"/L0/{quote(link, safe='')}/{quote('k:v;', safe='')}/{MESSAGE_ID}/")
+    assert t.clicked(segments(url, "L0")) == (MESSAGE_ID, link, "k:v;")

@@ -32,7 +32,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +54,9 @@ INLINE_BYTES = 256 * 1024
 _MESSAGE_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-000000")
 _SIGNATURE_BYTES = 16  # 128 bits: guessing one is hopeless
 _KEY_LABEL = b"sesame open and click tracking"
+#: Percent-encoding of a trackable link or a tag string (RFC 3986 characters only) as one path segment:
+#: what ``quote(value, safe="")`` gives for them, at a tenth of its cost on the send path.
+_SEGMENT = str.maketrans({c: f"%{ord(c):02X}" for c in ":/?#[]@!$&'()*+,;=%"})
 
 #: User agents of the proxies that fetch images for a mailbox, not for a reader.
 _PROXIES = (
@@ -194,8 +197,8 @@ class Tracking:
         scheme = "https" if plan.https_policy == "REQUIRE" else link.split(":", 1)[0].lower()
         signature = self.sign(CLICK_PATH, message_id, link, tags)
         return (
-            f"{self._base(plan, scheme)}/{CLICK_PATH}/{quote(link, safe='')}/"
-            f"{quote(tags, safe='') or NO_TAGS}/{message_id}/{signature}"
+            f"{self._base(plan, scheme)}/{CLICK_PATH}/{link.translate(_SEGMENT)}/"
+            f"{tags.translate(_SEGMENT) or NO_TAGS}/{message_id}/{signature}"
         )
 
     async def apply(self, plan: Plan, message_id: str, body: bytes) -> bytes:
