@@ -44,6 +44,7 @@ def test_the_pixel_goes_at_the_bottom_of_the_body() -> None:
     # No </body>: before </html>; neither: at the very end.
     assert rewrite_html("<html><p>Hi</p></HTML>", OPENS) == f"<html><p>Hi</p>{PIXEL}</HTML>"
     assert rewrite_html("<p>Hi</p>", OPENS) == f"<p>Hi</p>{PIXEL}"
+    assert rewrite_html("</body><p>after</p></html>", OPENS) == f"{PIXEL}</body><p>after</p></html>"
     # The last </body> counts: an earlier one may sit in a comment or a quoted message.
     nested = "<body><!-- </body> --><p>x</p></body >"
     assert rewrite_html(nested, OPENS) == f"<body><!-- </body> --><p>x</p>{PIXEL}</body >"
@@ -260,6 +261,20 @@ def test_nested_parts_attachments_and_forwarded_messages() -> None:
     mine = html_module.escape(redirect("https://example.com/mine", ""))
     inner_html = f'<a href="{mine}">m</a>{PIXEL}</body>'
     assert out == raw.replace(b'<a href="https://example.com/mine">m</a></body>', inner_html.encode())
+
+
+def test_the_link_limit_is_the_whole_messages() -> None:
+    links = "".join(f'<a href="https://example.com/{i}">{i}</a>\r\n' for i in range(200)).encode()
+    part = b"--b\r\nContent-Type: text/html\r\n\r\n" + links
+    raw = (
+        b'From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + part
+        + part
+        + b"--b--\r\n"
+    )
+    msg = email.message_from_bytes(rewrite_message(raw, CLICKS), policy=email.policy.default)
+    got = [hrefs(p.get_content()) for p in msg.walk() if p.get_content_type() == "text/html"]
+    assert [sum(h.startswith("https://t.test/") for h in part_hrefs) for part_hrefs in got] == [200, 50]
 
 
 def test_a_part_without_headers_is_plain_text() -> None:

@@ -93,10 +93,17 @@ def trackable(link: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(host)
 
 
-def rewrite_html(text: str, rewriter: Rewriter) -> str:
+@dataclass
+class _Budget:
+    """Links that may still be tracked: SES's 250 count for the whole message, all its HTML parts."""
+
+    left: int = MAX_LINKS
+
+
+def rewrite_html(text: str, rewriter: Rewriter, budget: _Budget | None = None) -> str:
     """The HTML with the pixel placed and the links rewritten (see the module's docstring)."""
     if rewriter.click is not None or "ses:" in text:
-        text = _rewrite_anchors(text, rewriter.click)
+        text = _rewrite_anchors(text, rewriter.click, budget or _Budget())
     pixel = PIXEL.format(src=html.escape(rewriter.pixel)) if rewriter.pixel is not None else ""
     first = text.find(OPEN_TRACKER)
     if first >= 0:
@@ -104,7 +111,8 @@ def rewrite_html(text: str, rewriter: Rewriter) -> str:
         return head + pixel + tail.replace(OPEN_TRACKER, "")
     if not pixel:
         return text
-    end = _last(_BODY_END, text) or _last(_HTML_END, text)
+    end = _last(_BODY_END, text)
+    end = _last(_HTML_END, text) if end is None else end
     return text + pixel if end is None else text[:end] + pixel + text[end:]
 
 
@@ -158,9 +166,9 @@ def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
     return found.end() if found is not None else pos
 
 
-def _rewrite_anchors(text: str, click: Callable[[str, str], str] | None) -> str:
+def _rewrite_anchors(text: str, click: Callable[[str, str], str] | None, budget: _Budget) -> str:
     out: list[str] = []
-    pos = scanned = tracked = 0
+    pos = scanned = 0
     for anchor in _ANCHOR_START.finditer(text):
         if anchor.start() < scanned:
             continue  # inside the previous tag's attribute values
@@ -168,9 +176,9 @@ def _rewrite_anchors(text: str, click: Callable[[str, str], str] | None) -> str:
         if parsed is None:
             break
         attributes, scanned = parsed
-        allowed = click if tracked < MAX_LINKS else None
+        allowed = click if budget.left > 0 else None
         new, did = _rewrite_anchor(text, anchor.start(), scanned, attributes, allowed)
-        tracked += did
+        budget.left -= did
         if new is not None:
             out += [text[pos : anchor.start()], new]
             pos = scanned
@@ -220,7 +228,7 @@ def rewrite_message(data: bytes, rewriter: Rewriter) -> bytes:
     """The message with each HTML part rewritten; the message itself if it has none, or nothing to
     change."""
     edits: list[tuple[int, int, bytes]] = []
-    _walk(data, 0, len(data), rewriter, edits, 0)
+    _walk(data, 0, len(data), _Pass(rewriter, edits, _Budget()), 0)
     if not edits:
         return data
     out, pos = [], 0
@@ -230,9 +238,16 @@ def rewrite_message(data: bytes, rewriter: Rewriter) -> bytes:
     return b"".join(out) + data[pos:]
 
 
-def _walk(
-    data: bytes, start: int, end: int, rewriter: Rewriter, edits: list[tuple[int, int, bytes]], depth: int
-) -> None:
+@dataclass
+class _Pass:
+    """One rewriting of a message: what to put in, the edits found so far, the links left."""
+
+    rewriter: Rewriter
+    edits: list[tuple[int, int, bytes]]  # (start, end, replacement) in the message's bytes
+    budget: _Budget
+
+
+def _walk(data: bytes, start: int, end: int, run: _Pass, depth: int) -> None:
     """Find the HTML parts of the entity at ``data[start:end]`` (a header section, then its body), down
     to ``MAX_DEPTH`` levels of multiparts: no mail nests deeper, and a crafted one must not recurse
     without end."""
@@ -258,12 +273,12 @@ def _walk(
         if isinstance(boundary, str) and boundary:
             for s, e in _body_parts(part, body_start, boundary.encode("ascii", "replace")):
                 if depth < MAX_DEPTH:
-                    _walk(data, start + s, start + e, rewriter, edits, depth + 1)
+                    _walk(data, start + s, start + e, run, depth + 1)
         return
     if ctype != "text/html" or info.get_content_disposition() == "attachment":
         return
     cte = values.get("content-transfer-encoding", "7bit").lower()
-    replaced = _rewrite_part(part[body_start:], cte, info.get_content_charset() or "us-ascii", rewriter)
+    replaced = _rewrite_part(part[body_start:], cte, info.get_content_charset() or "us-ascii", run)
     if replaced is None:
         return
     body, new_cte = replaced
@@ -271,8 +286,8 @@ def _walk(
         kept = [part[f.start : f.end] for f in fields if f.name.lower() != "content-transfer-encoding"]
         nl = b"\r\n" if part[fields[0].end - 2 : fields[0].end] == b"\r\n" else b"\n"
         head = b"".join(kept) + b"Content-Transfer-Encoding: " + new_cte.encode() + nl
-        edits.append((start, start + head_end, head))
-    edits.append((start + body_start, end, body))
+        run.edits.append((start, start + head_end, head))
+    run.edits.append((start + body_start, end, body))
 
 
 def _body_parts(part: bytes, body_start: int, boundary: bytes) -> list[tuple[int, int]]:
@@ -291,7 +306,7 @@ def _body_parts(part: bytes, body_start: int, boundary: bytes) -> list[tuple[int
     return spans
 
 
-def _rewrite_part(raw: bytes, cte: str, charset: str, rewriter: Rewriter) -> tuple[bytes, str] | None:
+def _rewrite_part(raw: bytes, cte: str, charset: str, run: _Pass) -> tuple[bytes, str] | None:
     """The part's body rewritten and encoded again, and its transfer encoding; None if unchanged."""
     nl = b"\r\n" if b"\r\n" in raw[:4096] or b"\n" not in raw else b"\n"
     try:
@@ -309,7 +324,7 @@ def _rewrite_part(raw: bytes, cte: str, charset: str, rewriter: Rewriter) -> tup
     except (LookupError, UnicodeError):
         codec = "latin-1"  # octets as characters: what we insert is ASCII, the rest goes back as it was
         text = decoded.decode(codec)
-    new = rewrite_html(text, rewriter)
+    new = rewrite_html(text, run.rewriter, run.budget)
     if new == text:
         return None
     encoded = new.encode(codec)
