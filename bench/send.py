@@ -1,7 +1,7 @@
 """Send benchmark: SES v2 SendEmail (Simple content, ~2 KB text body) accepted per second, durably.
 
     python bench/send.py [--targets sqlite,postgresql,moto] [--seconds 5] [--max-requests 20000]
-                         [--concurrency 8,32]
+                         [--concurrency 8,32] [--tracking]
 
 For each target it keeps that many requests in flight over keep-alive connections and reports accepted
 sends per second and p50/p99 latency:
@@ -19,6 +19,9 @@ counts as accepted only if it is a 200 whose body contains "MessageId"; anything
 (the first error body per target is printed once). Latencies are over every completed request; a
 server that closes the connection after each response (moto's werkzeug does) also pays, in the next
 request's latency, the new connection the client must open.
+With ``--tracking`` (Sesame targets only) the message is HTML (~2 KB, ten links) sent through a
+configuration set with an OPEN and CLICK event destination, so each send also has its pixel placed and
+its links rewritten and signed.
 Each level is bounded both in time and in request count; every wait has a time bound. Client and
 servers share this machine's cores, so the figures are a floor. The goal this reports against: at
 concurrency 32, Sesame at least 3x moto's accepted rate with p99 under 50 ms.
@@ -72,17 +75,37 @@ BODY = json.dumps(
         "Content": {"Simple": {"Subject": {"Data": "bench"}, "Body": {"Text": {"Data": text_body()}}}},
     }
 ).encode()
+TRACKING_SET = "tracked"
 
 
-def signed_request(endpoint: str, key: str, secret: str) -> bytes:
+def html_body(links: int = 10) -> str:
+    paragraphs = [
+        f'<p>Item {n}: <a href="https://shop.{DOMAIN}/item?id={n}&amp;ref=mail" ses:tags="item:i{n};">see it'
+        f"</a>. {text_body(120).strip()}</p>\n"
+        for n in range(links)
+    ]
+    return "<html><body>\n" + "".join(paragraphs) + "</body></html>\n"
+
+
+TRACKED_BODY = json.dumps(
+    {
+        "FromEmailAddress": f"sender@{DOMAIN}",
+        "Destination": {"ToAddresses": ["success@simulator.amazonses.com"]},
+        "Content": {"Simple": {"Subject": {"Data": "bench"}, "Body": {"Html": {"Data": html_body()}}}},
+        "ConfigurationSetName": TRACKING_SET,
+    }
+).encode()
+
+
+def signed_request(endpoint: str, key: str, secret: str, body: bytes = BODY) -> bytes:
     """The whole HTTP/1.1 request, signed once; the Host line matches the signed host."""
     headers = {"Content-Type": "application/json"}
-    req = AWSRequest("POST", f"{endpoint}{PATH}", data=BODY, headers=headers)
+    req = AWSRequest("POST", f"{endpoint}{PATH}", data=body, headers=headers)
     SigV4Auth(Credentials(key, secret), "ses", REGION).add_auth(req)
     hostport = endpoint.removeprefix("http://")
-    lines = [f"POST {PATH} HTTP/1.1", f"Host: {hostport}", f"Content-Length: {len(BODY)}"]
+    lines = [f"POST {PATH} HTTP/1.1", f"Host: {hostport}", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in req.headers.items() if k.lower() not in ("host", "content-length")]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + BODY
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 async def exchange(
@@ -300,8 +323,23 @@ def bench_sesame(backend: str, args: argparse.Namespace) -> list[dict] | None:
             if status != "SUCCESS":
                 print(f"sesame-{backend}: {DOMAIN} not verified ({status}); skipped")
                 return None
-            request = signed_request(sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"])
-            return run_levels(f"sesame-{backend}", Client(sesame.endpoint, request), args)
+            body = BODY
+            if args.tracking:
+                v2.create_configuration_set(ConfigurationSetName=TRACKING_SET)
+                v2.create_configuration_set_event_destination(
+                    ConfigurationSetName=TRACKING_SET,
+                    EventDestinationName="engagement",
+                    EventDestination={
+                        "Enabled": True,
+                        "MatchingEventTypes": ["OPEN", "CLICK"],
+                        "SnsDestination": {"TopicArn": f"arn:aws:sns:{REGION}:{account_id}:engagement"},
+                    },
+                )
+                body = TRACKED_BODY
+            key, secret = account["AccessKeyId"], account["SecretAccessKey"]
+            request = signed_request(sesame.endpoint, key, secret, body)
+            name = f"sesame-{backend}" + ("-tracked" if args.tracking else "")
+            return run_levels(name, Client(sesame.endpoint, request), args)
 
 
 def bench_moto(args: argparse.Namespace) -> list[dict] | None:
@@ -328,6 +366,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="time bound per concurrency level")
     parser.add_argument("--max-requests", type=int, default=20000, help="count bound per concurrency level")
     parser.add_argument("--concurrency", default="8,32")
+    parser.add_argument("--tracking", action="store_true", help="HTML with ten links, sent through a "
+                        "configuration set with open and click tracking (Sesame targets)")  # fmt: skip
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
@@ -335,7 +375,9 @@ def main() -> None:
             parser.error(f"unknown target {t!r} (choose from sqlite, postgresql, moto)")
     args.concurrency = [int(x) for x in args.concurrency.split(",")]
 
-    print(f"SES v2 SendEmail, Simple content, {len(BODY)}-byte request, to success@simulator.amazonses.com; "
+    size = len(TRACKED_BODY if args.tracking else BODY)
+    content = "Simple HTML content, open and click tracking" if args.tracking else "Simple content"
+    print(f"SES v2 SendEmail, {content}, {size}-byte request, to success@simulator.amazonses.com; "
           f"{args.seconds:g} s / {args.max_requests} requests per level")  # fmt: skip
     results: dict[str, list[dict] | None] = {}
     for t in targets:

@@ -153,6 +153,19 @@ class TemplateSettings:
 
 
 @dataclass
+class TrackingSettings:
+    """Open and click tracking (reference §6.7): its endpoints are served under ``public_url`` or a
+    configuration set's CustomRedirectDomain."""
+
+    #: Days after a message was sent during which its opens and clicks are recorded (SES: 60); later
+    #: ones still get the pixel and the redirect, and record nothing.
+    collect_days: int = 60
+    #: A click this many seconds or fewer after the message was delivered (accepted, if never delivered)
+    #: is marked as a machine's: link scanners fetch every link as the message arrives. 0: never.
+    machine_click_seconds: float = 10.0
+
+
+@dataclass
 class SmtpSettings:
     """The SES SMTP interface: submission with STARTTLS (``listen``) and implicit TLS (``listen_tls``)."""
 
@@ -220,7 +233,8 @@ class Settings:
     database: str = ""
     #: HOST:PORT of the HTTP listener (AWS API, /health, dev endpoints). Port 0 picks a free port.
     http: str = "127.0.0.1:4587"
-    #: The URL people reach this server's HTTP listener at (verification links); empty means
+    #: The URL people reach this server's HTTP listener at (verification links, open and click tracking
+    #: without a CustomRedirectDomain); empty means
     #: ``http://`` + the ``http`` setting.
     public_url: str = ""
     #: The region assumed when a request names none (unsigned dev requests).
@@ -261,6 +275,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     events: EventSettings = field(default_factory=EventSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
 
     @property
     def database_url(self) -> str:

@@ -21,6 +21,7 @@ from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
+from sesame.domain.tracking import Tracking
 from sesame.domain.verification import Verification
 from sesame.events import inspect
 from sesame.events.publisher import EventPublisher
@@ -61,9 +62,16 @@ class Sesame:
         self.configuration_sets = ConfigurationSets(self.db)
         self.event_destinations = EventDestinations(self.configuration_sets)
         self.dedicated_ips = DedicatedIps(self.db, settings)
+        self.tracking = Tracking(self.db, settings, box)
         register_resource("configuration-set", self._configuration_set_exists)
         self.sending = Sending(
-            self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
+            self.db,
+            settings,
+            self.accounts,
+            self.identities,
+            self.suppression,
+            self.configuration_sets,
+            self.tracking,
         )
         self.verification = Verification(self.db, settings, self.identities, self.sending)
         self.engine: DeliveryEngine | None = None

@@ -38,6 +38,7 @@ from sesame.domain.configuration_sets import (
 )
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
 from sesame.domain.suppression import Suppression
+from sesame.domain.tracking import Plan, Tracking, plan
 from sesame.storage.counters import CounterKey, SendCounters
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, utcnow
@@ -202,8 +203,11 @@ class Sending:
         identities: Identities,
         suppression: Suppression,
         configuration_sets: ConfigurationSets,
+        tracking: Tracking | None = None,
     ) -> None:
         self.db = db
+        #: Open and click tracking, for messages whose configuration set asks for it.
+        self.tracking = tracking
         self.configuration_sets = configuration_sets
         self.settings = settings
         self.accounts = accounts
@@ -313,7 +317,11 @@ class Sending:
             [(r["email_address"], r["reason"]) for r in suppressed],
         )
 
-    async def _check(self, account_id: str, region: str, msg: Outgoing) -> tuple[SenderState, dict[str, str]]:
+    async def _check(
+        self, account_id: str, region: str, msg: Outgoing
+    ) -> tuple[SenderState, dict[str, str], Plan | None]:
+        """The account's state and the suppressed recipients if ``msg`` may be sent, and the open and
+        click tracking its configuration set asks for; SendError if it may not."""
         sandbox_checked = [r for r in msg.recipients if not is_simulator(r)]
         senders = [msg.from_address, msg.envelope_from, *msg.other_senders]
         state, own, suppressed = await self._load(
@@ -356,6 +364,7 @@ class Sending:
                     "mail-from", f"The MAIL FROM domain {sender.mail_from_domain} is not verified."
                 )
         reasons = (state.suppression_attributes or {}).get("SuppressedReasons", ["BOUNCE", "COMPLAINT"])
+        tracking: Plan | None = None
         if msg.configuration_set is None and sender is not None and sender.configuration_set_name:
             msg.configuration_set = sender.configuration_set_name  # the identity's default set
         if msg.configuration_set:
@@ -367,7 +376,8 @@ class Sending:
                 raise SendError("config-paused", f"Sending is paused for configuration set {config.name}.")
             own_reasons = suppressed_reasons(config)
             reasons = reasons if own_reasons is None else own_reasons
-        return state, {a: r for a, r in suppressed if r in reasons}
+            tracking = plan(config.options)
+        return state, {a: r for a, r in suppressed if r in reasons}, tracking
 
     # -- accepting --------------------------------------------------------------------------------
 
@@ -375,7 +385,11 @@ class Sending:
         """Check and durably accept ``msg``; its MessageId, once committed. ``source_ip``: the caller's
         address, as event records show it (the ses:source-ip tag)."""
         msg.source_ip = source_ip
-        state, suppressed = await self._check(account_id, region, msg)
+        state, suppressed, tracking = await self._check(account_id, region, msg)
+        if tracking is not None and self.tracking is not None and not msg.rendering_failure:
+            # Before the message is stored: the capture, the DKIM signature and the recipient see the
+            # tracked HTML. Mail without a tracking configuration set never comes here.
+            msg.body = await self.tracking.apply(tracking, msg.message_id, msg.body)
         return await self._enqueue(
             account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send
         )

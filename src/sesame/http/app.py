@@ -24,7 +24,7 @@ from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
 from sesame.events import inspect
-from sesame.http import admin, sns
+from sesame.http import admin, sns, tracking
 from sesame.runtime import Sesame
 
 
@@ -187,6 +187,7 @@ def create_app(sesame: Sesame) -> Starlette:
         Route("/_sesame/verify-email", verify_email, methods=["GET"]),
         *admin.routes(sesame),
         *sns.routes(sesame),
+        *tracking.routes(sesame),
     ]
     if settings.mode == "dev":
         routes += [
