@@ -555,3 +555,62 @@ def test_failing_destinations_are_shown_and_retried(database: str, tmp_path: Pat
         assert json.loads(cli("retry", "--all"))["Retried"] == 2
         assert httpx.delete(f"{proc.endpoint}/_sesame/events").status_code == 204
         assert httpx.get(f"{proc.endpoint}/_sesame/events").json()["events"] == []
+
+
+def test_open_and_click_records(database: str, tmp_path: Path) -> None:
+    """A tracked message's pixel and link, fetched as a reader would, become Open and Click records at
+    the set's SNS destination (dev mode: the message is captured, its tracked HTML read from storage)."""
+    from email import message_from_bytes
+    from email.policy import default as default_policy
+
+    from tests.conftest import query_url
+    from tests.e2e.test_tracking import BROWSER, Links
+
+    env = {"SESAME_EVENTS__POLL_INTERVAL": "0.1"}
+    with SesameProcess("dev", data_dir=tmp_path, database=database, env=env) as proc, HttpSink() as receiver:
+        v2 = boto3.client("sesv2", endpoint_url=proc.endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="x")  # fmt: skip
+        sns = boto3.client("sns", endpoint_url=proc.endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="x")  # fmt: skip
+        v2.create_email_identity(EmailIdentity="engage.example")
+        topic = sns.create_topic(Name="engagement")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=receiver.url)
+        (confirmation,) = receiver.wait_for(lambda r: r.json()["Type"] == "SubscriptionConfirmation")
+        httpx.get(confirmation.json()["SubscribeURL"]).raise_for_status()
+        v2.create_configuration_set(ConfigurationSetName="engage")
+        v2.create_configuration_set_event_destination(
+            ConfigurationSetName="engage",
+            EventDestinationName="sns",
+            EventDestination={"Enabled": True, "MatchingEventTypes": ["OPEN", "CLICK"],
+                              "SnsDestination": {"TopicArn": topic}},
+        )  # fmt: skip
+        html = '<p>Read <a href="https://example.com/book" ses:tags="product:book;">the book</a>.</p>'
+        message_id = v2.send_email(
+            FromEmailAddress="news@engage.example",
+            Destination={"ToAddresses": ["reader@example.net"]},
+            Content={"Simple": {"Subject": {"Data": "news"}, "Body": {"Html": {"Data": html}}}},
+            ConfigurationSetName="engage",
+        )["MessageId"]
+        url = database or f"sqlite:///{tmp_path / 'sesame.db'}"
+        (row,) = query_url(url, "SELECT body FROM messages WHERE id = :m", m=message_id)
+        part = message_from_bytes(bytes(row["body"]), policy=default_policy).get_body(("html",))
+        assert part is not None
+        links = Links()
+        links.feed(part.get_content())
+        headers = {"User-Agent": BROWSER}
+        assert httpx.get(str(links.images[-1]["src"]), headers=headers).status_code == 200
+        clicked = httpx.get(str(links.anchors[0]["href"]), headers=headers)
+        assert (clicked.status_code, clicked.headers["location"]) == (302, "https://example.com/book")
+
+        def engagement(r: Any) -> bool:
+            return r.json()["Type"] == "Notification" and r.json()["Message"].startswith("{")
+
+        got = receiver.wait_for(engagement, count=2)
+        for r in got:
+            verify_sns_signature(r.json())
+    records = {json.loads(r.json()["Message"])["eventType"]: json.loads(r.json()["Message"]) for r in got}
+    golden("event-Open", records["Open"])
+    golden("event-Click", records["Click"])
+    assert records["Click"]["click"]["link"] == "https://example.com/book"
+    assert records["Click"]["click"]["linkTags"] == {"product": ["book"]}
+    assert records["Open"]["open"]["userAgent"] == BROWSER

@@ -80,14 +80,17 @@ def sender(sesame: Serve, dns_server: DnsServer) -> TrackedSender:
 
 
 def event_destinations(v2: Any, name: str, types: list[str]) -> None:
-    """One enabled SNS destination matching ``types`` on the configuration set."""
+    """One enabled destination matching ``types`` on the configuration set: CloudWatch, which needs no
+    topic or stream to exist (its counts go to /metrics here)."""
+    dimension = {"DimensionName": "ses:configuration-set", "DimensionValueSource": "MESSAGE_TAG",
+                 "DefaultDimensionValue": "none"}  # fmt: skip
     v2.create_configuration_set_event_destination(
         ConfigurationSetName=name,
         EventDestinationName="engagement",
         EventDestination={
             "Enabled": True,
             "MatchingEventTypes": types,
-            "SnsDestination": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:engagement"},
+            "CloudWatchDestination": {"DimensionConfigurations": [dimension]},
         },
     )
 
