@@ -15,6 +15,7 @@ from sesame.domain.configuration_sets import ConfigurationSetNotFound, Configura
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.event_destinations import EventDestinations
 from sesame.domain.identities import Identities
+from sesame.domain.reputation import Reputation
 from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
@@ -50,6 +51,8 @@ class Sesame:
         self.configuration_sets = ConfigurationSets(self.db)
         self.event_destinations = EventDestinations(self.configuration_sets)
         self.dedicated_ips = DedicatedIps(self.db, settings)
+        self.reputation = Reputation(self.db, settings.reputation)
+        self.configuration_sets.on_fresh_start = self.reputation.fresh_start
         register_resource("configuration-set", self._configuration_set_exists)
         self.sending = Sending(
             self.db, settings, self.accounts, self.identities, self.suppression, self.configuration_sets
@@ -69,7 +72,9 @@ class Sesame:
             self.sending.on_accept = self.engine.wake
             self.engine.on_auto_reply = self.sending.send_system
         register_resource("identity", self._identity_exists)
-        self.publisher = EventPublisher(self.db, settings, self.sending.send_system)
+        self.publisher = EventPublisher(
+            self.db, settings, self.sending.send_system, observers=[self.reputation.observe]
+        )
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),
