@@ -182,3 +182,27 @@ def test_configuration_set_reputation_metrics(sesame: Serve, sender: Sender, sin
     after = gauges(sesame, sender.id)
     assert after[("bounce", "metered")] == 0.0
     assert after[("bounce", "")] == pytest.approx(2 / 3)
+
+
+def test_rates_leave_out_suppressed_and_verified_recipients(
+    sesame: Serve, sender: Sender, sink: SinkServer, dns_server: DnsServer
+) -> None:
+    v2 = sender.v2
+    v2.put_suppressed_destination(EmailAddress=f"listed@{DEST}", Reason="BOUNCE")
+    own = f"own{sender.id}.test"  # a domain the account has verified: mail to it is the account's own
+    v2.create_email_identity(EmailIdentity=own)
+    dns_server.add_zone_lines(sesame.cli("identities", "records", own, "--account", sender.id))
+    assert v2.get_email_identity(EmailIdentity=own)["VerificationStatus"] == "SUCCESS"
+    mx(dns_server, own, (10, f"mx.{DEST}"))
+    sink.reply_for(f"gone@{own}", 550, "5.1.1 No such user here")
+    sender.send(f"listed@{DEST}", f"gone@{own}", f"ok@{DEST}", f"gone7@{DEST}")
+    # Three hard bounces happened: the suppressed address (OnAccountSuppressionList), gone@ the verified
+    # domain, and gone7; GetSendStatistics reports them all.
+    v1 = sesame.client("ses", sender.account)
+    want = {"DeliveryAttempts": 4, "Bounces": 3, "Complaints": 0, "Rejects": 0}
+    eventually(lambda: totals(v1) == want, lambda: totals(v1))
+    # The bounce rate counts gone7 only, of the 3 recipients that are not the account's own.
+    rates = eventually(
+        lambda: (g := gauges(sesame, sender.id)).get(("bounce", "")) and g, lambda: gauges(sesame, sender.id)
+    )
+    assert rates[("bounce", "")] == pytest.approx(1 / 3)

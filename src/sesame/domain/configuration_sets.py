@@ -138,6 +138,9 @@ class ConfigurationSets:
             if row is None:
                 raise ConfigurationSetNotFound(name)
             await s.delete(row)
+            if self.on_fresh_start is not None:
+                # A set made again under this name must not inherit the old one's rates.
+                await self.on_fresh_start(s, account_id, region, name, utcnow())
 
     async def page(
         self, account_id: str, region: str, after: str | None, limit: int
