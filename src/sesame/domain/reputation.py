@@ -158,12 +158,12 @@ class Reputation:
         changed = sorted(
             {(a, g, sc) for (a, g, sc, span, _), c in increments.items() if span == RATE_SPAN and c}
         )
-        rates = [await self._rates(s, scope) for scope in changed]
+        rates = [await self.window_rates(s, scope) for scope in changed]
         await store.save(s, rates)
         if self.settings.enforce:
             await self._enforce(s, [x for x in rates if x.scope == ACCOUNT])
 
-    async def _rates(self, s: AsyncSession, scope: Scope) -> Rates:
+    async def window_rates(self, s: AsyncSession, scope: Scope) -> Rates:
         """A scope's rates over its window: the newest hours until ``window_sends`` recipients, at most
         ``window_hours`` back (resets delete older counters)."""
         now = int(time.time()) // RATE_SPAN
