@@ -226,9 +226,12 @@ class Reputation:
             )
             regions = [r for r in rows if region is None or r == region]
             now = utcnow()
+            # Counters and rates first, the account's row last: the order the dispatcher locks them in
+            # (PostgreSQL), so that a reinstatement and a dispatch never wait for each other in a cycle.
+            for r in regions:
+                await self.store.reset(s, (account_id, r, ACCOUNT), now, [RATE_SPAN])
             for r in regions:
                 await self.store.set_enforcement(s, account_id, r, HEALTHY, sending_enabled=True)
-                await self.store.reset(s, (account_id, r, ACCOUNT), now, [RATE_SPAN])
         return regions
 
     async def fresh_start(
