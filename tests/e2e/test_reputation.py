@@ -8,6 +8,7 @@ bounces, paused from 50%, with at least 4 recipients in the window.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -135,6 +136,9 @@ def test_auto_pause_and_reinstatement(sesame: Serve, sender: Sender, sink: SinkS
     assert sender.v2.get_account()["SendingEnabled"] is False
     assert v1.get_account_sending_enabled()["Enabled"] is False
     assert gauges(sesame, sender.id)[("bounce", "")] == pytest.approx(0.5)
+    (shown,) = json.loads(sesame.cli("accounts", "reputation", sender.id))
+    assert (shown["EnforcementStatus"], shown["SendingEnabled"]) == ("SHUTDOWN", False)
+    assert (shown["Sends"], shown["Bounces"], shown["BounceRate"]) == (8, 4, 0.5)
 
     with pytest.raises(sender.v2.exceptions.SendingPausedException):
         sender.send(f"ok@{DEST}")

@@ -108,51 +108,7 @@ class Reputation:
         names = {n for found in addresses.values() for a in found for n in _names(a)}
         verified = await store.verified(s, {(r.account_id, r.region) for r in mine}, names)
 
-        increments: dict[Key, Counts] = {}
-
-        def add(key: Key) -> Counts:
-            return increments.setdefault(key, Counts())
-
-        for r in mine:
-            found = addresses[r.id]
-            when = int(r.created_at.timestamp()) // STATS_SPAN
-            stats = (r.account_id, r.region, ACCOUNT, STATS_SPAN, when)
-            if r.event_type == "Bounce" and r.detail.get("bounceType") == "Permanent":
-                add(stats).bounces += len(found)
-            elif r.event_type == "Complaint":
-                add(stats).complaints += len(found)
-            elif r.event_type == "Reject":
-                add(stats).rejects += 1
-            counted = [
-                a
-                for a in found
-                if not _is_simulator(a)
-                and not any((r.account_id, r.region, n) in verified for n in _names(a))
-            ]
-            subtype = (
-                r.detail.get("bounceSubType")
-                if r.event_type == "Bounce"
-                else r.detail.get("complaintSubType")
-            )
-            if not counted or subtype == SUPPRESSED_BY_ACCOUNT or r.event_type == "Reject":
-                continue
-            if r.event_type == "Bounce" and r.detail.get("bounceType") != "Permanent":
-                continue
-            scopes = [ACCOUNT]
-            if r.configuration_set and (r.account_id, r.region, r.configuration_set) in metered:
-                scopes.append(r.configuration_set)
-            hour = int(r.sent_at.timestamp()) // RATE_SPAN
-            for scope in scopes:
-                reset = resets.get((r.account_id, r.region, scope))
-                if reset is not None and r.sent_at < reset:
-                    continue  # mail from before the scope's fresh start
-                c = add((r.account_id, r.region, scope, RATE_SPAN, hour))
-                if r.event_type == "Send":
-                    c.sends += len(counted)
-                elif r.event_type == "Bounce":
-                    c.bounces += len(counted)
-                else:
-                    c.complaints += len(counted)
+        increments = _increments(mine, addresses, verified, set(metered), resets)
         await store.add(s, increments)
         await store.prune(s)
         changed = sorted(
@@ -281,6 +237,60 @@ class Reputation:
                 }
             )
         return out
+
+
+def _increments(
+    mine: list[Dispatched],
+    addresses: dict[int, list[str]],
+    verified: set[Scope],
+    metered: set[Scope],
+    resets: dict[Scope, dt.datetime],
+) -> dict[Key, Counts]:
+    """What the records add: to GetSendStatistics' counters everything that happened, to the rates'
+    counters what SES's rules count (module docstring), for the account and its metered set."""
+    increments: dict[Key, Counts] = {}
+
+    def add(key: Key) -> Counts:
+        return increments.setdefault(key, Counts())
+
+    for r in mine:
+        found = addresses[r.id]
+        when = int(r.created_at.timestamp()) // STATS_SPAN
+        stats = (r.account_id, r.region, ACCOUNT, STATS_SPAN, when)
+        if r.event_type == "Bounce" and r.detail.get("bounceType") == "Permanent":
+            add(stats).bounces += len(found)
+        elif r.event_type == "Complaint":
+            add(stats).complaints += len(found)
+        elif r.event_type == "Reject":
+            add(stats).rejects += 1
+        counted = [
+            a
+            for a in found
+            if not _is_simulator(a) and not any((r.account_id, r.region, n) in verified for n in _names(a))
+        ]
+        subtype = (
+            r.detail.get("bounceSubType") if r.event_type == "Bounce" else r.detail.get("complaintSubType")
+        )
+        if not counted or subtype == SUPPRESSED_BY_ACCOUNT or r.event_type == "Reject":
+            continue
+        if r.event_type == "Bounce" and r.detail.get("bounceType") != "Permanent":
+            continue
+        scopes = [ACCOUNT]
+        if r.configuration_set and (r.account_id, r.region, r.configuration_set) in metered:
+            scopes.append(r.configuration_set)
+        hour = int(r.sent_at.timestamp()) // RATE_SPAN
+        for scope in scopes:
+            reset = resets.get((r.account_id, r.region, scope))
+            if reset is not None and r.sent_at < reset:
+                continue  # mail from before the scope's fresh start
+            c = add((r.account_id, r.region, scope, RATE_SPAN, hour))
+            if r.event_type == "Send":
+                c.sends += len(counted)
+            elif r.event_type == "Bounce":
+                c.bounces += len(counted)
+            else:
+                c.complaints += len(counted)
+    return increments
 
 
 def _addresses(r: Dispatched, recipients: dict[str, list[str]]) -> list[str]:
