@@ -225,6 +225,35 @@ class EventSettings:
 
 
 @dataclass
+class ReputationSettings:
+    """Bounce and complaint rates and SES's enforcement (domain/reputation.py; reference §3.5).
+
+    A rate is outcomes of the mail sent in a window over the recipients of that mail: the newest hours
+    that hold ``window_sends`` recipients, but no more than ``window_hours`` back (and nothing from
+    before the operator last reinstated the account). Mailbox-simulator and verified recipients never
+    count; bounces are hard bounces, not those of the account's own suppression list.
+    """
+
+    #: Change EnforcementStatus (PROBATION, SHUTDOWN) and pause sending at the thresholds below; off,
+    #: the rates are still computed and exposed.
+    enforce: bool = True
+    #: Bounce rate at which the account is put under review (PROBATION) and at which sending is paused
+    #: (SHUTDOWN, until ``sesame accounts update ID --reinstate``). SES: 5% and 10%.
+    bounce_review: float = 0.05
+    bounce_pause: float = 0.10
+    #: The same for the complaint rate. SES: 0.1% and 0.5%.
+    complaint_review: float = 0.001
+    complaint_pause: float = 0.005
+    #: No enforcement before the window holds this many recipients: one complaint in 1,000 is the
+    #: lowest threshold (0.1%), so fewer say nothing about a sender, and a few test sends cannot pause it.
+    min_sends: int = 1000
+    #: The window's size: the newest recipients counted (a busy sender's rate follows its recent mail)…
+    window_sends: int = 10_000
+    #: …but at most this many hours back (a quiet sender's rate covers all its recent mail).
+    window_hours: int = 168
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -276,6 +305,7 @@ class Settings:
     aws: AwsSettings = field(default_factory=AwsSettings)
     events: EventSettings = field(default_factory=EventSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    reputation: ReputationSettings = field(default_factory=ReputationSettings)
 
     @property
     def database_url(self) -> str:

@@ -16,6 +16,7 @@ from sesame.domain.configuration_sets import ConfigurationSetNotFound, Configura
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.event_destinations import EventDestinations
 from sesame.domain.identities import Identities
+from sesame.domain.reputation import Reputation
 from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
@@ -63,6 +64,8 @@ class Sesame:
         self.event_destinations = EventDestinations(self.configuration_sets)
         self.dedicated_ips = DedicatedIps(self.db, settings)
         self.tracking = Tracking(self.db, settings, box)
+        self.reputation = Reputation(self.db, settings.reputation)
+        self.configuration_sets.on_fresh_start = self.reputation.fresh_start
         register_resource("configuration-set", self._configuration_set_exists)
         self.sending = Sending(
             self.db,
@@ -94,7 +97,13 @@ class Sesame:
         self.sns_signer = Signer(settings.data_dir)
         self.sns_delivery = Deliverer(self.db, settings, self.sns_signer, self.sending.send_system)
         self.sns.on_deliveries = self.sns_delivery.wake
-        self.publisher = EventPublisher(self.db, settings, self.sending.send_system, topics=self.sns)
+        self.publisher = EventPublisher(
+            self.db,
+            settings,
+            self.sending.send_system,
+            topics=self.sns,
+            observers=[self.reputation.observe],
+        )
         self.event_destinations.topics = self.publisher
         self.providers = {
             "ses": SesV1Provider(self),

@@ -243,18 +243,40 @@ async def _change_key(change: Awaitable[None], access_key_id: str, status: str) 
 @click.option("--sandbox/--production", default=None, help="Put the account in or out of the sandbox.")
 @click.option("--max-send-rate", type=float, help="Messages per second (-1: unlimited).")
 @click.option("--max-24-hour-send", type=float, help="Messages per 24 hours (-1: unlimited).")
+@click.option(
+    "--reinstate",
+    is_flag=True,
+    help="Lift enforcement: HEALTHY, sending enabled, bounce and complaint rates started afresh.",
+)
 @click.option("--region", help="Only this region (default: the account's defaults and every region).")
 @_with_sesame
-async def accounts_update(sesame: Any, account_id: str, **changes: Any) -> None:
-    """Change sandbox status and quotas."""
+async def accounts_update(sesame: Any, account_id: str, reinstate: bool, **changes: Any) -> None:
+    """Change sandbox status and quotas; reinstate an account paused for its rates."""
     from sesame.domain.accounts import AccountNotFound
 
     try:
         await sesame.accounts.update(account_id, **changes)
+        if reinstate:
+            await sesame.reputation.reinstate(account_id, changes.get("region"))
     except AccountNotFound:
         raise click.ClickException(f"no account {account_id}") from None
     listed = [a for a in await sesame.accounts.list() if a["AccountId"] == account_id]
     click.echo(json.dumps(listed[0]))
+
+
+@accounts.command("reputation")
+@storage_options
+@click.argument("account_id", required=False)
+@_with_sesame
+async def accounts_reputation(sesame: Any, account_id: str | None) -> None:
+    """Bounce and complaint rates (of accounts, and of configuration sets with reputation metrics) and
+    each account's EnforcementStatus, as JSON."""
+    rates = [r for r in await sesame.reputation.current() if account_id in (None, r["AccountId"])]
+    for r in rates:
+        if r["ConfigurationSet"] is None:
+            row = await sesame.accounts.region(r["AccountId"], r["Region"])
+            r["EnforcementStatus"], r["SendingEnabled"] = row.enforcement_status, row.sending_enabled
+    click.echo(json.dumps(rates, indent=2))
 
 
 @main.group()

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from sesame.config import Settings
 from sesame.domain.secrets import SecretBox
+from sesame.errors import InvalidRequest
 from sesame.storage.db import Database
 from sesame.storage.models import AccessKey, Account, AccountRegion
 
@@ -42,6 +43,16 @@ class AccountNotFound(LookupError):
 
 class AccessKeyNotFound(LookupError):
     pass
+
+
+class SendingPausedByEnforcement(InvalidRequest):
+    """The account asked to resume sending that enforcement paused: only the operator lifts it."""
+
+    def __init__(self, region: str) -> None:
+        super().__init__(
+            f"Sending is paused for this account in {region} because of its bounce or complaint rate; "
+            "it resumes when the operator reinstates the account."
+        )
 
 
 @dataclass(frozen=True)
@@ -326,6 +337,8 @@ class Accounts:
             if account is None:
                 raise AccountNotFound(account_id)
             row = await self._region_row(s, account, region)
+            if changes.get("sending_enabled") and row.enforcement_status == "SHUTDOWN":
+                raise SendingPausedByEnforcement(region)
             for name, value in changes.items():
                 setattr(row, name, value)
             return row

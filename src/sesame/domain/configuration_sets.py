@@ -7,11 +7,13 @@ read by the delivery engine; event destinations (domain/event_destinations.py) b
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.errors import AlreadyExists, InvalidRequest, LimitExceeded, NotFound
 from sesame.storage.db import Database
@@ -38,9 +40,15 @@ class TooManyConfigurationSets(LimitExceeded):
     pass
 
 
+#: ``hook(session, account_id, region, name, when)``: a set's reputation metrics start afresh at ``when``
+#: (domain/reputation.py), in the transaction that re-enables its sending.
+FreshStart = Callable[[AsyncSession, str, str, str, dt.datetime], Awaitable[None]]
+
+
 class ConfigurationSets:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.on_fresh_start: FreshStart | None = None
 
     async def get(self, account_id: str, region: str, name: str) -> ConfigurationSet:
         async with self.db.read() as s:
@@ -75,7 +83,12 @@ class ConfigurationSets:
             )
 
     async def update(
-        self, account_id: str, region: str, name: str, change: Callable[[dict[str, Any]], None]
+        self,
+        account_id: str,
+        region: str,
+        name: str,
+        change: Callable[[dict[str, Any]], None],
+        then: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> None:
         """Apply ``change`` to a copy of the set's options and store the result. The row is locked
         meanwhile (PostgreSQL; SQLite's write lock serializes anyway), so that two changes to one
@@ -87,11 +100,15 @@ class ConfigurationSets:
             options = dict(row.options or {})
             change(options)
             row.options = options
+            if then is not None:
+                await then(s)
 
     async def put(
         self, account_id: str, region: str, name: str, group: str, value: dict[str, Any] | None
     ) -> None:
         """Replace one option group (None removes it: e.g. suppression falls back to the account's)."""
+
+        fresh: list[dt.datetime] = []
 
         def change(options: dict[str, Any]) -> None:
             if value is None:
@@ -104,11 +121,16 @@ class ConfigurationSets:
                 ):
                     # Re-enabling a paused set is SES's "fresh start" of its reputation metrics.
                     reputation = dict(options.get("ReputationOptions") or {})
-                    reputation["LastFreshStart"] = utcnow().isoformat()
+                    fresh.append(utcnow())
+                    reputation["LastFreshStart"] = fresh[0].isoformat()
                     options["ReputationOptions"] = reputation
                 options[group] = value
 
-        await self.update(account_id, region, name, change)
+        async def then(s: AsyncSession) -> None:
+            if fresh and self.on_fresh_start is not None:
+                await self.on_fresh_start(s, account_id, region, name, fresh[0])
+
+        await self.update(account_id, region, name, change, then)
 
     async def delete(self, account_id: str, region: str, name: str) -> None:
         async with self.db.write() as s:
@@ -116,6 +138,9 @@ class ConfigurationSets:
             if row is None:
                 raise ConfigurationSetNotFound(name)
             await s.delete(row)
+            if self.on_fresh_start is not None:
+                # A set made again under this name must not inherit the old one's rates.
+                await self.on_fresh_start(s, account_id, region, name, utcnow())
 
     async def page(
         self, account_id: str, region: str, after: str | None, limit: int

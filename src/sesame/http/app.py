@@ -25,6 +25,7 @@ from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
 from sesame.events import inspect
 from sesame.http import admin, sns, tracking
+from sesame.integrations import cloudwatch_local
 from sesame.runtime import Sesame
 
 
@@ -174,6 +175,8 @@ def create_app(sesame: Sesame) -> Starlette:
         return JSONResponse({"events": await inspect.recent(sesame.db, after)})
 
     async def metrics(request: Request) -> Response:
+        # The rates are read from the database at each scrape: any node's publisher may have counted.
+        cloudwatch_local.reputation(await sesame.reputation.current())
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def reset(request: Request) -> Response:

@@ -29,19 +29,28 @@ class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1
         self.verification = sesame.verification
         self.configuration_sets = sesame.configuration_sets
         self.event_destinations = sesame.event_destinations
+        self.reputation = sesame.reputation
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)
         return send_quota(await self.accounts.region(ctx.account_id, ctx.region), sent)
 
     async def get_send_statistics(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        points = await self.sending.statistics(ctx.account_id, ctx.region)
-        return {
-            "SendDataPoints": [
-                {"Timestamp": when, "DeliveryAttempts": n, "Bounces": 0, "Complaints": 0, "Rejects": 0}
-                for when, n in points
-            ]
-        }
+        # DeliveryAttempts from the send counters, the outcomes from reputation's (domain/reputation.py
+        # says what each counts); one point per 15-minute period with any of them.
+        points: dict[Any, dict[str, Any]] = {}
+
+        def point(when: Any) -> dict[str, Any]:
+            return points.setdefault(
+                when, {"Timestamp": when, "DeliveryAttempts": 0, "Bounces": 0, "Complaints": 0, "Rejects": 0}
+            )
+
+        for when, n in await self.sending.statistics(ctx.account_id, ctx.region):
+            point(when)["DeliveryAttempts"] = n
+        for p in await self.reputation.statistics(ctx.account_id, ctx.region):
+            entry = point(p.timestamp)
+            entry.update(Bounces=p.bounces, Complaints=p.complaints, Rejects=p.rejects)
+        return {"SendDataPoints": [points[when] for when in sorted(points)]}
 
     async def get_account_sending_enabled(
         self, ctx: RequestContext, params: dict[str, Any]

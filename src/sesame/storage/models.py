@@ -472,3 +472,47 @@ class SnsDelivery(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(sa.Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReputationCounter(Base):
+    """Outcomes counted per account, region, scope and time bucket (domain/reputation.py counts them).
+
+    ``scope`` is "" for the account, or a configuration set's name (sets with reputation metrics).
+    ``span`` 900: GetSendStatistics' 15-minute data points (bounces, complaints, rejects, by when they
+    happened); ``span`` 3600: the reputation rates (sends, bounces, complaints, by when the mail was sent).
+    """
+
+    __tablename__ = "reputation_counters"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    span: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # epoch seconds // span
+    sends: Mapped[int] = mapped_column(default=0)
+    bounces: Mapped[int] = mapped_column(default=0)
+    complaints: Mapped[int] = mapped_column(default=0)
+    rejects: Mapped[int] = mapped_column(default=0)
+
+
+class Reputation(Base):
+    """The bounce and complaint rates last computed for an account ("" scope) or a configuration set,
+    over the window domain/reputation.py describes, and when they were last reset (operator
+    reinstatement, a configuration set's fresh start): mail sent before ``reset_at`` no longer counts."""
+
+    __tablename__ = "reputation"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    sends: Mapped[int] = mapped_column(default=0)
+    bounces: Mapped[int] = mapped_column(default=0)
+    complaints: Mapped[int] = mapped_column(default=0)
+    bounce_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    complaint_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    reset_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
