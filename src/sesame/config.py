@@ -197,6 +197,17 @@ class EventSettings:
 
 
 @dataclass
+class VdmSettings:
+    """Virtual Deliverability Manager (domain/vdm.py, domain/advisor.py)."""
+
+    #: Seconds between DNS checks of an account's domain identities for ListRecommendations (by the
+    #: background pass, or by a call that finds the last check older). SES takes up to six hours.
+    recommendations_interval: float = 3600.0
+    #: Seconds between the background pass's rounds (recipient domains' MX, recommendations).
+    pass_interval: float = 60.0
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -245,6 +256,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     events: EventSettings = field(default_factory=EventSettings)
+    vdm: VdmSettings = field(default_factory=VdmSettings)
 
     @property
     def database_url(self) -> str:
