@@ -45,18 +45,18 @@ _CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{6,}")
 
 
 def is_random(local: str) -> bool:
-    """Whether a local part looks like keys struck at random ("xkqzvbnw", "a8f3k2j9x7"): a long run of
-    consonants, or a long one with few vowels and digits mixed in among letters."""
+    """Whether a local part looks like keys struck at random ("xkqzvbnw", "a8f3k2j9x7"): six consonants
+    in a row, six or more letters without a vowel, or digits and letters alternating again and again.
+    Names with long consonant clusters ("schwartz", "strengths") are not."""
     text = local.lower().split("+", 1)[0]
     letters = [c for c in text if c.isalpha()]
     if _CONSONANT_RUN.search(text):
         return True
-    if len(text) < 8 or not letters:
-        return False
-    vowels = sum(1 for c in letters if c in _VOWELS)
+    if len(letters) >= 6 and not any(c in _VOWELS for c in letters):
+        return True
     digits = sum(1 for c in text if c.isdigit())
     switches = sum(1 for a, b in zip(text, text[1:], strict=False) if a.isdigit() != b.isdigit())
-    return vowels / len(letters) < 0.2 or (digits >= 3 and switches >= 4)
+    return digits >= 3 and switches >= 4
 
 
 class AddressInsights:
