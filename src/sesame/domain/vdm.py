@@ -129,6 +129,15 @@ class Vdm:
     # -- counting (the outbox observer) -----------------------------------------------------------
 
     async def observe(self, s: AsyncSession, records: list[Dispatched]) -> None:
+        """Count ``records``. In a savepoint of the dispatch transaction: a failure here loses these
+        counts (logged), never the publishing of the records."""
+        try:
+            async with s.begin_nested():
+                await self._count(s, records)
+        except Exception:
+            log.exception("VDM counting failed for %d records", len(records))
+
+    async def _count(self, s: AsyncSession, records: list[Dispatched]) -> None:
         mine = [r for r in records if r.event_type in _COUNTED and r.operation in USER_OPERATIONS]
         if not mine:
             return
