@@ -203,6 +203,9 @@ class VdmSettings:
     #: Seconds between DNS checks of an account's domain identities for ListRecommendations (by the
     #: background pass, or by a call that finds the last check older). SES takes up to six hours.
     recommendations_interval: float = 3600.0
+    #: Sends (for the bounce rate) or deliveries to providers with feedback loops (for the complaint
+    #: rate) an identity needs over two weeks before the Advisor judges its rates.
+    recommendation_min_volume: int = 100
     #: Seconds between the background pass's rounds (recipient domains' MX, recommendations).
     pass_interval: float = 60.0
 

@@ -76,7 +76,7 @@ class Sesame:
         register_resource("identity", self._identity_exists)
         lookup = Lookup(settings.dns)
         self.vdm = Vdm(self.db, lookup)
-        self.advisor = Advisor(self.db, settings, lookup)
+        self.advisor = Advisor(self.db, settings, lookup, self.vdm)
         self.message_insights = MessageInsights(self.db, self.vdm)
         self.address_insights = AddressInsights(lookup, self.suppression)
         self.publisher = EventPublisher(

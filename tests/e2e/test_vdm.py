@@ -54,6 +54,7 @@ def sesame(
         "SESAME_EVENTS__POLL_INTERVAL": "0.1",
         "SESAME_VDM__PASS_INTERVAL": "0.3",
         "SESAME_VDM__RECOMMENDATIONS_INTERVAL": "1",
+        "SESAME_VDM__RECOMMENDATION_MIN_VOLUME": "1",
     }
     dns_server.add("acme-corp.test", "MX", "10 aspmx.l.google.com.")
     dns_server.add("dest-v.test", "A", "127.0.0.1")  # implicit MX: the sink
@@ -361,6 +362,26 @@ def test_recommendations_follow_the_dns(sesame: Serve, dns_server: DnsServer) ->
         v2.list_recommendations(Filter={"STATUS": "CLOSED"})
     with pytest.raises(v2.exceptions.BadRequestException):
         v2.list_recommendations(PageSize=101)
+
+
+def test_recommendations_from_bounce_and_complaint_rates(campaign: Campaign) -> None:
+    """The campaign's identity: 1 hard bounce of 6 sent (the suppression list's not counted), 1
+    complaint of 1 delivery to a provider with a feedback loop (Yahoo; Gmail reports none)."""
+    sender, v2 = campaign.sender, campaign.sender.v2
+    arn = f"arn:aws:ses:us-east-1:{sender.id}:identity/{sender.domain}"
+
+    def found() -> dict[str, dict[str, Any]]:
+        got = {r["Type"]: r for r in v2.list_recommendations(Filter={"RESOURCE_ARN": arn})["Recommendations"]}
+        assert {"BOUNCE", "COMPLAINT"} <= set(got), got
+        return got
+
+    got = until(found)
+    assert (got["BOUNCE"]["Status"], got["BOUNCE"]["Impact"]) == ("OPEN", "HIGH")
+    assert (
+        "16.7%" in got["BOUNCE"]["Description"] and "1 hard bounces of 6 sent" in got["BOUNCE"]["Description"]
+    )
+    assert (got["COMPLAINT"]["Status"], got["COMPLAINT"]["Impact"]) == ("OPEN", "HIGH")
+    assert "1 complaints of 1 delivered" in got["COMPLAINT"]["Description"]
 
 
 def test_email_address_insights(campaign: Campaign, dns_server: DnsServer) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sesame.config import DnsSettings
 from sesame.domain import isps
 from sesame.domain.address_insights import is_random
-from sesame.domain.advisor import Finding, bimi, dmarc, spf
+from sesame.domain.advisor import Finding, bimi, dmarc, rates, spf
 from sesame.domain.vdm import days
 from sesame.resolver import Lookup
 from sesame.testing.dns import DnsServer
@@ -121,3 +121,19 @@ def test_bimi(dns: DnsServer) -> None:
     assert keys(asyncio.run(bimi(lookup, "brand.test"))) == [("BIMI1", "LOW")]
     dns.add("default._bimi.brand.test", "TXT", '"v=BIMI1; l=https://brand.test/logo.svg"')
     assert asyncio.run(bimi(lookup, "brand.test")) == []
+
+
+@pytest.mark.parametrize(
+    ("totals", "want"),
+    [
+        ({"SEND": 1000, "PERMANENT_BOUNCE": 49}, []),
+        ({"SEND": 1000, "PERMANENT_BOUNCE": 50}, [("BOUNCE1", "LOW")]),  # under review at 5%
+        ({"SEND": 1000, "PERMANENT_BOUNCE": 100}, [("BOUNCE1", "HIGH")]),  # may be paused at 10%
+        ({"SEND": 99, "PERMANENT_BOUNCE": 99}, []),  # too little mail to judge
+        ({"DELIVERY_COMPLAINT": 1000, "COMPLAINT": 1}, [("COMPLAINT1", "LOW")]),
+        ({"DELIVERY_COMPLAINT": 1000, "COMPLAINT": 5}, [("COMPLAINT1", "HIGH")]),
+        ({"DELIVERY": 100000, "DELIVERY_COMPLAINT": 0, "COMPLAINT": 0}, []),
+    ],
+)
+def test_reputation_rates(totals: dict[str, int], want: list[tuple[str, str]]) -> None:
+    assert keys(rates("example.com", totals, min_volume=100)) == want

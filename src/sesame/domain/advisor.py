@@ -1,4 +1,5 @@
-"""VDM Advisor: ListRecommendations from DNS checks of the account's verified domain identities.
+"""VDM Advisor: ListRecommendations from DNS checks of the account's verified domain identities, and
+from the bounce and complaint rates of each identity's mail (VDM's counters, domain/vdm.py).
 
 Each domain is checked through the configured resolver for what mailbox providers look at (reference
 §12.5, §4.4, §4.5): an SPF record at the MAIL FROM domain (the custom one when it is set up, else the
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 from sesame.config import Settings
 from sesame.domain.authorization import identity_arn
+from sesame.domain.vdm import Vdm
 from sesame.errors import InvalidRequest
 from sesame.resolver import Lookup, LookupTemporaryError
 from sesame.storage.db import Database
@@ -39,6 +41,11 @@ FORGET_FIXED_AFTER = dt.timedelta(days=30)
 MAX_PAGE = 100
 #: Domains checked at once.
 CONCURRENCY = 8
+#: The window the reputation rates are judged over, and their thresholds (reference §3.5: SES reviews
+#: an account at a 5% bounce or 0.1% complaint rate, and may pause it at 10% or 0.5%).
+RATE_WINDOW_DAYS = 14
+BOUNCE_REVIEW, BOUNCE_PAUSE = 0.05, 0.10
+COMPLAINT_REVIEW, COMPLAINT_PAUSE = 0.001, 0.005
 
 
 class InvalidFilter(InvalidRequest):
@@ -139,11 +146,36 @@ async def check_domain(lookup: Lookup, row: Identity) -> list[Finding]:
     return [f for part in parts for f in part]
 
 
+def rates(identity: str, totals: dict[str, int], min_volume: int) -> list[Finding]:
+    """BOUNCE and COMPLAINT findings from an identity's VDM counts: hard bounces (not the suppression
+    list's) per send, complaints per delivery to providers that report them."""
+    out = []
+    window = f"over the last {RATE_WINDOW_DAYS} days"
+    sent, bounced = totals.get("SEND", 0), totals.get("PERMANENT_BOUNCE", 0)
+    if sent >= max(1, min_volume) and bounced / sent >= BOUNCE_REVIEW:
+        rate = bounced / sent
+        text = (
+            f"{identity} had a bounce rate of {rate:.1%} {window} ({bounced} hard bounces of {sent} sent);"
+            " remove addresses that do not exist."
+        )
+        out.append(Finding("BOUNCE1", "BOUNCE", HIGH if rate >= BOUNCE_PAUSE else LOW, text))
+    reported, complaints = totals.get("DELIVERY_COMPLAINT", 0), totals.get("COMPLAINT", 0)
+    if reported >= max(1, min_volume) and complaints / reported >= COMPLAINT_REVIEW:
+        rate = complaints / reported
+        text = (
+            f"{identity} had a complaint rate of {rate:.2%} {window} ({complaints} complaints of {reported}"
+            " delivered to providers that report them); send only to recipients who asked for the mail."
+        )
+        out.append(Finding("COMPLAINT1", "COMPLAINT", HIGH if rate >= COMPLAINT_PAUSE else LOW, text))
+    return out
+
+
 class Advisor:
-    def __init__(self, db: Database, settings: Settings, lookup: Lookup) -> None:
+    def __init__(self, db: Database, settings: Settings, lookup: Lookup, vdm: Vdm) -> None:
         self.db = db
         self.settings = settings
         self.lookup = lookup
+        self.vdm = vdm
 
     async def recommendations(
         self,
@@ -203,9 +235,16 @@ class Advisor:
                     return None  # unknown now: what was found before stands
 
         results = await asyncio.gather(*(one(row) for row in domains))
-        found = {
+        found: dict[str, list[Finding] | None] = {
             identity_arn(region, account_id, row.identity): f for row, f in zip(domains, results, strict=True)
         }
+        since = utcnow().date() - dt.timedelta(days=RATE_WINDOW_DAYS - 1)
+        for identity, totals in (await self.vdm.identity_totals(account_id, region, since)).items():
+            arn = identity_arn(region, account_id, identity)
+            if (dns_findings := found.get(arn, [])) is not None:
+                found[arn] = dns_findings + rates(
+                    identity, totals, self.settings.vdm.recommendation_min_volume
+                )
         await self._record(account_id, region, found)
 
     async def _record(self, account_id: str, region: str, found: dict[str, list[Finding] | None]) -> None:

@@ -389,6 +389,33 @@ class Vdm:
             found = {_day(day): int(n) for day, n in await s.execute(stmt)}
         return [(midnight(day), found.get(day, 0)) for day in span]
 
+    async def identity_totals(
+        self, account_id: str, region: str, since: dt.date
+    ) -> dict[str, dict[str, int]]:
+        """Per email identity, its SEND, PERMANENT_BOUNCE, DELIVERY, COMPLAINT and DELIVERY_COMPLAINT
+        since ``since`` (the Advisor's reputation rates)."""
+        c, d = table(VdmCounter), table(VdmIspDomain)
+        isp = sa.case((c.c.isp != "", c.c.isp), else_=sa.func.coalesce(d.c.isp, isps.OTHER))
+        fbl = sa.case((isp.in_(sorted(isps.FEEDBACK_LOOPS)), c.c.count), else_=0)
+        stmt = (
+            sa.select(c.c.email_identity, c.c.metric, sa.func.sum(c.c.count), sa.func.sum(fbl))
+            .select_from(c.outerjoin(d, sa.and_(c.c.isp == "", d.c.domain == c.c.recipient_domain)))
+            .where(
+                c.c.account_id == account_id,
+                c.c.region == region,
+                c.c.day >= since,
+                c.c.metric.in_(["SEND", "PERMANENT_BOUNCE", "DELIVERY", "COMPLAINT"]),
+            )
+            .group_by(c.c.email_identity, c.c.metric)
+        )
+        out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        async with self.db.read() as s:
+            for identity, metric, n, with_loops in await s.execute(stmt):
+                out[identity][metric] += int(n)
+                if metric == "DELIVERY":
+                    out[identity]["DELIVERY_COMPLAINT"] += int(with_loops)
+        return out
+
     async def domain_statistics(
         self, account_id: str, region: str, domain: str, start: dt.datetime, end: dt.datetime
     ) -> dict[str, Any]:
