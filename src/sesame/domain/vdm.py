@@ -177,9 +177,10 @@ class Vdm:
                 )
                 increments[key] += 1
         if increments:
-            await s.execute(
-                self._add, [{**dict(zip(_KEY, k, strict=True)), "count": n} for k, n in increments.items()]
-            )
+            # In key order: two dispatchers (PostgreSQL) adding to the same counters lock them in the
+            # same order, so neither waits for the other in a cycle.
+            counts = [{**dict(zip(_KEY, k, strict=True)), "count": increments[k]} for k in sorted(increments)]
+            await s.execute(self._add, counts)
         pending = sorted({k[7] for k in increments if k[7]})
         if pending:
             await s.execute(self._pending, [{"domain": d, "isp": None, "checked_at": None} for d in pending])
