@@ -404,8 +404,9 @@ class VdmCounter(Base):
 
     account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
     region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    # The metric before the day: every query names one metric and a range of days.
     metric: Mapped[str] = mapped_column(sa.String(24), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
     email_identity: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
     configuration_set: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # "" for none
     isp: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
@@ -422,7 +423,7 @@ class VdmIspDomain(Base):
 
     domain: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     isp: Mapped[str | None] = mapped_column(sa.String(64), default=None)
-    checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
 
 
 class VdmRecommendation(Base):

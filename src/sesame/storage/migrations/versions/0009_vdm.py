@@ -21,8 +21,8 @@ def upgrade() -> None:
         "vdm_counters",
         sa.Column("account_id", sa.String(length=12), nullable=False),
         sa.Column("region", sa.String(length=32), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("metric", sa.String(length=24), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("email_identity", sa.String(length=320), nullable=False),
         sa.Column("configuration_set", sa.String(length=64), nullable=False),
         sa.Column("isp", sa.String(length=64), nullable=False),
@@ -33,8 +33,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "account_id",
             "region",
-            "day",
             "metric",
+            "day",
             "email_identity",
             "configuration_set",
             "isp",
@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("checked_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("domain", name=op.f("pk_vdm_isp_domains")),
     )
+    op.create_index(op.f("ix_vdm_isp_domains_checked_at"), "vdm_isp_domains", ["checked_at"])
     op.create_table(
         "vdm_recommendations",
         sa.Column("account_id", sa.String(length=12), nullable=False),
