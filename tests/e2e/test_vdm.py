@@ -230,6 +230,8 @@ def test_metric_queries_are_validated(campaign: Campaign) -> None:
         v2.batch_get_metric_data(Queries=[{**query, "EndDate": now - dt.timedelta(days=2)}])
     with pytest.raises(v2.exceptions.BadRequestException):
         v2.batch_get_metric_data(Queries=[query, query])  # the same Id twice
+    with pytest.raises(v2.exceptions.BadRequestException):  # a value for each of 36,500 days: refused
+        v2.batch_get_metric_data(Queries=[{**query, "StartDate": now - dt.timedelta(days=36500)}])
 
 
 def test_domain_statistics_report(campaign: Campaign) -> None:

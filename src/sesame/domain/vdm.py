@@ -46,6 +46,7 @@ from sesame.storage.models import (
     table,
     utcnow,
 )
+from sesame.storage.upserts import upsert
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ _COUNTED = {"Send", "Delivery", "Bounce", "Complaint", "Open", "Click"}
 ON_SUPPRESSION_LIST = "OnAccountSuppressionList"
 #: GetDomainStatisticsReport covers at most this many days (its model's EndDate documentation).
 MAX_REPORT_DAYS = 30
+#: The longest range a metric query may span: its answer has a value for every day.
+MAX_QUERY_DAYS = 3660
 #: A provider found through MX is looked up again after this long (a domain may move).
 ISP_TTL = dt.timedelta(days=7)
 
@@ -103,18 +106,6 @@ def _candidates(address: str) -> list[str]:
     return names + [".".join(labels[i:]) for i in range(len(labels) - 1)]
 
 
-def _upsert(is_sqlite: bool, model: Any, keys: list[str], add: str | None) -> Any:
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    t = table(model)
-    stmt = insert(t)
-    if add is None:
-        return stmt.on_conflict_do_nothing(index_elements=keys)
-    return stmt.on_conflict_do_update(index_elements=keys, set_={add: t.c[add] + stmt.excluded[add]})
-
-
 _KEY = ["account_id", "region", "day", "metric", "email_identity", "configuration_set", "isp",
         "recipient_domain", "from_domain", "tenant"]  # fmt: skip
 
@@ -123,8 +114,8 @@ class Vdm:
     def __init__(self, db: Database, lookup: Lookup) -> None:
         self.db = db
         self.lookup = lookup
-        self._add = _upsert(db.is_sqlite, VdmCounter, _KEY, "count")
-        self._pending = _upsert(db.is_sqlite, VdmIspDomain, ["domain"], None)
+        self._add = upsert(db.is_sqlite, VdmCounter, _KEY, "count")
+        self._pending = upsert(db.is_sqlite, VdmIspDomain, ["domain"])
 
     # -- counting (the outbox observer) -----------------------------------------------------------
 
@@ -339,6 +330,8 @@ class Vdm:
         for q in queries:
             if q.end < q.start:
                 raise InvalidRequest(f"Query {q.id}: EndDate must not be before StartDate.")
+            if q.end - q.start > dt.timedelta(days=MAX_QUERY_DAYS):
+                raise InvalidRequest(f"Query {q.id}: a query spans at most {MAX_QUERY_DAYS} days.")
         if not await self.enabled(account_id, region):
             message = "Virtual Deliverability Manager is not enabled for this account."
             return [], [{"Id": q.id, "Code": "ACCESS_DENIED", "Message": message} for q in queries]
