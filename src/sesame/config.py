@@ -254,6 +254,20 @@ class ReputationSettings:
 
 
 @dataclass
+class VdmSettings:
+    """Virtual Deliverability Manager (domain/vdm.py, domain/advisor.py)."""
+
+    #: Seconds between DNS checks of an account's domain identities for ListRecommendations (by the
+    #: background pass, or by a call that finds the last check older). SES takes up to six hours.
+    recommendations_interval: float = 3600.0
+    #: Sends (for the bounce rate) or deliveries to providers with feedback loops (for the complaint
+    #: rate) an identity needs over two weeks before the Advisor judges its rates.
+    recommendation_min_volume: int = 100
+    #: Seconds between the background pass's rounds (recipient domains' MX, recommendations).
+    pass_interval: float = 60.0
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -306,6 +320,7 @@ class Settings:
     events: EventSettings = field(default_factory=EventSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     reputation: ReputationSettings = field(default_factory=ReputationSettings)
+    vdm: VdmSettings = field(default_factory=VdmSettings)
 
     @property
     def database_url(self) -> str:

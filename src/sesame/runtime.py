@@ -12,10 +12,13 @@ from sesame.awsapi.auth import Authenticator
 from sesame.awsapi.dispatch import Dispatcher
 from sesame.config import Settings
 from sesame.domain.accounts import Accounts
+from sesame.domain.address_insights import AddressInsights
+from sesame.domain.advisor import Advisor
 from sesame.domain.configuration_sets import ConfigurationSetNotFound, ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.event_destinations import EventDestinations
 from sesame.domain.identities import Identities
+from sesame.domain.message_insights import MessageInsights
 from sesame.domain.reputation import Reputation
 from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
@@ -23,6 +26,7 @@ from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
 from sesame.domain.tracking import Tracking
+from sesame.domain.vdm import Vdm
 from sesame.domain.verification import Verification
 from sesame.events import inspect
 from sesame.events.publisher import EventPublisher
@@ -35,6 +39,7 @@ from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.providers.sns import SnsProvider
+from sesame.resolver import Lookup
 from sesame.storage import migrate
 from sesame.storage.db import Database
 from sesame.storage.files import private_directory, private_sqlite
@@ -91,6 +96,11 @@ class Sesame:
             self.sending.on_accept = self.engine.wake
             self.engine.on_auto_reply = self.sending.send_system
         register_resource("identity", self._identity_exists)
+        lookup = Lookup(settings.dns)
+        self.vdm = Vdm(self.db, lookup)
+        self.advisor = Advisor(self.db, settings, lookup, self.vdm)
+        self.message_insights = MessageInsights(self.db, self.vdm)
+        self.address_insights = AddressInsights(lookup, self.suppression)
         # Sesame's own SNS: topics and Publish (self.sns, also for the event publisher), and the loop
         # that delivers what they queue (self.sns_delivery.run, started by the server in both modes).
         self.sns = Sns(self.db)
@@ -102,7 +112,7 @@ class Sesame:
             settings,
             self.sending.send_system,
             topics=self.sns,
-            observers=[self.reputation.observe],
+            observers=[self.reputation.observe, self.vdm.observe],
         )
         self.event_destinations.topics = self.publisher
         self.providers = {
@@ -132,7 +142,18 @@ class Sesame:
     async def background(self) -> None:
         """The background work of a ``serve`` node: DNS look-ups for pending identities, and listening
         for access-key changes made by other processes."""
-        await asyncio.gather(self._recheck_identities(), self.accounts.watch_keys())
+        await asyncio.gather(self._recheck_identities(), self.accounts.watch_keys(), self._vdm_pass())
+
+    async def _vdm_pass(self) -> None:
+        """VDM's DNS work, away from the calls: recipient domains' MX (their ISP) and the Advisor's
+        checks of domain identities. Every node may run it; the look-ups are idempotent."""
+        while True:
+            try:
+                await self.vdm.classify_pending()
+                await self.advisor.check_due()
+            except Exception:
+                log.exception("VDM pass failed")
+            await asyncio.sleep(self.settings.vdm.pass_interval)
 
     async def _recheck_identities(self) -> None:
         """Every node may run it; a look-up is idempotent, and each claims the rows it checks by their

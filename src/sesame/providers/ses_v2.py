@@ -18,6 +18,7 @@ from sesame.providers.configuration_sets import ConfigurationSetsV2
 from sesame.providers.dedicated_ips import DedicatedIpsV2
 from sesame.providers.v2_identities import IdentitiesV2
 from sesame.providers.v2_sending import SendingV2
+from sesame.providers.vdm import VdmV2
 from sesame.providers.verification import VerificationV2
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ E = service_errors("sesv2")
 DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
-class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2, DedicatedIpsV2):
+class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2, DedicatedIpsV2, VdmV2):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
@@ -41,6 +42,10 @@ class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2
         self.configuration_sets = sesame.configuration_sets
         self.event_destinations = sesame.event_destinations
         self.dedicated_ips = sesame.dedicated_ips
+        self.vdm = sesame.vdm
+        self.advisor = sesame.advisor
+        self.message_insights = sesame.message_insights
+        self.address_insights = sesame.address_insights
 
     # -- account ----------------------------------------------------------------------------------
 

@@ -516,3 +516,67 @@ class Reputation(Base):
     complaint_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)
     reset_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class VdmCounter(Base):
+    """VDM metrics (BatchGetMetricData): events counted per account, region, UTC day, metric and the
+    dimensions a query may name, by domain/vdm.py's outbox observer as each record is dispatched.
+
+    ``isp`` is the recipient's provider when it was known at counting time; otherwise it is "" and
+    ``recipient_domain`` names the domain, whose provider a query then reads from ``vdm_isp_domains``
+    (filled later by the background pass), so that every metric of a message agrees on its ISP."""
+
+    __tablename__ = "vdm_counters"
+
+    account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    # The metric before the day: every query names one metric and a range of days.
+    metric: Mapped[str] = mapped_column(sa.String(24), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    email_identity: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    configuration_set: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # "" for none
+    isp: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    recipient_domain: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    from_domain: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # "" until tenants send
+    count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class VdmIspDomain(Base):
+    """A recipient domain's provider as its MX hosts say (``isp`` None until looked up)."""
+
+    __tablename__ = "vdm_isp_domains"
+
+    domain: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    isp: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+
+
+class VdmRecommendation(Base):
+    """A VDM Advisor recommendation (ListRecommendations) about one resource, found by DNS checks.
+
+    ``key`` names the issue ("SPF1", "DMARC2", …) so that a check finding it again updates the same row;
+    an issue no longer found is FIXED, and forgotten 30 days later."""
+
+    __tablename__ = "vdm_recommendations"
+
+    account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    resource_arn: Mapped[str] = mapped_column(sa.String(1011), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(16))
+    description: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(8))  # OPEN | FIXED
+    impact: Mapped[str] = mapped_column(sa.String(8))  # LOW | HIGH
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class VdmCheck(Base):
+    """When an account's identities in a region were last checked for recommendations."""
+
+    __tablename__ = "vdm_checks"
+
+    account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

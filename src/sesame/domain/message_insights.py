@@ -1,0 +1,149 @@
+"""GetMessageInsights: one message's events, per recipient, from the events and messages tables.
+
+The model's EventType documentation leaves out, as VDM's metrics do, deliveries, bounces, complaints,
+opens and clicks of mail to the mailbox simulator or to more than one recipient, and complaints made by
+the account's suppression list; SEND, REJECT, RENDERING_FAILURE, DELIVERY_DELAY and SUBSCRIPTION are
+shown for every recipient they concern.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from sesame.domain.authorization import identity_arn
+from sesame.domain.sending import is_simulator
+from sesame.domain.vdm import ON_SUPPRESSION_LIST, Vdm
+from sesame.errors import NotFound
+from sesame.events.records import Mail, auto_tags
+from sesame.storage.db import Database
+from sesame.storage.models import DeliveryEvent, Message, QueueEntry
+
+#: events-table type → (InsightsEvent Type, the detail's list of recipients and the key of each address)
+_PER_RECIPIENT = {
+    "Delivery": ("DELIVERY", "recipients", None),
+    "Bounce": ("BOUNCE", "bouncedRecipients", "emailAddress"),
+    "Complaint": ("COMPLAINT", "complainedRecipients", "emailAddress"),
+    "DeliveryDelay": ("DELIVERY_DELAY", "delayedRecipients", "emailAddress"),
+}
+#: Types about the whole message, hence each of its recipients.
+_PER_MESSAGE = {
+    "Send": "SEND",
+    "Reject": "REJECT",
+    "RenderingFailure": "RENDERING_FAILURE",
+    "Subscription": "SUBSCRIPTION",
+    "Open": "OPEN",
+    "Click": "CLICK",
+}
+#: Shown only for mail to one recipient, never to the simulator.
+_EXCLUDABLE = {"DELIVERY", "BOUNCE", "COMPLAINT", "OPEN", "CLICK"}
+_BOUNCE_TYPES = {"Permanent": "PERMANENT", "Transient": "TRANSIENT", "Undetermined": "UNDETERMINED"}
+
+
+class MessageNotFound(NotFound):
+    pass
+
+
+class MessageInsights:
+    def __init__(self, db: Database, vdm: Vdm) -> None:
+        self.db = db
+        self.vdm = vdm
+
+    async def get(self, account_id: str, region: str, message_id: str) -> dict[str, Any]:
+        async with self.db.read() as s:
+            message = await s.get(Message, message_id)
+            if message is None or (message.account_id, message.region) != (account_id, region):
+                raise MessageNotFound(f"Message {message_id} does not exist.")
+            recipients = list(
+                await s.scalars(
+                    sa.select(QueueEntry.recipient)
+                    .where(QueueEntry.message_id == message_id)
+                    .order_by(QueueEntry.id)
+                )
+            )
+            events = (
+                await s.execute(
+                    sa.select(DeliveryEvent.event_type, DeliveryEvent.created_at, DeliveryEvent.detail)
+                    .where(DeliveryEvent.message_id == message_id)
+                    .order_by(DeliveryEvent.id)
+                )
+            ).all()
+        if not recipients:  # not queued (a rendering failure): the addresses the caller gave
+            destination = (message.summary or {}).get("Destination") or {}
+            recipients = [
+                a
+                for key in ("ToAddresses", "CcAddresses", "BccAddresses")
+                for a in destination.get(key) or []
+            ]
+        by_address: dict[str, dict[str, Any]] = {
+            r.lower(): {"Destination": r, "Events": []} for r in recipients
+        }
+        single = len(by_address) == 1
+        for event_type, created_at, detail in events:
+            detail = detail or {}
+            for address, entry in self._entries(event_type, detail, list(by_address)):
+                if entry["Type"] in _EXCLUDABLE and (not single or is_simulator(address)):
+                    continue
+                if address in by_address:
+                    by_address[address]["Events"].append({"Timestamp": created_at, **entry})
+        insights = []
+        for insight in by_address.values():
+            insight["Isp"] = await self.vdm.isp(insight["Destination"].rpartition("@")[2])
+            insights.append(insight)
+        tags = auto_tags(
+            Mail(
+                message_id=message.id,
+                account_id=account_id,
+                region=region,
+                timestamp=message.created_at,
+                source=message.source,
+                source_arn=identity_arn(region, account_id, message.from_address),
+                operation=message.operation,
+                configuration_set=message.configuration_set,
+                destination=recipients,
+                header_block=b"",
+                tags=dict(message.tags or {}),
+                source_ip=message.source_ip,
+            )
+        )
+        out: dict[str, Any] = {
+            "MessageId": message.id,
+            "FromEmailAddress": message.from_address,
+            "EmailTags": [{"Name": k, "Value": v} for k, values in tags.items() for v in values],
+            "Insights": insights,
+        }
+        if message.subject:
+            out["Subject"] = message.subject
+        return out
+
+    @staticmethod
+    def _entries(
+        event_type: str, detail: dict[str, Any], everyone: list[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(recipient, InsightsEvent without its Timestamp) for each recipient the event concerns."""
+        if event_type in _PER_MESSAGE:
+            return [(a, {"Type": _PER_MESSAGE[event_type]}) for a in everyone]
+        if event_type not in _PER_RECIPIENT:
+            return []
+        kind, member, key = _PER_RECIPIENT[event_type]
+        out = []
+        for item in detail.get(member) or []:
+            address = (item if key is None else item.get(key, "")).lower()
+            entry: dict[str, Any] = {"Type": kind}
+            if kind == "BOUNCE":
+                bounce = {"BounceType": _BOUNCE_TYPES.get(detail.get("bounceType", ""), "UNDETERMINED")}
+                if detail.get("bounceSubType"):
+                    bounce["BounceSubType"] = detail["bounceSubType"]
+                if item.get("diagnosticCode"):
+                    bounce["DiagnosticCode"] = item["diagnosticCode"]
+                entry["Details"] = {"Bounce": bounce}
+            elif kind == "COMPLAINT":
+                if detail.get("complaintSubType") == ON_SUPPRESSION_LIST:
+                    continue
+                complaint = {}
+                if detail.get("complaintFeedbackType"):
+                    complaint["ComplaintFeedbackType"] = detail["complaintFeedbackType"]
+                entry["Details"] = {"Complaint": complaint}
+            out.append((address, entry))
+        return out
