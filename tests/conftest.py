@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.config import Config
 from cryptography.fernet import Fernet
@@ -21,6 +22,30 @@ from sesame.testing.servers import SesameProcess, sesame_cli
 for _var in list(os.environ):
     if _var.startswith(("AWS_", "SESAME_")) and _var != "SESAME_TEST_POSTGRES":
         del os.environ[_var]
+
+
+# botocore clients hold reference cycles, so the cyclic collector frees them (and their pooled sockets)
+# at a moment of its choosing, often inside another test, whose run then fails with a ResourceWarning
+# that is not its own. Every client a test made is closed when it ends instead; a closed client still
+# works, opening new connections, so clients kept by module fixtures are not harmed.
+_made_clients: list[Any] = []
+_create_client = botocore.session.Session.create_client
+
+
+def _tracked_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+    made = _create_client(self, *args, **kwargs)
+    _made_clients.append(made)
+    return made
+
+
+botocore.session.Session.create_client = _tracked_create_client  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _made_clients:
+        _made_clients.pop().close()
 
 
 @pytest.fixture(params=BACKENDS)

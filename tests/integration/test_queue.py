@@ -36,11 +36,11 @@ def test_a_suppressed_entry_stays_suppressed_when_its_worker_dies(database: str,
             await s.flush()
             s.add(QueueEntry(message_id="m1", recipient="gone@example.org", domain="example.org",
                              state="suppressed", created_at=utcnow()))  # fmt: skip
-        first = await DeliveryQueue(sesame.db, "worker-that-dies").claim(10, lease=0.05)
+        first = await DeliveryQueue(sesame.db, "worker-that-dies").claim(10, lease=1.0)
         # While the first worker holds it, nobody else takes it.
         held = await DeliveryQueue(sesame.db, "other").claim(10, lease=60)
         assert held == []
-        await asyncio.sleep(0.2)  # the first worker died: its lease runs out
+        await asyncio.sleep(1.2)  # the first worker died: its lease runs out (1 s: a loaded CI machine)
         second = await DeliveryQueue(sesame.db, "next-worker").claim(10, lease=60)
         await sesame.db.close()
         return [c.state for c in first], [c.state for c in second]
