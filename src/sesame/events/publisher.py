@@ -29,7 +29,6 @@ from sesame.events.outbox import Due, Observer, Outbox, Outcome
 from sesame.integrations import cloudwatch_local
 from sesame.integrations.aws import AwsClients, NoEndpoint, region_of
 from sesame.integrations.firehose_files import FirehoseFiles
-from sesame.mail import mime
 from sesame.mta.engine import helo_name
 from sesame.storage.db import Database
 from sesame.storage.models import Message, QueueEntry
@@ -69,6 +68,8 @@ class EventPublisher:
         self.firehose = FirehoseFiles(settings.data_dir / "firehose")
         self._wake = asyncio.Event()
         self._gate = asyncio.Semaphore(CONCURRENCY)
+        #: Records built for the batch being published, by (event id, format, headers wanted).
+        self._built: dict[tuple[int, str, bool], str] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -105,6 +106,7 @@ class EventPublisher:
     # -- one batch --------------------------------------------------------------------------------
 
     async def publish(self, claimed: list[Due]) -> list[Outcome]:
+        self._built.clear()
         mails = await self._mails(claimed)
         outcomes: dict[int, Outcome] = {}
         by_stream: dict[str, list[Due]] = defaultdict(list)
@@ -168,13 +170,18 @@ class EventPublisher:
             raise _Permanent(f"Sesame does not deliver to {due.kind} destinations")
 
     def _json(self, due: Due, mail: records.Mail) -> str:
+        """The record's JSON; one event's record is built once for all its destinations of a batch."""
+        key = (due.event_id, due.format, bool(due.target.get("Headers")))
+        if (done := self._built.get(key)) is not None:
+            return done
         if due.format == "notification":
             record = records.notification(
                 due.event_type, due.detail, mail, headers=bool(due.target.get("Headers"))
             )
         else:
             record = records.event_record(due.event_type, due.detail, mail)
-        return json.dumps(record, separators=(",", ":"))
+        self._built[key] = text = json.dumps(record, separators=(",", ":"))
+        return text
 
     async def topic_available(self, account_id: str, arn: str) -> bool:
         """Whether records can go to this topic: one of Sesame's own in the account, or one the SNS
@@ -243,7 +250,7 @@ class EventPublisher:
     async def _forward(self, due: Due, mail: records.Mail) -> None:
         """Feedback forwarding: a bounce or complaint told by email to the message's return path."""
         address = due.target["Address"]
-        subject = next((v for n, v in mime.header_list(mail.header_block) if n.lower() == "subject"), "")
+        subject = next((v for n, v in mail.fields if n.lower() == "subject"), "")
         if due.event_type == "Bounce":
             lines = [
                 f"{r['emailAddress']}: {r.get('diagnosticCode') or r.get('status') or 'undeliverable'}"
@@ -336,7 +343,7 @@ def _dimensions(due: Due, mail: records.Mail) -> list[dict[str, str]]:
     """A CloudWatch destination's dimensions for one event, valued from its message tags, email
     headers or link tags, else their defaults."""
     tags = records.auto_tags(mail)
-    headers = {n.lower(): v for n, v in mime.header_list(mail.header_block)}
+    headers = {n.lower(): v for n, v in mail.fields}
     link_tags = due.detail.get("linkTags") or {}
     out = []
     for d in due.target.get("DimensionConfigurations", []):

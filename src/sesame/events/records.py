@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.utils import getaddresses
+from functools import cached_property
 from typing import Any
 
 from sesame.events.details import iso
@@ -67,6 +68,11 @@ class Mail:
     tags: dict[str, str] = field(default_factory=dict)
     source_ip: str | None = None  # the API or SMTP client's address
 
+    @cached_property
+    def fields(self) -> list[tuple[str, str]]:
+        """The header fields, parsed once however many records of the message a batch publishes."""
+        return mime.header_list(self.header_block)
+
 
 def _decoded(value: str) -> str:
     try:
@@ -105,7 +111,7 @@ def _common_headers(headers: list[tuple[str, str]], message_id: str) -> dict[str
 
 
 def _headers(mail: Mail) -> tuple[list[dict[str, str]], bool, list[tuple[str, str]]]:
-    fields = mime.header_list(mail.header_block)
+    fields = mail.fields
     shown, size, truncated = [], 0, False
     for name, value in fields:
         size += len(name) + len(value)
