@@ -95,14 +95,6 @@ class EventPublisher:
                     pass
                 self._wake.clear()
 
-    async def drain(self) -> None:
-        """Publish everything due now (for tests and ``sesame events retry``)."""
-        while await self.outbox.dispatch(self.settings.events.batch):
-            pass
-        conf = self.settings.events
-        while claimed := await self.outbox.claim(conf.batch, conf.lease_seconds):
-            await self.outbox.settle(claimed, await self.publish(claimed))
-
     # -- one batch --------------------------------------------------------------------------------
 
     async def publish(self, claimed: list[Due]) -> list[Outcome]:
