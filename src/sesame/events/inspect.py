@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sesame.events.outbox import undispatched
 from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Publication, utcnow
 
@@ -39,8 +40,8 @@ async def summary(db: Database) -> dict[str, Any]:
             .group_by(Publication.state, Publication.kind)
             .order_by(Publication.state, Publication.kind)
         )
-        undispatched = await s.scalar(
-            sa.select(sa.func.count()).select_from(DeliveryEvent).where(DeliveryEvent.dispatched.is_(False))
+        waiting = await s.scalar(
+            sa.select(sa.func.count()).select_from(DeliveryEvent).where(undispatched(db))
         )
         stuck = await s.scalars(
             sa.select(Publication)
@@ -50,7 +51,7 @@ async def summary(db: Database) -> dict[str, Any]:
         )
         return {
             "Counts": [{"State": st, "Kind": k, "Count": n} for st, k, n in counts],
-            "Undispatched": int(undispatched or 0),
+            "Undispatched": int(waiting or 0),
             "Publications": [_publication(p) for p in stuck],
         }
 

@@ -45,13 +45,20 @@ USER_OPERATIONS = frozenset(
 )
 #: A publication that has failed for this long is given up (SES retries event publishing this long).
 GIVE_UP_AFTER = dt.timedelta(hours=24)
+#: An event destination's member → the publication's kind.
 _KINDS = {
-    "SnsDestination": ("sns", "TopicArn"),
-    "KinesisFirehoseDestination": ("firehose", "DeliveryStreamArn"),
-    "CloudWatchDestination": ("cloudwatch", None),
-    "EventBridgeDestination": ("eventbridge", "EventBusArn"),
-    "PinpointDestination": ("pinpoint", "ApplicationArn"),
+    "SnsDestination": "sns",
+    "KinesisFirehoseDestination": "firehose",
+    "CloudWatchDestination": "cloudwatch",
+    "EventBridgeDestination": "eventbridge",
+    "PinpointDestination": "pinpoint",
 }
+
+
+def undispatched(db: Database) -> sa.TextClause:
+    """Events not yet dispatched, in the words of the partial index's own predicate, so that each
+    database reads the index rather than the whole table."""
+    return sa.text("events.dispatched = 0" if db.is_sqlite else "NOT events.dispatched")
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,7 @@ class Outbox:
 
     async def dispatch(self, limit: int = 500) -> int:
         """Fan out up to ``limit`` undispatched events; how many were dispatched."""
-        # The literal predicates match the partial index's, so that each database uses it.
-        undispatched = sa.text("events.dispatched = 0" if self.db.is_sqlite else "NOT events.dispatched")
+        pending = undispatched(self.db)
         pick = (
             sa.select(
                 DeliveryEvent.id,
@@ -127,7 +133,7 @@ class Outbox:
                 DeliveryEvent.created_at,
                 DeliveryEvent.detail,
             )
-            .where(undispatched)
+            .where(pending)
             .order_by(DeliveryEvent.id)
             .limit(limit)
         )
@@ -135,7 +141,7 @@ class Outbox:
             pick = pick.with_for_update(skip_locked=True)
         # A read first: an idle publisher then never takes SQLite's write lock.
         async with self.db.read() as s:
-            if await s.scalar(sa.select(DeliveryEvent.id).where(undispatched).limit(1)) is None:
+            if await s.scalar(sa.select(DeliveryEvent.id).where(pending).limit(1)) is None:
                 return 0
         async with self.db.write() as s:
             events = (await s.execute(pick)).all()
@@ -385,7 +391,7 @@ def _fan_out(
     if m.configuration_set:
         options = sets.get((m.account_id, m.region, m.configuration_set), {})
         for d in enabled(options):
-            kind, _ = _KINDS[d.kind]
+            kind = _KINDS[d.kind]
             if kind in ("cloudwatch", "pinpoint") and e.event_type == "DeliveryDelay":
                 continue  # neither takes DeliveryDelay events (SES)
             if e.event_type in d.event_types:
