@@ -60,16 +60,26 @@ def message_id() -> str:
 
 
 class StubSubmission:
-    """``Submission``'s interface with nothing behind it: every client is trusted, every message taken."""
+    """The submission door with nothing behind it: every client is trusted, every message taken."""
 
-    def trusted_account(self, address: str) -> str | None:
+    requires_account = True
+
+    def first_account(self, peer: str) -> str | None:
         return ACCOUNT
 
     async def authenticate(self, username: str, password: str) -> str | None:
         return None
 
-    async def submit(self, account_id: str, mail_from: str, recipients: list[str], data: bytes) -> Any:
-        from sesame.smtp.submission import Reply
+    async def connect(self, peer: str) -> Any:
+        return None
+
+    async def recipient(self, envelope: Any, address: str) -> Any:
+        from sesame.smtp.door import OK
+
+        return OK
+
+    async def accept(self, envelope: Any, data: bytes) -> Any:
+        from sesame.smtp.door import Reply
 
         return Reply(250, f"Ok {message_id()}")
 

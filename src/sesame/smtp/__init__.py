@@ -1,1 +1,1 @@
-"""The SES SMTP interface: submission with SES-derived credentials (the listeners come with issue 8)."""
+"""SMTP servers: submission with SES-derived credentials, and the MX that receives mail."""

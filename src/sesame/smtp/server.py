@@ -1,7 +1,8 @@
-"""The submission listeners: STARTTLS (``smtp``) and implicit TLS (``smtps``), their connection limits,
-the slowing of credential guessing, and a graceful stop.
+"""The SMTP listeners of one door: submission's STARTTLS (``smtp``) and implicit TLS (``smtps``), or
+the MX (``mx``, STARTTLS offered); their connection limits, the slowing of credential guessing, and a
+graceful stop.
 
-One process's sessions share one ``SmtpServer``; its counts are per process, as its sockets are.
+One process's sessions of a door share one ``SmtpServer``; its counts are per process, as its sockets are.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections import Counter
 
 from sesame.config import Settings
 from sesame.metrics import SMTP_SESSIONS
+from sesame.smtp.door import Door, Reply
 from sesame.smtp.session import SmtpSession
-from sesame.smtp.submission import Reply, Submission
 from sesame.smtp.tls import server_context
 
 TOO_MANY_CONNECTIONS = Reply(421, "Too many concurrent SMTP connections")
@@ -31,9 +32,9 @@ GRACE_SECONDS = 10.0
 
 
 class SmtpServer:
-    def __init__(self, settings: Settings, submission: Submission) -> None:
+    def __init__(self, settings: Settings, door: Door) -> None:
         self.settings = settings
-        self.submission = submission
+        self.door = door
         self.hostname = settings.smtp.hostname or socket.gethostname()
         self.idle_timeout = settings.smtp.idle_timeout
         self.dev = settings.mode == "dev"
@@ -59,14 +60,6 @@ class SmtpServer:
                 ssl_handshake_timeout=self.idle_timeout if implicit else None,
             )
             self._servers.append(server)
-
-    def first_account(self, address: str) -> str | None:
-        """Who a new session sends as before any AUTH: a trusted network's account, or in ``dev`` the
-        default account (AUTH is optional there)."""
-        trusted = self.submission.trusted_account(address)
-        if trusted is None and self.dev:
-            return self.settings.default_account
-        return trusted
 
     def admit(self, session: SmtpSession) -> Reply | None:
         """Count a new session in, or the refusal when it is one too many (in all or from its address)."""

@@ -1,4 +1,4 @@
-"""One submission session as SES's SMTP endpoint speaks it: RFC 5321 with PIPELINING (RFC 2920),
+"""One SMTP session, as SES's SMTP endpoint and its MX speak it: RFC 5321 with PIPELINING (RFC 2920),
 8BITMIME (RFC 6152), SIZE (RFC 1870), STARTTLS (RFC 3207) and AUTH PLAIN / LOGIN (RFC 4954).
 
 The session is an ``asyncio.Protocol`` with its own input buffer, read by one task: every command is
@@ -7,6 +7,9 @@ the session is about to wait (for input, the database or a credential check), so
 gets its replies in order and in few packets. Owning the buffer is also what keeps two attacks out:
 bytes pipelined after STARTTLS are dropped before the handshake (CVE-2011-0411), and only
 ``<CRLF>.<CRLF>`` ends DATA, a bare CR or LF in the data being refused (SMTP smuggling).
+
+What differs between submission and the MX is the door's (``door.py``): AUTH, who is let in, which
+recipients are taken and where the message goes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import TYPE_CHECKING, cast
 
 from sesame.domain.addresses import IllegalAddress, bare_address
 from sesame.domain.sending import MAX_RECIPIENTS
-from sesame.smtp.submission import MAX_MESSAGE_BYTES, Reply
+from sesame.smtp.door import OK, Envelope, Reply
+from sesame.smtp.submission import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from sesame.smtp.server import SmtpServer
@@ -41,7 +45,6 @@ MAX_BUFFERED = 64 * 1024
 _PATH = re.compile(r"(?i)(?:FROM|TO):\s*<([^<>]*)>\s*(.*)")
 _PARAM = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)(?:=([!-<>-~]+))?")  # RFC 5321 §4.1.2 esmtp-param
 
-OK = Reply(250, "Ok")
 BYE = Reply(221, "Bye")
 TIMEOUT = Reply(451, "4.4.2 Timeout waiting for data from client.")
 TOO_LONG = Reply(552, "Message is too long.")
@@ -73,9 +76,10 @@ class SmtpSession(asyncio.Protocol):
         self.idle = True  # waiting for a command between transactions (a shutdown may close it)
         # Session state (RFC 5321 §4.1.4); reset by STARTTLS.
         self.helo: str | None = None
+        self.door = server.door
         self.account: str | None = None  # who sends: by AUTH, a trusted network, or dev mode's default
         self.authenticated = False
-        self.mail_from: str | None = None
+        self.mail_from: str | None = None  # "" is the null reverse-path
         self.recipients: list[str] = []
         self.junk = self.errors = 0
 
@@ -213,7 +217,11 @@ class SmtpSession(asyncio.Protocol):
             if refusal is not None:
                 self.reply(refusal)
                 return
-            self.account = self.server.first_account(self.peer)
+            refusal = await self.door.connect(self.peer)
+            if refusal is not None:  # e.g. an IP filter: the client's mail is never read
+                self.reply(refusal)
+                return
+            self.account = self.door.first_account(self.peer)
             self.reply(Reply(220, f"{self.server.hostname} ESMTP Sesame"))
             while True:
                 self.idle = self.mail_from is None  # between transactions
@@ -279,7 +287,7 @@ class SmtpSession(asyncio.Protocol):
         self.reply(Reply(250, self.server.hostname))
 
     def _auth_offered(self) -> bool:
-        return self.tls or self.server.plaintext_auth
+        return self.door.requires_account and (self.tls or self.server.plaintext_auth)
 
     async def starttls(self, arg: str) -> None:
         if arg:
@@ -303,9 +311,11 @@ class SmtpSession(asyncio.Protocol):
         # RFC 3207 §4.2: the client starts over with EHLO; what it said in clear is forgotten, an
         # identity given by a trusted network excepted (it comes from the address, not from the client).
         self.helo, self.mail_from, self.recipients = None, None, []
-        self.account, self.authenticated = self.server.first_account(self.peer), False
+        self.account, self.authenticated = self.door.first_account(self.peer), False
 
     async def auth(self, arg: str) -> None:
+        if not self.door.requires_account:
+            return self.reply(Reply(502, "Command not implemented"))
         if not self._auth_offered():
             return self.reply(TLS_FIRST)
         if self.helo is None:
@@ -351,7 +361,7 @@ class SmtpSession(asyncio.Protocol):
 
     async def _authenticate(self, username: str, password: str) -> None:
         self.flush()
-        account = await self.server.submission.authenticate(username, password)
+        account = await self.door.authenticate(username, password)
         if account is None:
             await self.server.failed_login(self.peer)
             return self.reply(AUTH_INVALID)
@@ -361,7 +371,7 @@ class SmtpSession(asyncio.Protocol):
     def mail(self, arg: str) -> None:
         if self.helo is None:
             return self.reply(Reply(503, "Error: send HELO/EHLO first"))
-        if self.account is None:
+        if self.account is None and self.door.requires_account:
             return self.reply(AUTH_REQUIRED)
         if self.mail_from is not None:
             return self.reply(Reply(503, "Error: nested MAIL command"))
@@ -380,13 +390,14 @@ class SmtpSession(asyncio.Protocol):
             else:
                 return self.reply(Reply(555, f"Unsupported option: {param[:64]}"))
         try:
-            self.mail_from = bare_address(address)
+            # RFC 5321 §4.5.5: bounces come from the null reverse-path; only the MX takes them.
+            self.mail_from = "" if not address and not self.door.requires_account else bare_address(address)
         except IllegalAddress:
             return self.reply(Reply(553, f"<{address[:256]}> Invalid email address"))
         self.recipients = []
         self.reply(OK)
 
-    def rcpt(self, arg: str) -> None:
+    async def rcpt(self, arg: str) -> None:
         if self.mail_from is None:
             return self.reply(Reply(503, "Error: need MAIL command"))
         m = _PATH.fullmatch(arg)
@@ -399,10 +410,24 @@ class SmtpSession(asyncio.Protocol):
         ):  # RFC 5321 §4.5.3.1.10: 452, the client sends the rest later
             return self.reply(Reply(452, f"4.5.3 Recipient count exceeds {MAX_RECIPIENTS}."))
         try:
-            self.recipients.append(bare_address(m[1].strip()))
+            address = bare_address(m[1].strip())
         except IllegalAddress:
             return self.reply(Reply(553, f"<{m[1].strip()[:256]}> address unknown"))
-        self.reply(OK)
+        reply = await self.door.recipient(self._envelope(), address)
+        if reply.code == 250:
+            self.recipients.append(address)
+        self.reply(reply)
+
+    def _envelope(self) -> Envelope:
+        assert self.mail_from is not None
+        return Envelope(
+            peer=self.peer,
+            helo=self.helo or "",
+            tls=self.tls,
+            mail_from=self.mail_from,
+            recipients=list(self.recipients),
+            account=self.account,
+        )
 
     async def data(self, arg: str) -> None:
         if arg:
@@ -413,14 +438,13 @@ class SmtpSession(asyncio.Protocol):
             return self.reply(Reply(503, "Error: need RCPT command"))
         self.reply(Reply(354, "End data with <CR><LF>.<CR><LF>"))
         message = await self._message()
-        assert self.account is not None
-        account, mail_from, recipients = self.account, self.mail_from, self.recipients
+        envelope = self._envelope()
         self.mail_from, self.recipients = None, []
         if isinstance(message, Reply):
             return self.reply(message)
         self.flush()
         self.junk = 0
-        self.reply(await self.server.submission.submit(account, mail_from, recipients, message, self.peer))
+        self.reply(await self.door.accept(envelope, message))
 
     def rset(self, arg: str) -> None:
         self.junk += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass
 
 from sesame.config import Settings
 from sesame.domain import compose
@@ -20,23 +19,13 @@ from sesame.domain.addresses import IllegalAddress
 from sesame.domain.sending import SendError, Sending
 from sesame.errors import ConfigError
 from sesame.smtp.credentials import password_matches
+from sesame.smtp.door import OK, TEMPORARY_FAILURE, Envelope, Reply
 
 log = logging.getLogger(__name__)
 
 #: SES takes messages of up to 40 MB over SMTP, as in v2 (reference §2.4), as received.
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
 _ACCOUNT_ID = re.compile(r"\d{12}")
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """An SMTP reply (RFC 5321 §4.2): a code and one line of text."""
-
-    code: int
-    text: str
-
-    def line(self) -> bytes:
-        return f"{self.code} {self.text}\r\n".encode()
 
 
 #: SES's words for each refusal of a send (reference §2.5), by SendError kind.
@@ -51,10 +40,13 @@ _REFUSALS = {
     "config-missing": (554, "Transaction failed: {}"),
     "invalid": (554, "Transaction failed: {}"),
 }
-TEMPORARY_FAILURE = Reply(451, "Temporary service failure")
 
 
 class Submission:
+    """The submission door: clients authenticate (or are trusted) and send as an account."""
+
+    requires_account = True
+
     def __init__(self, settings: Settings, accounts: Accounts, sending: Sending) -> None:
         self.accounts = accounts
         self.sending = sending
@@ -70,6 +62,14 @@ class Submission:
             if not _ACCOUNT_ID.fullmatch(account_id):
                 raise ConfigError(f"smtp.trusted_networks: {account_id!r} is not a 12-digit account id")
             self.trusted.append((parsed, account_id))
+
+    def first_account(self, peer: str) -> str | None:
+        """Who a new session sends as before any AUTH: a trusted network's account, or in ``dev`` the
+        default account (AUTH is optional there)."""
+        trusted = self.trusted_account(peer)
+        if trusted is None and self.dev:
+            return self.default_account
+        return trusted
 
     def trusted_account(self, address: str) -> str | None:
         """The account a client at ``address`` sends as without AUTH (``smtp.trusted_networks``)."""
@@ -92,6 +92,17 @@ class Submission:
             return None
         account_id, secret = found
         return account_id if password_matches(password, secret, self.region) else None
+
+    async def connect(self, peer: str) -> Reply | None:
+        return None
+
+    async def recipient(self, envelope: Envelope, address: str) -> Reply:
+        return OK  # the checks of SendRawEmail (sandbox, suppression…) run at DATA, as in SES
+
+    async def accept(self, envelope: Envelope, data: bytes) -> Reply:
+        e, account = envelope, envelope.account
+        assert account is not None  # the session let MAIL through only with an account
+        return await self.submit(account, e.mail_from, e.recipients, data, e.peer)
 
     async def submit(
         self, account_id: str, mail_from: str, recipients: list[str], data: bytes, peer: str = ""
