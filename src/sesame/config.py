@@ -167,12 +167,16 @@ class TrackingSettings:
 
 @dataclass
 class SmtpSettings:
-    """The SES SMTP interface: submission with STARTTLS (``listen``) and implicit TLS (``listen_tls``)."""
+    """The SES SMTP interface: submission with STARTTLS (``listen``) and implicit TLS (``listen_tls``);
+    and the MX (``listen_mx``), which receives mail. Limits and timeouts apply to each listener."""
 
     #: HOST:PORT of the STARTTLS listener (SES: 25, 587, 2587) and of the implicit-TLS one (SES: 465,
     #: 2465); "off" disables one, port 0 picks a free port.
     listen: str = "127.0.0.1:2587"
     listen_tls: str = "127.0.0.1:2465"
+    #: HOST:PORT of the MX, where mail for receiving domains and bounces and complaints come in
+    #: (production: port 25); "off" disables it. STARTTLS is offered with the same certificate.
+    listen_mx: str = "127.0.0.1:2525"
     #: The server's certificate and key (PEM files); empty: a self-signed pair made in the data dir.
     tls_cert: str = ""
     tls_key: str = ""
@@ -347,10 +351,11 @@ class Settings:
         return self.smtp.region or self.default_region
 
     def smtp_addresses(self) -> dict[str, tuple[str, int]]:
-        """The SMTP listeners to open, by the name they are announced with ("smtp", "smtps")."""
+        """The SMTP listeners to open, by the name they are announced with ("smtp", "smtps", "mx")."""
         wanted = {
             "smtp": ("smtp.listen", self.smtp.listen),
             "smtps": ("smtp.listen_tls", self.smtp.listen_tls),
+            "mx": ("smtp.listen_mx", self.smtp.listen_mx),
         }
         return {name: _address(key, value) for name, (key, value) in wanted.items() if value.lower() != "off"}
 

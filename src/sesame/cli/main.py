@@ -33,6 +33,7 @@ def storage_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def listener_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--mx", help="HOST:PORT for the MX, receiving mail (default 127.0.0.1:2525; off).")(fn)
     fn = click.option("--smtps", help="HOST:PORT for SMTP with implicit TLS (default 127.0.0.1:2465; off).")(
         fn
     )
@@ -42,11 +43,11 @@ def listener_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _settings(mode: config.Mode, **flags: Any) -> config.Settings:
-    # --smtp and --smtps set the [smtp] table's listen and listen_tls.
-    smtp = {
-        key: flags.pop(flag) for flag, key in (("smtp", "listen"), ("smtps", "listen_tls")) if flags.get(flag)
-    }
-    flags.pop("smtp", None), flags.pop("smtps", None)
+    # --smtp, --smtps and --mx set the [smtp] table's listen, listen_tls and listen_mx.
+    names = (("smtp", "listen"), ("smtps", "listen_tls"), ("mx", "listen_mx"))
+    smtp = {key: flags.pop(flag) for flag, key in names if flags.get(flag)}
+    for flag, _ in names:
+        flags.pop(flag, None)
     if smtp:
         flags["smtp"] = smtp
     try:

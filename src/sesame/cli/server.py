@@ -38,10 +38,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _dev_banner(host: str, port: int, settings: Settings, smtp: dict[str, tuple[str, int]]) -> str:
     endpoint = f"http://{host}:{port}"
-    mail = "".join(f"\n  {name}://{h}:{p}" for name, (h, p) in smtp.items())
+    mail = "".join(f"\n  {name}://{h}:{p}" for name, (h, p) in smtp.items() if name != "mx")
+    mx = f"smtp://{smtp['mx'][0]}:{smtp['mx'][1]}" if "mx" in smtp else "off"
     return f"""
 Sesame dev server: {endpoint}  (data in {settings.data_dir}, any access key works)
 SMTP (any credentials or none; mail is captured and shown at {endpoint}/_aws/ses):{mail or " off"}
+MX (every domain receives; mail is shown at {endpoint}/_sesame/inbound): {mx}
 
   aws sesv2 get-account --endpoint-url {endpoint} --region us-east-1
 
@@ -205,30 +207,35 @@ async def run(settings: Settings) -> None:
     )
     server = _Server(config)
     smtp_sockets = {name: _bind(*address) for name, address in settings.smtp_addresses().items()}
+    mx_sockets = {name: smtp_sockets.pop(name) for name in list(smtp_sockets) if name == "mx"}
     smtp = SmtpServer(settings, Submission(settings, sesame.accounts, sesame.sending))
+    mx = SmtpServer(settings, sesame.inbound)
     await smtp.start(smtp_sockets)
+    await mx.start(mx_sockets)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             await smtp.close()
+            await mx.close()
             await task
             return
         await asyncio.sleep(0.01)
     print(f"listening http {real_host}:{real_port}", file=sys.stderr, flush=True)
-    smtp_bound = {name: smtp_sock.getsockname()[:2] for name, smtp_sock in smtp_sockets.items()}
+    smtp_bound = {name: s.getsockname()[:2] for name, s in (smtp_sockets | mx_sockets).items()}
     for name, (smtp_host, smtp_port) in smtp_bound.items():
         print(f"listening {name} {smtp_host}:{smtp_port}", file=sys.stderr, flush=True)
     if settings.mode == "dev":
         print(_dev_banner(real_host, real_port, settings, smtp_bound), file=sys.stderr, flush=True)
     print("ready", file=sys.stderr, flush=True)
     background = [asyncio.create_task(sesame.background())] if settings.mode == "serve" else []
-    smtp_stop = asyncio.create_task(_close_on_exit(server, smtp), name="sesame-smtp-stop")
+    smtp_stop = asyncio.create_task(_close_on_exit(server, smtp, mx), name="sesame-smtp-stop")
     if sesame.engine is not None:
         background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
     background.append(asyncio.create_task(sesame.publisher.run(), name="sesame-events"))
     background.append(asyncio.create_task(sesame.keep_figures(), name="sesame-figures"))
     # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.
     background.append(asyncio.create_task(sesame.sns_delivery.run(), name="sesame-sns-delivery"))
+    background.append(asyncio.create_task(sesame.receiving.run(), name="sesame-receiving"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:
@@ -237,6 +244,7 @@ async def run(settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await smtp_stop
         await smtp.close()
+        await mx.close()
         for job in background:  # a delivery cut short keeps its lease; another run picks it up
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -244,10 +252,10 @@ async def run(settings: Settings) -> None:
         await sesame.close()
 
 
-async def _close_on_exit(server: _Server, smtp: SmtpServer) -> None:
+async def _close_on_exit(server: _Server, *smtp: SmtpServer) -> None:
     """The SMTP listeners stop with the HTTP one, at the signal, not after its graceful stop."""
     await server.stopping.wait()
-    await smtp.close()
+    await asyncio.gather(*(s.close() for s in smtp))
 
 
 def main(settings: Settings) -> None:

@@ -142,7 +142,7 @@ class EventPublisher:
         target = due.target
         if due.kind == "sns":
             subject = records.SNS_SUBJECT if due.format == "event" else None
-            await self._sns(due.account_id, target["TopicArn"], self._json(due, mail), subject)
+            await self.publish_sns(due.account_id, target["TopicArn"], self._json(due, mail), subject)
         elif due.kind == "firehose":
             arn = target["DeliveryStreamArn"]
             await self.aws.call(
@@ -190,9 +190,9 @@ class EventPublisher:
         return True
 
     async def announce(self, account_id: str, arn: str, text: str) -> None:
-        await self._sns(account_id, arn, text, None)
+        await self.publish_sns(account_id, arn, text, None)
 
-    async def _sns(self, account_id: str, arn: str, message: str, subject: str | None) -> None:
+    async def publish_sns(self, account_id: str, arn: str, message: str, subject: str | None) -> None:
         if self.topics is not None and await self.topics.exists(arn):
             # An account publishes only to its own topics here: another account's topic would need a
             # topic policy, which Sesame's SNS does not keep.

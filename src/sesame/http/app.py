@@ -24,7 +24,7 @@ from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
 from sesame.events import inspect
-from sesame.http import admin, sns, tracking
+from sesame.http import admin, inbound, sns, tracking
 from sesame.integrations import cloudwatch_local
 from sesame.runtime import Sesame
 
@@ -197,6 +197,7 @@ def create_app(sesame: Sesame) -> Starlette:
             Route("/_aws/ses", localstack_messages, methods=["GET", "DELETE"]),
             Route("/_sesame/reset", reset, methods=["POST"]),
             Route("/_sesame/events", dev_events, methods=["GET", "DELETE"]),
+            *inbound.routes(sesame),
             Route("/moto-api/reset", reset, methods=["POST"]),
         ]
     routes.append(Route("/{path:path}", aws, methods=methods))

@@ -580,3 +580,74 @@ class VdmCheck(Base):
     account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
     region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InboundMessage(Base):
+    """A message the MX took: committed, as received, before its final 250. The receipt rules that
+    matched its recipients at that moment are kept with it (``plan``), so that rules run against the
+    rule set active when the mail arrived, whatever is changed afterwards (reference 10.1 step 5).
+
+    ``state``: "received" (verdicts and feedback to do; claimed with leases), "processed" (its
+    receipts are running or ran), "captured" (dev mode, no rule matched: kept for /_sesame/inbound).
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (sa.Index("ix_inbound_messages_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(80), primary_key=True)  # SES's receiving messageId
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    peer: Mapped[str] = mapped_column(sa.String(45))  # the client's IP address
+    helo: Mapped[str] = mapped_column(sa.String(255))
+    tls: Mapped[bool] = mapped_column(default=False)
+    mail_from: Mapped[str] = mapped_column(sa.String(320))  # "" for the null reverse-path
+    recipients: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    #: [{"account_id", "region", "rule_set", "rules": [{"rule": ReceiptRule, "recipients": [...]}]}]
+    plan: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    #: Recipients that are return-path addresses: their mail is a bounce or a complaint report.
+    feedback: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    #: The receipt's verdict members as SES spells them ({"spfVerdict": {"status": "PASS"}, ...}).
+    verdicts: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=None)
+    #: The header fields SES adds (Received, Authentication-Results, X-SES-*-Verdict), CRLF-ended.
+    added_headers: Mapped[bytes] = mapped_column(sa.LargeBinary, default=b"")
+    state: Mapped[str] = mapped_column(sa.String(16), default="received")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    size: Mapped[int] = mapped_column(default=0)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class Receipt(Base):
+    """One account's matching rules run over one received message: the actions in order, resumable.
+
+    ``rule`` and ``action`` point at the next action to run; an action that fails is retried (the
+    receipt keeps its place) for up to four hours, SES's limit before ``PublishExpired``. Claimed with
+    leases like the queue, so a node that dies leaves nothing stuck and a restart loses nothing.
+    """
+
+    __tablename__ = "receipts"
+    __table_args__ = (sa.Index("ix_receipts_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("inbound_messages.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(sa.String(12))
+    region: Mapped[str] = mapped_column(sa.String(32))
+    rule_set: Mapped[str] = mapped_column(sa.String(64))
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    rule: Mapped[int] = mapped_column(default=0)
+    action: Mapped[int] = mapped_column(default=0)
+    #: AddHeader actions run so far: [[name, value], ...], prepended to what later actions get.
+    headers: Mapped[list[list[str]]] = mapped_column(sa.JSON, default=list)
+    #: pending | done | expired (an action kept failing for four hours)
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    #: What each action did: [{"rule", "action", "type", "result"}], for the console and tests.
+    log: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

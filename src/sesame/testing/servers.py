@@ -49,6 +49,8 @@ class SesameProcess:
             "127.0.0.1:0",
             "--smtps",
             "127.0.0.1:0",
+            "--mx",
+            "127.0.0.1:0",
             "--data-dir",
             str(data_dir),
         ]

@@ -1,0 +1,89 @@
+"""The receiving loop: what follows a received message's 250, claimed with leases on any node.
+
+1. A received message gets its verdicts (SPF, DKIM, DMARC, spam, virus) and the header fields SES adds
+   to the stored copy; its return-path recipients' reports become Bounce and Complaint records; then
+   its plan becomes one receipt per account (``Inbox.evaluated``).
+2. Each receipt runs its rules' actions in order (``receiving/actions.py``), keeping its place across
+   failures and restarts.
+
+A step that fails is tried again later; a crash leaves a lease that expires, and another pass (on
+this node or another) takes the work up again. Work may so be done twice, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from sesame.receiving.actions import Actions
+from sesame.receiving.inbox import Inbox, Received
+
+log = logging.getLogger(__name__)
+
+#: Seconds a claim is held: enough for a Lambda function's 30 s and a slow S3 put, with room.
+LEASE_SECONDS = 120.0
+#: Seconds between passes when nothing wakes the loop (other nodes' mail, retries coming due).
+POLL_SECONDS = 1.0
+#: Seconds before a message whose verdicts could not be worked out is tried again.
+RETRY_SECONDS = 30.0
+BATCH = 50
+#: Receipts run at once: their actions mostly wait on the network (S3, SNS, functions).
+CONCURRENCY = 16
+
+#: ``judge(message, scan) -> (the receipt's verdict members, the header fields SES adds)``
+Judge = Callable[[Received, bool], Awaitable[tuple[dict[str, object], bytes]]]
+#: ``feedback(recipient, raw) -> what it was`` for mail to a return-path address.
+FeedbackSink = Callable[[str, bytes], Awaitable[str]]
+
+
+class Processor:
+    def __init__(self, inbox: Inbox, judge: Judge, feedback: FeedbackSink, actions: Actions) -> None:
+        self.inbox = inbox
+        self.judge = judge
+        self.feedback = feedback
+        self.actions = actions
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("a receiving pass failed")
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
+                self._wakeup.clear()
+
+    async def run_once(self) -> bool:
+        """One pass: evaluate received messages, then run due receipts. Whether there was work."""
+        received = await self.inbox.claim_received(BATCH, LEASE_SECONDS)
+        for message in received:
+            await self._evaluate(message)
+        due = await self.inbox.claim_receipts(BATCH, LEASE_SECONDS)
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(receipt: object) -> None:
+            async with gate:
+                await self.actions.run(receipt)  # type: ignore[arg-type]
+
+        await asyncio.gather(*(one(d) for d in due))
+        return bool(received or due)
+
+    async def _evaluate(self, message: Received) -> None:
+        scan = any(r["rule"].get("ScanEnabled") for entry in message.plan for r in entry["rules"])
+        try:
+            verdicts, added = await self.judge(message, scan)
+            for recipient in message.feedback:
+                outcome = await self.feedback(recipient, message.body)
+                log.info("report from %s to %s: %s", message.mail_from or "<>", recipient, outcome)
+            await self.inbox.evaluated(message.id, verdicts, added)
+        except Exception:
+            log.exception("working out received message %s failed; trying again later", message.id)
+            await self.inbox.retry_received(message.id, RETRY_SECONDS)

@@ -1,0 +1,392 @@
+"""Receiving mail through the MX, end to end: smtplib into the MX listener, receipt rules made with
+boto3, and each action's effect where a user would look for it (the object store, an SNS subscriber, an
+HTTP function, a bounce in the sender's mailbox)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import smtplib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sesame.testing.http_sink import HttpSink, verify_sns_signature
+from sesame.testing.servers import SesameProcess
+from tests.conftest import client
+
+MESSAGE = (
+    b"From: Alice <alice@sender.test>\r\n"
+    b"To: Bob <bob@example.test>\r\n"
+    b"Subject: Hello receiving\r\n"
+    b"Message-ID: <hello-1@sender.test>\r\n"
+    b"Date: Sat, 05 Dec 2026 12:00:00 +0000\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hello Bob.\r\n"
+)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def mx(proc: SesameProcess) -> smtplib.SMTP:
+    host, port = proc.listeners["mx"]
+    return smtplib.SMTP(host, port, timeout=10)
+
+
+def deliver(
+    proc: SesameProcess, rcpts: list[str], data: bytes = MESSAGE, sender: str = "alice@sender.test"
+) -> str:
+    """Send one message into the MX; its receiving message id (from the 250 reply)."""
+    with mx(proc) as smtp:
+        smtp.ehlo("client.sender.test")
+        smtp.mail(sender)
+        for rcpt in rcpts:
+            code, text = smtp.rcpt(rcpt)
+            assert code == 250, (rcpt, code, text)
+        code, text = smtp.data(data)
+        assert code == 250, text
+    return text.decode().split()[-1]
+
+
+def inbound(proc: SesameProcess, message_id: str) -> dict[str, Any]:
+    found = httpx.get(f"{proc.endpoint}/_sesame/inbound", params={"id": message_id}).json()["messages"]
+    assert len(found) == 1
+    return found[0]
+
+
+def receipts_done(proc: SesameProcess, message_id: str) -> dict[str, Any] | None:
+    msg = inbound(proc, message_id)
+    if msg["receipts"] and all(r["state"] != "pending" for r in msg["receipts"]):
+        return msg
+    return None
+
+
+class Functions:
+    """A Lambda-style function on loopback: records each event, answers with ``answer``."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.answer: dict[str, Any] | None = None
+        functions = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                functions.events.append(json.loads(body))
+                out = json.dumps(functions.answer or {}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/invoke"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:receive"
+
+
+@pytest.fixture(scope="module")
+def functions() -> Iterator[Functions]:
+    f = Functions()
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def receiving(
+    module_database: str, tmp_path_factory: pytest.TempPathFactory, functions: Functions
+) -> Iterator[SesameProcess]:
+    """``sesame dev`` with an MX; its rules are made per test (a rule set each)."""
+    data_dir = tmp_path_factory.mktemp("receiving")
+    config = data_dir / "sesame.toml"
+    config.write_text(f'[receiving]\nfunctions = {{"{FUNCTION}" = "{functions.url}"}}\n')
+    with SesameProcess("dev", data_dir=data_dir, database=module_database, config_file=config) as proc:
+        yield proc
+
+
+ACCOUNT = "123456789012"
+
+
+def ses(proc: SesameProcess) -> Any:
+    return client("ses", proc.endpoint, key=ACCOUNT)
+
+
+def activate(proc: SesameProcess, name: str, *rules: dict[str, Any]) -> None:
+    v1 = ses(proc)
+    v1.create_receipt_rule_set(RuleSetName=name)
+    after = None
+    for rule in rules:
+        v1.create_receipt_rule(
+            RuleSetName=name, Rule={"Enabled": True, **rule}, **({"After": after} if after else {})
+        )
+        after = rule["Name"]
+    v1.set_active_receipt_rule_set(RuleSetName=name)
+
+
+def objects(proc: SesameProcess, bucket: str) -> Path:
+    assert proc.data_dir is not None
+    return proc.data_dir / "objects" / bucket
+
+
+# -- the listener ----------------------------------------------------------------------------------
+
+
+def test_dev_mx_captures_mail_for_any_domain(receiving: SesameProcess) -> None:
+    message_id = deliver(receiving, ["someone@anything.example"])
+    got = inbound(receiving, message_id)
+    assert got["state"] == "captured"
+    assert got["source"] == "alice@sender.test"
+    assert got["destination"] == ["someone@anything.example"]
+    assert got["subject"] == "Hello receiving"
+    assert got["text"].strip() == "Hello Bob."
+    assert got["raw"].endswith("Hello Bob.\r\n")
+
+
+def test_the_mx_offers_starttls_and_no_auth_and_takes_bounces(receiving: SesameProcess) -> None:
+    with mx(receiving) as smtp:
+        code, _ = smtp.ehlo("client.test")
+        assert code == 250
+        assert smtp.has_extn("starttls") and smtp.has_extn("size")
+        assert not smtp.has_extn("auth")
+        assert smtp.docmd("AUTH", "PLAIN AGFiYwBkZWY=")[0] == 502
+        assert smtp.mail("<>")[0] == 250  # the null reverse-path of a bounce (RFC 5321 §4.5.5)
+        assert smtp.rcpt("postmaster@example.test")[0] == 250
+        smtp.rset()
+        too_big = 40 * 1024 * 1024 + 1
+        assert smtp.docmd("MAIL", f"FROM:<a@sender.test> SIZE={too_big}")[0] == 552
+
+
+def test_mail_over_starttls_is_marked_as_received_over_tls(receiving: SesameProcess) -> None:
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with mx(receiving) as smtp:
+        smtp.starttls(context=context)
+        smtp.ehlo("client.test")
+        smtp.sendmail("alice@sender.test", ["tls@anything.example"], MESSAGE)
+    found = httpx.get(f"{receiving.endpoint}/_sesame/inbound").json()["messages"]
+    assert any(m["destination"] == ["tls@anything.example"] and m["tls"] for m in found)
+
+
+# -- actions -----------------------------------------------------------------------------------------
+
+
+def test_s3_action_stores_the_message_with_ses_headers_and_added_ones(receiving: SesameProcess) -> None:
+    activate(
+        receiving,
+        "store",
+        {
+            "Name": "keep",
+            "Recipients": ["store.test"],
+            "Actions": [
+                {"AddHeaderAction": {"HeaderName": "X-Stored-By", "HeaderValue": "sesame"}},
+                {"S3Action": {"BucketName": "mail", "ObjectKeyPrefix": "in/"}},
+            ],
+        },
+    )
+    message_id = deliver(receiving, ["bob@store.test"])
+    path = objects(receiving, "mail") / "in" / message_id
+    body = wait_until(lambda: path.exists() and path.read_bytes())
+    msg = message_from_bytes(body, policy=default_policy)
+    assert msg["X-Stored-By"] == "sesame"
+    assert msg["X-SES-Spam-Verdict"] and msg["X-SES-Virus-Verdict"]
+    assert "spf=" in str(msg["Authentication-Results"])
+    assert message_id in str(msg["Received"])
+    assert body.endswith(b"Hello Bob.\r\n")
+    got = wait_until(lambda: receipts_done(receiving, message_id))
+    assert [a["type"] for a in got["receipts"][0]["actions"]] == ["AddHeaderAction", "S3Action"]
+
+
+def test_sns_action_publishes_the_received_notification_with_content(receiving: SesameProcess) -> None:
+    sns = client("sns", receiving.endpoint, key=ACCOUNT)
+    topic = sns.create_topic(Name="inbound")["TopicArn"]
+    with HttpSink() as sink:
+        sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=sink.url)
+        confirmation = sink.wait_for(lambda r: r.json()["Type"] == "SubscriptionConfirmation")
+        httpx.get(confirmation.json()["SubscribeURL"])
+        activate(
+            receiving,
+            "notify",
+            {"Name": "utf8", "Recipients": ["notify.test"], "Actions": [{"SNSAction": {"TopicArn": topic}}]},
+            {
+                "Name": "b64",
+                "Recipients": ["b64@notify.test"],
+                "Actions": [{"SNSAction": {"TopicArn": topic, "Encoding": "Base64"}}],
+            },
+        )
+        message_id = deliver(receiving, ["b64@notify.test"])
+
+        def notifications() -> list[Any] | None:
+            found = [r for r in sink.received if r.json()["Type"] == "Notification"]
+            return found if len(found) >= 2 else None
+
+        posts = wait_until(notifications)
+    encodings = []
+    for post in posts:
+        verify_sns_signature(post.json())
+        note = json.loads(post.json()["Message"])
+        assert note["notificationType"] == "Received"
+        assert note["mail"]["messageId"] == message_id
+        assert note["mail"]["source"] == "alice@sender.test"
+        assert note["mail"]["commonHeaders"]["subject"] == "Hello receiving"
+        assert note["receipt"]["recipients"] == ["b64@notify.test"]
+        assert note["receipt"]["action"]["type"] == "SNS"
+        assert note["receipt"]["spfVerdict"]["status"] in ("PASS", "FAIL", "GRAY", "PROCESSING_FAILED")
+        encoding = note["receipt"]["action"]["encoding"].upper()
+        encodings.append(encoding)
+        raw = base64.b64decode(note["content"]) if encoding.startswith("BASE") else note["content"].encode()
+        assert raw.endswith(b"Hello Bob.\r\n")
+    assert sorted(e.startswith("BASE") for e in encodings) == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("answer", "ran_after"),
+    [
+        ({"disposition": "CONTINUE"}, ["first", "second"]),
+        ({"disposition": "STOP_RULE"}, ["first", "second"]),
+        ({"disposition": "STOP_RULE_SET"}, ["first"]),
+        ({"garbage": True}, ["first", "second"]),
+    ],
+)
+def test_lambda_action_obeys_the_disposition(
+    receiving: SesameProcess, functions: Functions, answer: dict[str, Any], ran_after: list[str]
+) -> None:
+    functions.answer, functions.events = answer, []
+    name = f"lambda-{answer.get('disposition', 'none').lower()}"
+    activate(
+        receiving,
+        name,
+        {
+            "Name": "first",
+            "Recipients": ["fn.test"],
+            "Actions": [
+                {"LambdaAction": {"FunctionArn": FUNCTION, "InvocationType": "RequestResponse"}},
+                {"AddHeaderAction": {"HeaderName": "X-Same-Rule", "HeaderValue": "1"}},
+            ],
+        },
+        {"Name": "second", "Recipients": ["fn.test"], "Actions": [{"S3Action": {"BucketName": name}}]},
+    )
+    message_id = deliver(receiving, ["x@fn.test"])
+    got = wait_until(lambda: receipts_done(receiving, message_id))
+    (event,) = functions.events
+    record = event["Records"][0]
+    assert record["eventSource"] == "aws:ses"
+    assert record["ses"]["mail"]["messageId"] == message_id
+    assert "content" not in record["ses"]
+    assert record["ses"]["receipt"]["action"]["functionArn"] == FUNCTION
+    rules_run = list(dict.fromkeys(a["rule"] for a in got["receipts"][0]["actions"]))
+    assert rules_run == ran_after
+    same_rule_went_on = any(a["type"] == "AddHeaderAction" for a in got["receipts"][0]["actions"])
+    assert same_rule_went_on == (answer.get("disposition") not in ("STOP_RULE", "STOP_RULE_SET"))
+    assert (objects(receiving, name) / message_id).exists() == ("second" in ran_after)
+
+
+def test_bounce_action_sends_a_dsn_to_the_sender_and_stop_ends_the_rule_set(receiving: SesameProcess) -> None:
+    client("sesv2", receiving.endpoint, key=ACCOUNT).create_email_identity(EmailIdentity="bounce.test")
+    activate(
+        receiving,
+        "bounce",
+        {
+            "Name": "refuse",
+            "Recipients": ["nobody@bounce.test"],
+            "Actions": [
+                {
+                    "BounceAction": {
+                        "SmtpReplyCode": "550",
+                        "StatusCode": "5.1.1",
+                        "Message": "Mailbox does not exist",
+                        "Sender": "mailer@bounce.test",
+                    }
+                },
+                {"StopAction": {"Scope": "RuleSet"}},
+            ],
+        },
+        {"Name": "never", "Recipients": ["bounce.test"], "Actions": [{"S3Action": {"BucketName": "never"}}]},
+    )
+    message_id = deliver(receiving, ["nobody@bounce.test"], sender="carol@sender.test")
+    wait_until(lambda: receipts_done(receiving, message_id))
+    assert not objects(receiving, "never").exists()
+
+    def bounce() -> dict[str, Any] | None:
+        sent = httpx.get(f"{receiving.endpoint}/_aws/ses").json()["messages"]
+        return next((m for m in sent if m["Destination"]["ToAddresses"] == ["carol@sender.test"]), None)
+
+    dsn = wait_until(bounce)
+    raw = dsn["RawData"].encode() if "RawData" in dsn else b""
+    if raw:
+        report = message_from_bytes(raw, policy=default_policy)
+        assert report.get_content_type() == "multipart/report"
+        assert "Status: 5.1.1" in raw.decode()
+        assert "hello-1@sender.test" in raw.decode()
+
+
+def test_tls_policy_require_bounces_mail_received_in_clear(receiving: SesameProcess) -> None:
+    activate(
+        receiving,
+        "tls-only",
+        {
+            "Name": "secure",
+            "Recipients": ["secure.test"],
+            "TlsPolicy": "Require",
+            "Actions": [{"S3Action": {"BucketName": "secure"}}],
+        },
+    )
+    message_id = deliver(receiving, ["x@secure.test"], sender="dave@sender.test")
+    got = wait_until(lambda: receipts_done(receiving, message_id))
+    assert [a["result"] for a in got["receipts"][0]["actions"]] == ["bounced"]
+    assert not (objects(receiving, "secure") / message_id).exists()
+
+
+def test_an_action_that_fails_is_retried_and_its_place_kept(
+    receiving: SesameProcess, functions: Functions
+) -> None:
+    unknown = "arn:aws:lambda:us-east-1:123456789012:function:nowhere"
+    activate(
+        receiving,
+        "failing",
+        {
+            "Name": "store-then-call",
+            "Recipients": ["fail.test"],
+            "Actions": [
+                {"S3Action": {"BucketName": "failing"}},
+                {"LambdaAction": {"FunctionArn": unknown}},
+            ],
+        },
+    )
+    message_id = deliver(receiving, ["x@fail.test"])
+
+    def failed_once() -> dict[str, Any] | None:
+        (receipt,) = inbound(receiving, message_id)["receipts"] or [None]
+        return receipt if receipt and receipt["lastError"] else None
+
+    receipt = wait_until(failed_once)
+    assert receipt["state"] == "pending" and "LambdaAction" in receipt["lastError"]
+    assert [a["type"] for a in receipt["actions"]] == ["S3Action"]  # stored once, not again
