@@ -93,7 +93,9 @@ def mapped(server: FunctionServer, path: str, reply: Reply) -> Functions:
 
 
 @pytest.mark.parametrize("wanted", ["STOP_RULE", "STOP_RULE_SET", "CONTINUE"])
-def test_request_response_returns_the_functions_disposition(functions_server: FunctionServer, wanted: str) -> None:
+def test_request_response_returns_the_functions_disposition(
+    functions_server: FunctionServer, wanted: str
+) -> None:
     functions = mapped(functions_server, f"/{wanted}", Reply(json.dumps({"disposition": wanted}).encode()))
     result = asyncio.run(functions.invoke(ARN, EVENT, invocation_type="RequestResponse"))
     assert result == {"disposition": wanted}
@@ -106,7 +108,14 @@ def test_request_response_returns_the_functions_disposition(functions_server: Fu
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json at all", b"", b'["STOP_RULE"]', b'"STOP_RULE"', b'{"disposition": "stop_rule"}', b'{"other": 1}'],
+    [
+        b"not json at all",
+        b"",
+        b'["STOP_RULE"]',
+        b'"STOP_RULE"',
+        b'{"disposition": "stop_rule"}',
+        b'{"other": 1}',
+    ],
 )
 def test_garbage_or_absent_disposition_continues(functions_server: FunctionServer, body: bytes) -> None:
     functions = mapped(functions_server, "/garbage", Reply(body))

@@ -74,7 +74,9 @@ def test_local_put_replaces_whole_and_leaves_no_temporary_files(local: ObjectSto
         ("", "k"),
     ],
 )
-def test_local_store_refuses_names_leaving_the_bucket(local: ObjectStore, tmp_path: Path, bucket: str, key: str) -> None:
+def test_local_store_refuses_names_leaving_the_bucket(
+    local: ObjectStore, tmp_path: Path, bucket: str, key: str
+) -> None:
     with pytest.raises(InvalidObjectName) as caught:
         asyncio.run(local.put(bucket, key, MESSAGE, region="us-east-1"))
     assert caught.value.retryable is False
