@@ -206,7 +206,8 @@ class AwsSettings:
 
     #: One endpoint for every service, e.g. ``http://localhost:4566``; empty: none.
     endpoint_url: str = ""
-    #: Per-service overrides of ``endpoint_url``: ``sns``, ``events``, ``firehose``, ``cloudwatch``.
+    #: Per-service overrides of ``endpoint_url``: ``sns``, ``events``, ``firehose``, ``cloudwatch``,
+    #: ``s3`` (receipt rules' S3 actions; none: the local store ``DATA_DIR/objects/``), ``lambda``.
     endpoints: dict[str, str] = field(default_factory=dict)
     #: The credentials requests to that endpoint are signed with (SigV4, by botocore).
     access_key_id: str = ""
@@ -272,6 +273,16 @@ class VdmSettings:
 
 
 @dataclass
+class ReceivingSettings:
+    """Receiving mail through receipt rules (reference §10)."""
+
+    #: Lambda functions reached over plain HTTP: {"<function ARN>" = "http://host:port/path"}. The
+    #: receipt action POSTs its event there as JSON and, for RequestResponse, reads the function's
+    #: result from the reply. A function not listed here goes to ``aws.endpoints.lambda``.
+    functions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -325,6 +336,7 @@ class Settings:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     reputation: ReputationSettings = field(default_factory=ReputationSettings)
     vdm: VdmSettings = field(default_factory=VdmSettings)
+    receiving: ReceivingSettings = field(default_factory=ReceivingSettings)
 
     @property
     def database_url(self) -> str:

@@ -81,7 +81,33 @@ def _decoded(value: str) -> str:
         return value
 
 
-def _common_headers(headers: list[tuple[str, str]], message_id: str) -> dict[str, Any]:
+#: The order SES writes ``commonHeaders`` in: sending events and notifications…
+SENDING_ORDER = ("from", "replyTo", "to", "cc", "bcc", "returnPath", "date", "messageId", "subject")
+#: …and receiving notifications (as a 2024 SES recording has them; ``sender``, ``cc`` and ``bcc``
+#: placed where the documentation's table would put them among those).
+RECEIVING_ORDER = (
+    "returnPath", "from", "sender", "replyTo", "date", "to", "cc", "bcc", "messageId", "subject",
+)  # fmt: skip
+#: RFC 5322 §3.2.3 specials: a display name holding one is written as a quoted-string.
+_SPECIALS = set('()<>[]:;@\\,."')
+
+
+def _quoted(display: str) -> str:
+    if not any(c in _SPECIALS for c in display):
+        return display
+    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def common_headers(
+    headers: list[tuple[str, str]],
+    message_id: str | None,
+    *,
+    order: tuple[str, ...] = SENDING_ORDER,
+    quote_names: bool = False,
+) -> dict[str, Any]:
+    """The ``commonHeaders`` object of a message's header fields, keys in ``order``. ``quote_names``
+    writes display names as the message could have (``"Doe, John" <j@example.com>``), as receiving
+    notifications do; sending records show them bare."""
     by_name: dict[str, list[str]] = {}
     for name, value in headers:
         by_name.setdefault(name.lower(), []).append(value)
@@ -90,36 +116,46 @@ def _common_headers(headers: list[tuple[str, str]], message_id: str) -> dict[str
         values = by_name.get(name)
         if not values:
             return None
-        return [
-            f"{_decoded(display)} <{address}>" if display else address
-            for display, address in getaddresses(values)
-            if address
-        ]
+        out = []
+        for display, address in getaddresses(values):
+            if not address:
+                continue
+            if display:
+                display = _decoded(display)
+                out.append(f"{_quoted(display) if quote_names else display} <{address}>")
+            else:
+                out.append(address)
+        return out
 
-    out: dict[str, Any] = {}
-    for key, name in (("from", "from"), ("replyTo", "reply-to"), ("to", "to"), ("cc", "cc"), ("bcc", "bcc")):
-        if (found := addresses(name)) is not None:
-            out[key] = found
+    found: dict[str, Any] = {}
+    for key, name in (
+        ("from", "from"), ("sender", "sender"), ("replyTo", "reply-to"), ("to", "to"), ("cc", "cc"),
+        ("bcc", "bcc"),
+    ):  # fmt: skip
+        if (listed := addresses(name)) is not None:
+            found[key] = listed
     if "return-path" in by_name:
-        out["returnPath"] = by_name["return-path"][0].strip("<>")
+        found["returnPath"] = by_name["return-path"][0].strip("<>")
     if "date" in by_name:
-        out["date"] = by_name["date"][0]
-    out["messageId"] = message_id
+        found["date"] = by_name["date"][0]
+    if message_id is not None:
+        found["messageId"] = message_id
     if "subject" in by_name:
-        out["subject"] = _decoded(by_name["subject"][0])
-    return out
+        found["subject"] = _decoded(by_name["subject"][0])
+    return {key: found[key] for key in order if key in found}
 
 
-def _headers(mail: Mail) -> tuple[list[dict[str, str]], bool, list[tuple[str, str]]]:
-    fields = mail.fields
-    shown, size, truncated = [], 0, False
+def header_objects(fields: list[tuple[str, str]]) -> tuple[list[dict[str, str]], bool]:
+    """The ``headers`` list of a record and its ``headersTruncated``: the fields in order until their
+    names and values pass 10 KB."""
+    shown: list[dict[str, str]] = []
+    size = 0
     for name, value in fields:
         size += len(name) + len(value)
         if size > HEADERS_LIMIT:
-            truncated = True
-            break
+            return shown, True
         shown.append({"name": name, "value": value})
-    return shown, truncated, fields
+    return shown, False
 
 
 def auto_tags(mail: Mail) -> dict[str, list[str]]:
@@ -145,12 +181,13 @@ def mail_object(mail: Mail, *, notification: bool = False, headers: bool = True)
         "destination": list(mail.destination),
     }
     if headers:
-        shown, truncated, fields = _headers(mail)
+        fields = mail.fields
+        shown, truncated = header_objects(fields)
         out["headersTruncated"] = truncated
         out["headers"] = shown
         # Event publishing shows SES's message id; notifications the Message-ID the sender wrote.
         original = next((v for n, v in fields if n.lower() == "message-id"), mail.message_id)
-        out["commonHeaders"] = _common_headers(fields, original if notification else mail.message_id)
+        out["commonHeaders"] = common_headers(fields, original if notification else mail.message_id)
     if not notification:
         out["tags"] = auto_tags(mail)
     elif mail.source_ip:

@@ -1,4 +1,4 @@
-"""Clients for AWS-compatible services: SNS, EventBridge, Firehose, CloudWatch.
+"""Clients for AWS-compatible services: SNS, EventBridge, Firehose, CloudWatch, S3, Lambda.
 
 Requests are built, signed (SigV4) and serialized by botocore from the services' own models, never by
 hand, and sent to ``aws.endpoint_url`` or ``aws.endpoints.<service>``: real AWS, LocalStack or moto.
@@ -33,28 +33,33 @@ class AwsClients:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
         self._session = botocore.session.get_session()
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, float | None], Any] = {}
         self._lock = threading.Lock()
 
     def configured(self, service: str) -> bool:
         return bool(self.settings.endpoint(service))
 
-    def client(self, service: str, region: str) -> Any:
+    def client(self, service: str, region: str, *, read_timeout: float | None = None) -> Any:
+        """The service's client for the region; ``read_timeout`` (seconds) for calls that may wait on
+        the far side longer than the usual 15 s (a Lambda function run synchronously)."""
         endpoint = self.settings.endpoint(service)
         if not endpoint:
             raise NoEndpoint(
                 f"no endpoint is configured for {service} (aws.endpoint_url or aws.endpoints.{service})"
             )
         with self._lock:  # creating a client is not thread-safe; using one is
-            key = (service, region)
+            key = (service, region, read_timeout)
             if key not in self._clients:
+                config = _CONFIG if read_timeout is None else _CONFIG.merge(Config(read_timeout=read_timeout))
+                if service == "s3":  # S3-compatible stores (MinIO, LocalStack, moto) take path-style URLs
+                    config = config.merge(Config(s3={"addressing_style": "path"}))
                 self._clients[key] = self._session.create_client(
                     service,
                     region_name=region,
                     endpoint_url=endpoint,
                     aws_access_key_id=self.settings.access_key_id or "sesame",
                     aws_secret_access_key=self.settings.secret_access_key or "sesame",
-                    config=_CONFIG,
+                    config=config,
                 )
             return self._clients[key]
 
