@@ -206,6 +206,7 @@ class Sesame:
                     await s.execute(sa.delete(table))
         self.authenticator.forget()
         self.accounts._key_cache.clear()
+        self.receipt_rules.invalidate()
 
     async def close(self) -> None:
         if self.engine is not None:
