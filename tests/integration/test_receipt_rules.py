@@ -426,3 +426,29 @@ def test_rules_for_and_connection_allowed(sesame: Sesame) -> None:
         assert await rr.rules_for("owner@example.net") == []
 
     asyncio.run(go())
+
+
+def test_another_nodes_change_is_seen_within_the_cache_time(sesame: Sesame) -> None:
+    """Nodes sharing PostgreSQL each keep a snapshot: a change made through one node is seen by it at
+    once, and by the others once their snapshot is older than ``cache_seconds``."""
+    from sesame.receiving.rules import ReceiptRules
+
+    async def go() -> None:
+        await sesame.open()
+        try:
+            this, other = sesame.receipt_rules, ReceiptRules(sesame.db, cache_seconds=0.3)
+            account = "444444444444"
+            await sesame.accounts.ensure(account)
+            await sesame.identities.create(account, "us-east-1", "example.com")
+            await this.create_set(account, "us-east-1", "rs")
+            await this.set_active(account, "us-east-1", "rs")
+            assert await other.rules_for("a@example.com") == []  # its snapshot: no enabled rule yet
+            await this.create_rule(account, "us-east-1", "rs", {"Name": "all", "Enabled": True})
+            assert len(await this.rules_for("a@example.com")) == 1  # its own write: at once
+            assert await other.rules_for("a@example.com") == []  # not yet
+            await asyncio.sleep(0.35)
+            assert len(await other.rules_for("a@example.com")) == 1
+        finally:
+            await sesame.close()
+
+    asyncio.run(go())
