@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.domain.identities import EMAIL, SUCCESS
 from sesame.receiving import definitions as d
@@ -97,7 +98,7 @@ class ReceiptRules:
             s.add(ReceiptRuleSet(account_id=account_id, region=region, name=name, created_at=utcnow()))
         self.invalidate()
 
-    async def _check_new_set(self, s: Any, account_id: str, region: str, name: str) -> None:
+    async def _check_new_set(self, s: AsyncSession, account_id: str, region: str, name: str) -> None:
         if await s.get(ReceiptRuleSet, (account_id, region, name)) is not None:
             raise d.ReceiptExists("Rule set", name)
         count = await s.scalar(
@@ -268,7 +269,7 @@ class ReceiptRules:
         account_id: str,
         region: str,
         set_name: str,
-        change: Any,  # Callable[[list[dict]], list[dict]]
+        change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
     ) -> None:
         async with self.db.write() as s:
             row = await s.get(ReceiptRuleSet, (account_id, region, set_name), with_for_update=True)
