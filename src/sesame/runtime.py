@@ -39,6 +39,7 @@ from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.providers.sns import SnsProvider
+from sesame.receiving.rules import ReceiptRules
 from sesame.resolver import Lookup
 from sesame.storage import migrate
 from sesame.storage.db import Database
@@ -115,6 +116,8 @@ class Sesame:
             observers=[self.reputation.observe, self.vdm.observe],
         )
         self.event_destinations.topics = self.publisher
+        # Receipt rules and IP filters; the MX asks them per connection and per recipient.
+        self.receipt_rules = ReceiptRules(self.db, topics=self.publisher)
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),
@@ -203,6 +206,7 @@ class Sesame:
                     await s.execute(sa.delete(table))
         self.authenticator.forget()
         self.accounts._key_cache.clear()
+        self.receipt_rules.invalidate()
 
     async def close(self) -> None:
         if self.engine is not None:

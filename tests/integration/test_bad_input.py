@@ -73,7 +73,8 @@ def v2_error(resp: httpx.Response) -> tuple[int, str]:
         (b"Action=SendRawEmail&Version=2010-12-01&RawMessage.Data=***", (400, "MalformedInput")),
         (b"Action=SendRawEmail&Version=2010-12-01", (400, "ValidationError")),
         (
-            b"Action=DescribeActiveReceiptRuleSet",
+            b"Action=SendBounce&OriginalMessageId=m&BounceSender=a%40example.com"
+            b"&BouncedRecipientInfoList.member.1.Recipient=b%40example.com",
             (501, "NotImplemented"),
         ),
     ],

@@ -13,6 +13,7 @@ from sesame.awsapi.spec import ServiceName
 from sesame.domain import configuration_sets as cs
 from sesame.domain import event_destinations as ed
 from sesame.errors import AlreadyExists, DomainError, InvalidRequest, LimitExceeded, NotFound
+from sesame.receiving import definitions as rx
 
 V1 = service_errors("ses")
 V2 = service_errors("sesv2")
@@ -27,6 +28,12 @@ _TABLES: dict[str, dict[type[DomainError], type[ServiceError]]] = {
         ed.InvalidSnsDestination: V1.InvalidSNSDestinationException,
         ed.InvalidFirehoseDestination: V1.InvalidFirehoseDestinationException,
         ed.InvalidCloudWatchDestination: V1.InvalidCloudWatchDestinationException,
+        rx.RuleSetNotFound: V1.RuleSetDoesNotExistException,
+        rx.RuleNotFound: V1.RuleDoesNotExistException,
+        rx.RuleSetInUse: V1.CannotDeleteException,
+        rx.InvalidSnsTopic: V1.InvalidSnsTopicException,
+        rx.InvalidS3Configuration: V1.InvalidS3ConfigurationException,
+        rx.InvalidLambdaFunction: V1.InvalidLambdaFunctionException,
         AlreadyExists: V1.AlreadyExistsException,
         LimitExceeded: V1.LimitExceededException,
         InvalidRequest: InvalidParameterValue,
@@ -45,5 +52,6 @@ def translate(service: ServiceName, exc: DomainError) -> ServiceError:
     table = _TABLES.get(service, {})
     for cls in type(exc).__mro__:
         if cls in table:
-            return table[cls](exc.message)
+            # Some error shapes name what was wrong (receiving's ``Name``, ``Topic``, ``Bucket``).
+            return table[cls](exc.message, **getattr(exc, "fields", {}))
     return InvalidParameterValue(exc.message)

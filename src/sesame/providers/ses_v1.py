@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sesame.awsapi.context import RequestContext
 from sesame.domain.quotas import send_quota
 from sesame.providers.configuration_sets import ConfigurationSetsV1
+from sesame.providers.receiving import ReceivingV1
 from sesame.providers.v1_identities import IdentitiesV1
 from sesame.providers.v1_sending import SendingV1
 from sesame.providers.verification import VerificationV1
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from sesame.runtime import Sesame
 
 
-class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1):
+class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1, ReceivingV1):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
@@ -30,6 +31,7 @@ class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1
         self.configuration_sets = sesame.configuration_sets
         self.event_destinations = sesame.event_destinations
         self.reputation = sesame.reputation
+        self.receipt_rules = sesame.receipt_rules
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)

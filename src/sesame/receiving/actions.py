@@ -27,16 +27,22 @@ log = logging.getLogger(__name__)
 
 #: SES stops retrying an action after four hours and counts it as PublishExpired (reference 10.3).
 GIVE_UP_AFTER = dt.timedelta(hours=4)
-#: The SNS action's limit on a notification with the message in it; larger mail is bounced.
-SNS_MAX_BYTES = 150 * 1024
-SUBJECT = "Amazon SES Email Receipt Notification"
 
 PublishSns = Callable[[str, str, str, str | None], Awaitable[None]]
 SendSystem = Callable[[str, str, Outgoing], Awaitable[str]]
 
 
 class ActionFailed(Exception):
-    """An action could not be carried out now; the receipt is tried again later."""
+    """An action could not be carried out now; the receipt is tried again later, unless the cause
+    will not go away (``retryable`` false: a key the store refuses, an event a function cannot take)."""
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+def _failed(exc: Exception) -> ActionFailed:
+    return ActionFailed(str(exc) or type(exc).__name__, retryable=getattr(exc, "retryable", True))
 
 
 @dataclass(slots=True)
@@ -86,8 +92,7 @@ class Actions:
                     break
                 rule_at, action_at = rule_at + 1, 0
         except _Stopped as stopped:
-            rule_at, action_at = stopped.rule, stopped.action
-            await self._failed(run, rule_at, action_at, stopped.reason)
+            await self._failed(run, stopped)
             return
         await self.inbox.advance(
             due,
@@ -114,10 +119,10 @@ class Actions:
             try:
                 outcome = await self._act(run, kind, params, recipients)
             except ActionFailed as exc:
-                raise _Stopped(rule_at, index, f"{kind}: {exc}") from exc
+                raise _Stopped(rule_at, index, f"{kind}: {exc}", exc.retryable) from exc
             except Exception as exc:  # an unexpected error is a failure of this action, retried
                 log.exception("receipt action %s of message %s failed", kind, run.message.id)
-                raise _Stopped(rule_at, index, f"{kind}: {exc}") from exc
+                raise _Stopped(rule_at, index, f"{kind}: {exc}", True) from exc
             run.log.append({"rule": rule.get("Name"), "type": kind, "result": outcome})
             if outcome == "STOP_RULE":
                 return "CONTINUE"
@@ -125,9 +130,13 @@ class Actions:
                 return "STOP_RULE_SET"
         return "CONTINUE"
 
-    async def _failed(self, run: _Run, rule_at: int, action_at: int, reason: str) -> None:
-        due, now = run.due, utcnow()
-        if now - due.created_at >= GIVE_UP_AFTER:
+    async def _failed(self, run: _Run, stopped: _Stopped) -> None:
+        due, now, reason = run.due, utcnow(), stopped.reason
+        if not stopped.retryable:
+            log.warning("receipt %s of message %s failed for good: %s", due.id, run.message.id, reason)
+            run.log.append({"type": "PublishFailure", "result": reason})
+            state, retry_at = "failed", now
+        elif now - due.created_at >= GIVE_UP_AFTER:
             log.warning("receipt %s of message %s expired: %s", due.id, run.message.id, reason)
             run.log.append({"type": "PublishExpired", "result": reason})
             state, retry_at = "expired", now
@@ -136,8 +145,8 @@ class Actions:
         await self.inbox.advance(
             due,
             state=state,
-            rule=rule_at,
-            action=action_at,
+            rule=stopped.rule,
+            action=stopped.action,
             headers=run.headers,
             log=run.log,
             last_error=reason,
@@ -151,17 +160,18 @@ class Actions:
             run.headers.append([params["HeaderName"], params["HeaderValue"]])
             return "CONTINUE"
         if kind == "S3Action":
-            key = (params.get("ObjectKeyPrefix") or "") + run.message.id
+            key = notifications.s3_object_key(params.get("ObjectKeyPrefix"), run.message.id)
             try:
                 where = await self.objects.put(params["BucketName"], key, run.copy(), region=run.due.region)
             except Exception as exc:
-                raise ActionFailed(str(exc)) from exc
+                raise _failed(exc) from exc
             await self._notify(run, kind, params, recipients)
             return f"stored at {where}"
         if kind == "SNSAction":
             encoding = params.get("Encoding") or "UTF-8"
-            body = self._notification(run, kind, params, recipients, content=run.copy(), encoding=encoding)
-            if len(body.encode()) > SNS_MAX_BYTES:
+            try:
+                body = self._notification(run, kind, params, recipients, content=run.copy(), encoding=encoding)
+            except notifications.NotificationTooLarge:  # SES bounces mail the SNS action cannot carry
                 await self._bounce_back(run, recipients, 552, "5.3.4", "Message too large for notification.")
                 return "STOP_RULE_SET"
             await self._publish(run, params["TopicArn"], body)
@@ -187,7 +197,7 @@ class Actions:
         try:
             response = await self.functions.invoke(params["FunctionArn"], event, invocation_type=invocation)
         except Exception as exc:
-            raise ActionFailed(str(exc)) from exc
+            raise _failed(exc) from exc
         await self._notify(run, "LambdaAction", params, recipients)
         return disposition(response) if invocation == "RequestResponse" else "CONTINUE"
 
@@ -207,7 +217,7 @@ class Actions:
             processing_ms=int((now - m.received_at).total_seconds() * 1000),
             recipients=recipients,
             verdicts=m.verdicts or {},
-            action=notifications.action_object(kind, params),
+            action=notifications.action_object(kind, params, message_id=m.id),
         )
 
     def _notification(
@@ -230,9 +240,9 @@ class Actions:
 
     async def _publish(self, run: _Run, topic_arn: str, body: str) -> None:
         try:
-            await self.publish_sns(run.due.account_id, topic_arn, body, SUBJECT)
+            await self.publish_sns(run.due.account_id, topic_arn, body, notifications.SNS_SUBJECT)
         except Exception as exc:
-            raise ActionFailed(str(exc)) from exc
+            raise _failed(exc) from exc
 
     async def _bounce_back(
         self, run: _Run, recipients: list[str], code: int, status: str, text: str, *, sender: str = ""
@@ -272,9 +282,11 @@ class Actions:
 
 
 class _Stopped(Exception):
-    def __init__(self, rule: int, action: int, reason: str) -> None:
+    """A receipt stops at an action that failed: where, and why."""
+
+    def __init__(self, rule: int, action: int, reason: str, retryable: bool) -> None:
         super().__init__(reason)
-        self.rule, self.action, self.reason = rule, action, reason
+        self.rule, self.action, self.reason, self.retryable = rule, action, reason, retryable
 
 
 def backoff(attempts: int) -> dt.timedelta:

@@ -651,3 +651,47 @@ class Receipt(Base):
     #: What each action did: [{"rule", "action", "type", "result"}], for the console and tests.
     log: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReceiptRuleSet(Base):
+    """A receipt rule set (SES v1 receiving). Its rules are one ordered JSON list of ReceiptRule objects
+    in the API's own spelling (``Name``, ``Enabled``, ``TlsPolicy``, ``Recipients``, ``Actions``,
+    ``ScanEnabled``): every change rewrites the list under the row's lock, and the MX reads it whole.
+    At most one set per account and region is ``active``: a partial unique index says so, and the MX's
+    read of every active set uses it."""
+
+    __tablename__ = "receipt_rule_sets"
+    __table_args__ = (
+        sa.Index(
+            "uq_receipt_rule_sets_active",
+            "account_id",
+            "region",
+            unique=True,
+            sqlite_where=sa.text("active = 1"),
+            postgresql_where=sa.text("active"),
+        ),
+    )
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(default=False)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+
+
+class ReceiptFilter(Base):
+    """An IP address filter of an account's receiving: ``policy`` Block or Allow, ``cidr`` as given."""
+
+    __tablename__ = "receipt_filters"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    policy: Mapped[str] = mapped_column(sa.String(8))
+    cidr: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
