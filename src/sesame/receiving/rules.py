@@ -49,12 +49,14 @@ class Topics(Protocol):
 class MatchedRuleSet:
     """The rules of one account's active rule set that apply to one recipient, in the set's order.
     Each rule is a ReceiptRule in the API's spelling (``Name``, ``TlsPolicy``, ``ScanEnabled``,
-    ``Actions`` as ``[{"S3Action": {...}}, ...]``)."""
+    ``Actions`` as ``[{"S3Action": {...}}, ...]``). ``positions`` holds each rule's place in the set,
+    so that the rules matched by a message's several recipients can be run in the set's order."""
 
     account_id: str
     region: str
     rule_set_name: str
     rules: tuple[dict[str, Any], ...]
+    positions: tuple[int, ...] = ()
 
 
 @dataclass(eq=False)
@@ -358,10 +360,11 @@ class ReceiptRules:
                 continue
             if client_ip is not None and not filter_allows(receiver.filters, client_ip):
                 continue
-            rules = tuple(r for r in receiver.rules if rule_matches(r, recipient))
-            if rules:
+            matched = [(i, r) for i, r in enumerate(receiver.rules) if rule_matches(r, recipient)]
+            if matched:
+                positions, rules = zip(*matched, strict=True)
                 found.append(
-                    MatchedRuleSet(receiver.account_id, receiver.region, receiver.rule_set_name, rules)
+                    MatchedRuleSet(receiver.account_id, receiver.region, receiver.rule_set_name, rules, positions)
                 )
         return found
 

@@ -12,36 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sesame.config import Settings
 from sesame.receiving.inbox import Arrival, Inbox
+from sesame.receiving.rules import ReceiptRules
 from sesame.smtp.door import OK, TEMPORARY_FAILURE, Envelope, Reply
 
 log = logging.getLogger(__name__)
 
 BLOCKED = Reply(554, "Access denied")
 NO_SUCH_USER = Reply(550, "5.1.1 Requested action not taken: mailbox unavailable")
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """The enabled rules of one account's active rule set that cover a recipient, in the set's order:
-    ``rules`` holds (position in the set, the ReceiptRule as the API spells it)."""
-
-    account_id: str
-    region: str
-    rule_set: str
-    rules: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-
-class RuleBook(Protocol):
-    async def client_allowed(self, ip: str) -> bool:
-        """Whether the receipt filters let a client at ``ip`` in."""
-
-    async def matches(self, recipient: str) -> list[Match]:
-        """Every account's active rules covering ``recipient``."""
 
 
 #: Whether an address is a return path of Sesame's (its mail is a bounce or a complaint report).
@@ -52,7 +33,7 @@ class Inbound:
     requires_account = False
 
     def __init__(
-        self, settings: Settings, inbox: Inbox, rules: RuleBook, is_return_path: IsReturnPath
+        self, settings: Settings, inbox: Inbox, rules: ReceiptRules, is_return_path: IsReturnPath
     ) -> None:
         self.dev = settings.mode == "dev"
         self.inbox = inbox
@@ -69,7 +50,7 @@ class Inbound:
 
     async def connect(self, peer: str) -> Reply | None:
         try:
-            allowed = await self.rules.client_allowed(peer)
+            allowed = await self.rules.connection_allowed(peer)
         except Exception:  # the database: rather than refuse everyone, let mail in and filter later
             log.exception("reading the receipt filters for %s failed", peer)
             return None
@@ -79,7 +60,7 @@ class Inbound:
         if self.dev:
             return OK
         try:
-            if await self.is_return_path(address) or await self.rules.matches(address):
+            if await self.is_return_path(address) or await self.rules.rules_for(address, envelope.peer):
                 return OK
         except Exception:
             log.exception("matching the recipient %s failed", address)
@@ -106,9 +87,9 @@ class Inbound:
             if await self.is_return_path(rcpt):
                 feedback.append(rcpt)
                 continue
-            for match in await self.rules.matches(rcpt):
-                rules = plan.setdefault((match.account_id, match.region, match.rule_set), {})
-                for position, rule in match.rules:
+            for match in await self.rules.rules_for(rcpt, envelope.peer):
+                rules = plan.setdefault((match.account_id, match.region, match.rule_set_name), {})
+                for position, rule in zip(match.positions, match.rules, strict=True):
                     rules.setdefault(position, (rule, []))[1].append(rcpt)
         entries = [
             {
