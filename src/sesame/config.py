@@ -268,6 +268,25 @@ class VdmSettings:
 
 
 @dataclass
+class ReceivingSettings:
+    """Receiving mail (reference §10): the scanners behind a receipt rule's ScanEnabled.
+
+    With no scanner configured a scanned message's spam and virus verdicts are GRAY (undetermined),
+    and the log says why; a configured scanner that cannot be reached gives PROCESSING_FAILED.
+    """
+
+    #: "HOST:PORT" of SpamAssassin's spamd (SPAMC/SPAMD protocol); empty: no spam scanning.
+    spamd: str | None = None
+    #: "HOST:PORT" of ClamAV's clamd (INSTREAM); empty: no virus scanning.
+    clamd: str | None = None
+    #: DNS blocklist zones (e.g. "zen.spamhaus.org") the client address is looked up in, through the
+    #: ``dns`` resolver; a listed client makes the spam verdict FAIL.
+    dnsbl: list[str] = field(default_factory=list)
+    #: Seconds one scanner may take (connecting, sending the message, answering).
+    scan_timeout: float = 10.0
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -321,6 +340,7 @@ class Settings:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     reputation: ReputationSettings = field(default_factory=ReputationSettings)
     vdm: VdmSettings = field(default_factory=VdmSettings)
+    receiving: ReceivingSettings = field(default_factory=ReceivingSettings)
 
     @property
     def database_url(self) -> str:

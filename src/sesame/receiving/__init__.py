@@ -1,0 +1,1 @@
+"""Receiving mail: rule sets, verdicts, receipt actions, feedback."""
