@@ -213,9 +213,19 @@ async def verify_dkim(lookup: Lookup, message: bytes) -> tuple[DkimSignature, ..
             if name in temporary:
                 outcomes.append(DkimSignature(domain, identity, "temperror"))
                 continue
-            try:
-                ok = dkim.DKIM(message, logger=log).verify(idx=index, dnsfunc=answer)
-            except dkim.DKIMException as exc:  # malformed signature or key (RFC 6376 §6.1: PERMFAIL)
+            verifier = dkim.DKIM(message, logger=log)
+            try:  # the signature's own tags: required ones present, sane values (RFC 6376 §6.1.1)
+                prepared = verifier.verify_headerprep(index)
+            except dkim.DKIMException as exc:
+                log.info("DKIM signature by %s malformed: %s", domain, exc)
+                outcomes.append(DkimSignature(domain, identity, "permerror"))
+                continue
+            try:  # the key, the body hash and the signature (RFC 6376 §6.1.2-6.1.3)
+                ok = bool(prepared) and verifier.verify_sig(*prepared[:2], prepared[2][index], answer)
+            except dkim.ValidationError as exc:  # e.g. the body hash does not match: the signature fails
+                log.info("DKIM signature by %s does not verify: %s", domain, exc)
+                ok = False
+            except dkim.DKIMException as exc:  # an unusable key or algorithm
                 log.info("DKIM signature by %s not verifiable: %s", domain, exc)
                 outcomes.append(DkimSignature(domain, identity, "permerror"))
                 continue
