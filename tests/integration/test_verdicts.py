@@ -215,6 +215,13 @@ def test_dkim_key_lookup_failure_is_processing_failed(zone: DnsServer, domain: s
     assert v.dkim_signatures[0].result == "temperror"
 
 
+def test_malformed_signature_or_message_is_processing_failed(zone: DnsServer, domain: str) -> None:
+    v = run(zone, mail_from=f"b@{domain}", raw=b"DKIM-Signature: nonsense\r\n" + message(domain))
+    assert (v.dkim, v.dkim_signatures[0].result) == ("PROCESSING_FAILED", "permerror")
+    v = run(zone, mail_from=f"b@{domain}", raw=b"no header here\r\n\r\nbody\r\n")
+    assert (v.dkim, v.dmarc) == ("PROCESSING_FAILED", "PROCESSING_FAILED")
+
+
 def test_dkim_missing_key_fails(zone: DnsServer, domain: str, key_pem: str) -> None:
     v = run(zone, mail_from=f"b@{domain}", raw=sign(message(domain), SigningKey("s9", domain, key_pem)))
     assert v.dkim == "FAIL"

@@ -12,9 +12,9 @@ the reference's table is silent or differs; "observed" below means real SES noti
   permerror (observed) and temperror → PROCESSING_FAILED.
 - DKIM (RFC 6376, verified by dkimpy with keys fetched through Sesame's resolver): the verdict is
   about signatures by the From domain (same organizational domain): one verifies → PASS, one fails →
-  FAIL, only DNS failures or malformed ones → PROCESSING_FAILED; unsigned, or signed only by other
-  domains → GRAY (observed: a valid third-party signature alone gave GRAY). Every signature is listed
-  in Authentication-Results.
+  FAIL, only DNS failures or malformed ones (or a malformed header section) → PROCESSING_FAILED;
+  unsigned, or signed only by other domains → GRAY (observed: a valid third-party signature alone
+  gave GRAY). Every signature is listed in Authentication-Results.
 - DMARC (RFC 7489, ``dmarc.py``): aligned SPF or DKIM pass → PASS; otherwise FAIL with ``dmarcPolicy``
   set to the domain's policy (none, quarantine or reject); no DMARC record → GRAY. The reference
   transcribes GRAY for "p=none", but SES's own notifications show FAIL with ``"dmarcPolicy": "none"``
@@ -172,7 +172,11 @@ def author_domain(message: bytes) -> str:
 async def verify_dkim(lookup: Lookup, message: bytes) -> tuple[DkimSignature, ...]:
     """Each DKIM-Signature's outcome. dkimpy verifies synchronously, so the keys are fetched first through
     Sesame's resolver and handed to it from memory, and the verification runs on a thread."""
-    headers = dkim.DKIM(message).headers
+    try:
+        headers = dkim.DKIM(message).headers
+    except dkim.MessageFormatError as exc:  # a header section that is not RFC 5322
+        log.info("DKIM not checked, the message is malformed: %s", exc)
+        return (DkimSignature("", "", "permerror"),)
     fields = [value for name, value in headers if name.lower() == b"dkim-signature"]
     if not fields:
         return ()
@@ -247,8 +251,8 @@ async def _key_record(lookup: Lookup, name: str) -> str | LookupTemporaryError |
 
 def _dkim_status(signatures: tuple[DkimSignature, ...], from_domain: str) -> Status:
     own = [s for s in signatures if from_domain and s.domain and dmarc.aligned("r", s.domain, from_domain)]
-    if not own:
-        return "GRAY"
+    if not own:  # a signature too malformed to name its domain might have been the From domain's
+        return "PROCESSING_FAILED" if any(not s.domain for s in signatures) else "GRAY"
     if any(s.result == "pass" for s in own):
         return "PASS"
     if any(s.result == "fail" for s in own):
