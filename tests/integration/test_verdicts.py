@@ -155,9 +155,24 @@ def test_spf_include_redirect_a_mx_and_macros(zone: DnsServer, domain: str) -> N
     assert ("10.2.0.192.allow." + exists + ".", "A") in zone.queries
 
 
+def test_spf_ptr_needs_a_name_that_points_back(zone: DnsServer, domain: str) -> None:
+    zone.add("11.2.0.192.in-addr.arpa", "PTR", f"mail.{domain}.")
+    zone.add(f"mail.{domain}", "A", "192.0.2.11")
+    zone.add("12.2.0.192.in-addr.arpa", "PTR", f"liar.{domain}.")  # whose A record is another address
+    zone.add(f"liar.{domain}", "A", "198.51.100.1")
+    zone.add(domain, "TXT", '"v=spf1 ptr -all"')
+    assert run(zone, mail_from=f"b@{domain}", raw=message(domain), client_ip="192.0.2.11").spf == "PASS"
+    assert run(zone, mail_from=f"b@{domain}", raw=message(domain), client_ip="192.0.2.12").spf == "FAIL"
+
+
 def test_spf_ipv6_client(zone: DnsServer, domain: str) -> None:
-    v = spf(zone, domain, "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all", client_ip="2001:db8::25")
+    v = spf(zone, domain, f"v=spf1 ip4:192.0.2.0/24 a:v6.{domain}/24//64 -all", client_ip="2001:db8::25")
+    zone.add(f"v6.{domain}", "AAAA", "2001:db8::1")
+    assert v.spf_result == "fail"  # published after the first check
+    v = run(zone, mail_from=f"b@{domain}", raw=message(domain), client_ip="2001:db8::25")
     assert v.spf_result == "pass"
+    other = f"x{domain}"
+    assert spf(zone, other, "v=spf1 ip6:2001:db8::/32 -all", client_ip="2001:db8::25").spf == "PASS"
     assert "client-ip=2001:db8::25;" in authentication_results("x", v)
 
 
