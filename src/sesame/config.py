@@ -274,12 +274,26 @@ class VdmSettings:
 
 @dataclass
 class ReceivingSettings:
-    """Receiving mail through receipt rules (reference §10)."""
+    """Receiving mail (reference §10): the scanners behind a receipt rule's ScanEnabled, and where
+    Lambda functions named by receipt rules are reached.
+
+    With no scanner configured a scanned message's spam and virus verdicts are GRAY (undetermined),
+    and the log says why; a configured scanner that cannot be reached gives PROCESSING_FAILED.
+    """
 
     #: Lambda functions reached over plain HTTP: {"<function ARN>" = "http://host:port/path"}. The
     #: receipt action POSTs its event there as JSON and, for RequestResponse, reads the function's
     #: result from the reply. A function not listed here goes to ``aws.endpoints.lambda``.
     functions: dict[str, str] = field(default_factory=dict)
+    #: "HOST:PORT" of SpamAssassin's spamd (SPAMC/SPAMD protocol); empty: no spam scanning.
+    spamd: str | None = None
+    #: "HOST:PORT" of ClamAV's clamd (INSTREAM); empty: no virus scanning.
+    clamd: str | None = None
+    #: DNS blocklist zones (e.g. "zen.spamhaus.org") the client address is looked up in, through the
+    #: ``dns`` resolver; a listed client makes the spam verdict FAIL.
+    dnsbl: list[str] = field(default_factory=list)
+    #: Seconds one scanner may take (connecting, sending the message, answering).
+    scan_timeout: float = 10.0
 
 
 @dataclass

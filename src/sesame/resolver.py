@@ -14,6 +14,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.resolver
+import dns.reversename
 
 from sesame.config import DnsSettings
 
@@ -78,6 +79,21 @@ class Lookup:
     async def addresses(self, name: str) -> list[str]:
         found = [r.address for r in await self._answer(name, "A")]
         return found + [r.address for r in await self._answer(name, "AAAA")]
+
+    async def ipv4(self, name: str) -> list[str]:
+        """The A records alone: SPF asks for the client's own address family (RFC 7208 §5.3)."""
+        return [r.address for r in await self._answer(name, "A")]
+
+    async def ipv6(self, name: str) -> list[str]:
+        return [r.address for r in await self._answer(name, "AAAA")]
+
+    async def ptr(self, address: str) -> list[str]:
+        """The names an address points back to (its in-addr.arpa / ip6.arpa PTR records)."""
+        try:
+            name = dns.reversename.from_address(address).to_text()
+        except (dns.exception.SyntaxError, ValueError):
+            raise InvalidName(f"{address} is not an IP address") from None
+        return [r.target.to_text().rstrip(".") for r in await self._answer(name, "PTR")]
 
     async def mx(self, domain: str) -> list[tuple[int, str]]:
         return sorted(
