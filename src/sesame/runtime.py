@@ -30,17 +30,24 @@ from sesame.domain.vdm import Vdm
 from sesame.domain.verification import Verification
 from sesame.events import inspect
 from sesame.events.publisher import EventPublisher
+from sesame.integrations.functions import Functions
+from sesame.integrations.objects import ObjectStore, objects_root
 from sesame.integrations.sns import Sns
 from sesame.integrations.sns.delivery import Deliverer
 from sesame.integrations.sns.signing import Signer
 from sesame.mta import queue as q
-from sesame.mta.engine import DeliveryEngine
+from sesame.mta.engine import DeliveryEngine, helo_name
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.providers.sns import SnsProvider
 from sesame.receiving.rules import ReceiptRules
+from sesame.receiving.actions import Actions
+from sesame.receiving.inbox import Inbox
+from sesame.receiving.processor import Judge, Processor
+from sesame.receiving.scanners import Scanners
 from sesame.resolver import Lookup
+from sesame.smtp.inbound import Inbound
 from sesame.storage import migrate
 from sesame.storage.db import Database
 from sesame.storage.files import private_directory, private_sqlite
@@ -116,8 +123,24 @@ class Sesame:
             observers=[self.reputation.observe, self.vdm.observe],
         )
         self.event_destinations.topics = self.publisher
-        # Receipt rules and IP filters; the MX asks them per connection and per recipient.
+        # Receiving: receipt rules and IP filters (asked per connection and per recipient), the MX's
+        # door, received mail and the loop that works out verdicts, feedback and receipt actions.
         self.receipt_rules = ReceiptRules(self.db, topics=self.publisher)
+        self.inbox = Inbox(self.db)
+        self.inbound = Inbound(settings, self.inbox, self.receipt_rules, self.return_paths.is_return_path)
+        aws = self.publisher.aws  # one set of botocore clients for the process
+        self.actions = Actions(
+            self.inbox,
+            ObjectStore(objects_root(settings.data_dir), aws),
+            Functions(settings.receiving.functions, aws),
+            self.publisher.publish_sns,
+            self.sending.send_system,
+            reporting_mta=helo_name(settings.delivery),
+        )
+        mx_name = settings.smtp.hostname or helo_name(settings.delivery)
+        judge = Judge(lookup, Scanners.from_settings(settings.receiving), mx_name)
+        self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions)
+        self.inbound.on_accept = self.receiving.wake
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),

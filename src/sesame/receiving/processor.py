@@ -17,8 +17,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from sesame.receiving import verdicts
 from sesame.receiving.actions import Actions
 from sesame.receiving.inbox import Inbox, Received
+from sesame.receiving.scanners import Scanners
+from sesame.resolver import Lookup
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +36,41 @@ BATCH = 50
 CONCURRENCY = 16
 
 #: ``judge(message, scan) -> (the receipt's verdict members, the header fields SES adds)``
-Judge = Callable[[Received, bool], Awaitable[tuple[dict[str, object], bytes]]]
+Judging = Callable[[Received, bool], Awaitable[tuple[dict[str, object], bytes]]]
 #: ``feedback(recipient, raw) -> what it was`` for mail to a return-path address.
 FeedbackSink = Callable[[str, bytes], Awaitable[str]]
 
 
+class Judge:
+    """A received message's verdicts and the header fields SES puts in front of its stored copy."""
+
+    def __init__(self, lookup: Lookup, scanners: Scanners, hostname: str) -> None:
+        self.lookup = lookup
+        self.scanners = scanners
+        self.hostname = hostname
+
+    async def __call__(self, message: Received, scan: bool) -> tuple[dict[str, object], bytes]:
+        v = await verdicts.evaluate(
+            self.lookup,
+            client_ip=message.peer,
+            helo=message.helo,
+            mail_from=message.mail_from,
+            message=message.body,
+            scan=self.scanners if scan else None,
+        )
+        added = verdicts.received_headers(
+            v,
+            hostname=self.hostname,
+            message_id=message.id,
+            recipient=message.recipients[0] if len(message.recipients) == 1 else None,
+            authserv_id=self.hostname,
+            when=message.received_at,
+        )
+        return v.receipt(), added
+
+
 class Processor:
-    def __init__(self, inbox: Inbox, judge: Judge, feedback: FeedbackSink, actions: Actions) -> None:
+    def __init__(self, inbox: Inbox, judge: Judging, feedback: FeedbackSink, actions: Actions) -> None:
         self.inbox = inbox
         self.judge = judge
         self.feedback = feedback
