@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from email.utils import getaddresses
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -254,11 +255,18 @@ class Feedback:
 
 
 def _complainants(message: _Message, arf: Arf) -> list[str]:
-    """Who complained: the report's Original-Rcpt-To when it names recipients of the message. Providers
+    """Who complained: the report's Original-Rcpt-To (or the returned message's recipient fields) when
+    they name recipients of the message. Providers
     often redact it, and then SES names every recipient on the complaining domain (reference §6.4):
     those whose domain is the reporter's or a parent of it (feedback@arf.mail.example.com reports for
     example.com); failing that, every recipient of the message."""
-    named = [e.recipient for a in arf.original_rcpt_to if (e := message.entry(a)) is not None]
+    candidates = list(arf.original_rcpt_to)
+    for name, value in arf.original_headers:
+        # Microsoft's reports keep the recipient in a header of the returned message; others leave the
+        # original To and Cc as they were (or redacted, which then matches nobody).
+        if name.lower() in ("x-hmxmroriginalrecipient", "to", "cc"):
+            candidates += [a for _, a in getaddresses([value]) if a]
+    named = [e.recipient for a in candidates if (e := message.entry(a)) is not None]
     if named:
         return list(dict.fromkeys(named))
     reporter = (arf.reporter or "").rpartition("@")[2].lower()
