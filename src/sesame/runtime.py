@@ -16,8 +16,8 @@ from sesame.domain.address_insights import AddressInsights
 from sesame.domain.advisor import Advisor
 from sesame.domain.configuration_sets import ConfigurationSetNotFound, ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
-from sesame.domain.feedback import Feedback
 from sesame.domain.event_destinations import EventDestinations
+from sesame.domain.feedback import Feedback
 from sesame.domain.identities import Identities
 from sesame.domain.message_insights import MessageInsights
 from sesame.domain.reputation import Reputation
