@@ -302,12 +302,15 @@ def _original_headers(parts: list[Message]) -> tuple[tuple[str, str], ...]:
     """The header fields of the returned original, from its header part or its whole message."""
     for p in parts:
         kind = p.get_content_type()
-        if kind in ORIGINAL_MESSAGE:
-            payload = p.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
-            if isinstance(inner, Message):
-                return tuple((str(k), _unfold(str(v))) for k, v in inner.items())
-        elif kind in ORIGINAL_HEADERS:
+        if kind not in ORIGINAL_MESSAGE and kind not in ORIGINAL_HEADERS:
+            continue
+        # The email package reads every message/* part (but delivery-status) as a message of its own:
+        # its header fields are the original's.
+        payload = p.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, Message):
+            return tuple((str(k), _unfold(str(v))) for k, v in inner.items())
+        if kind in ORIGINAL_HEADERS:
             data = p.get_payload(decode=True)
             text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(p.get_payload())
             headers = HeaderParser(policy=email.policy.compat32).parsestr(text.lstrip("\r\n"))
