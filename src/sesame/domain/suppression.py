@@ -22,6 +22,8 @@ REASONS = ("BOUNCE", "COMPLAINT")
 DEFAULT_REASONS = ["BOUNCE", "COMPLAINT"]
 #: A bounce of an address already on the account's list says nothing new about it.
 ON_ACCOUNT_LIST = "OnAccountSuppressionList"
+#: The width of ``SuppressedDestination.feedback_id``.
+FEEDBACK_ID_MAX = 80
 
 
 def key(address: str) -> str:
@@ -77,7 +79,11 @@ async def add(
     message_id: str | None = None,
     feedback_id: str | None = None,
 ) -> None:
-    """Put ``address`` on the list inside a transaction (or renew its entry with the newer cause)."""
+    """Put ``address`` on the list inside a transaction (or renew its entry with the newer cause).
+    A ``feedback_id`` longer than its column (80) is left out: events/details.py's ids (the message id
+    and a UUID) are longer, and PostgreSQL would refuse the whole transaction."""
+    if feedback_id is not None and len(feedback_id) > FEEDBACK_ID_MAX:
+        feedback_id = None
     row = await s.get(SuppressedDestination, (account_id, region, key(address)))
     if row is None:
         s.add(
