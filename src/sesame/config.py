@@ -93,6 +93,12 @@ class DeliverySettings:
     smarthost_tls: str = "opportunistic"
     #: The name given in EHLO; empty means this machine's fully qualified name.
     helo_name: str = ""
+    #: The domain of the envelope sender (return path) of mail whose sending identity has no verified
+    #: custom MAIL FROM domain: ``<message id>@<this domain>`` (VERP), so that a bounce or complaint
+    #: that comes back later names its message, as SES's ``<id>@amazonses.com`` does. Its MX must be
+    #: Sesame's (the ``mx`` role), which hands such mail to the feedback processor. Empty: such mail
+    #: goes out with the sender's own address as its return path, and its late bounces go there.
+    return_path_domain: str = ""
     #: Messages delivered at once by one process.
     concurrency: int = 16
     #: How long a claimed queue entry stays ours; a worker that dies loses its claim after this.

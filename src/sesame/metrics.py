@@ -29,3 +29,9 @@ PUBLICATIONS = Gauge(
     "sesame_event_publications", "Event publications waiting or failed, by state and destination kind",
     ["state", "kind"],
 )  # fmt: skip
+FEEDBACK = Counter(
+    "sesame_feedback_reports",
+    "Reports received at return paths, by what became of them (bounce, complaint, auto-reply, delayed, "
+    "ignored, unmatched, malformed)",
+    ["outcome"],
+)

@@ -17,6 +17,7 @@ from sesame.domain.advisor import Advisor
 from sesame.domain.configuration_sets import ConfigurationSetNotFound, ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.event_destinations import EventDestinations
+from sesame.domain.feedback import Feedback
 from sesame.domain.identities import Identities
 from sesame.domain.message_insights import MessageInsights
 from sesame.domain.reputation import Reputation
@@ -37,14 +38,15 @@ from sesame.integrations.sns.delivery import Deliverer
 from sesame.integrations.sns.signing import Signer
 from sesame.mta import queue as q
 from sesame.mta.engine import DeliveryEngine, helo_name
+from sesame.mta.return_path import ReturnPaths
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.providers.sns import SnsProvider
-from sesame.receiving.rules import ReceiptRules
 from sesame.receiving.actions import Actions
 from sesame.receiving.inbox import Inbox
 from sesame.receiving.processor import Judge, Processor
+from sesame.receiving.rules import ReceiptRules
 from sesame.receiving.scanners import Scanners
 from sesame.resolver import Lookup
 from sesame.smtp.inbound import Inbound
@@ -89,6 +91,9 @@ class Sesame:
             self.configuration_sets,
             self.tracking,
         )
+        # Late feedback at return paths: the MX asks return_paths at RCPT and hands the mail to feedback.
+        self.return_paths = ReturnPaths(self.db, settings.delivery.return_path_domain)
+        self.feedback = Feedback(self.db)
         self.verification = Verification(self.db, settings, self.identities, self.sending)
         self.engine: DeliveryEngine | None = None
         if self.delivers:

@@ -37,7 +37,7 @@ from sesame.domain.configuration_sets import (
     suppressed_reasons,
 )
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
-from sesame.domain.suppression import Suppression
+from sesame.domain.suppression import Suppression, effective_reasons
 from sesame.domain.tracking import Plan, Tracking, plan
 from sesame.storage.counters import CounterKey, SendCounters
 from sesame.storage.db import Database
@@ -363,7 +363,7 @@ class Sending:
                 raise SendError(
                     "mail-from", f"The MAIL FROM domain {sender.mail_from_domain} is not verified."
                 )
-        reasons = (state.suppression_attributes or {}).get("SuppressedReasons", ["BOUNCE", "COMPLAINT"])
+        reasons = effective_reasons(state.suppression_attributes, None)
         tracking: Plan | None = None
         if msg.configuration_set is None and sender is not None and sender.configuration_set_name:
             msg.configuration_set = sender.configuration_set_name  # the identity's default set
@@ -375,7 +375,7 @@ class Sending:
             if not sending_enabled(config):
                 raise SendError("config-paused", f"Sending is paused for configuration set {config.name}.")
             own_reasons = suppressed_reasons(config)
-            reasons = reasons if own_reasons is None else own_reasons
+            reasons = effective_reasons(state.suppression_attributes, own_reasons)
             tracking = plan(config.options)
         return state, {a: r for a, r in suppressed if r in reasons}, tracking
 

@@ -7,18 +7,99 @@ Addresses are compared case-insensitively: mailbox providers treat ``User@Exampl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from sesame.domain.configuration_sets import suppressed_reasons
 from sesame.storage.db import Database
-from sesame.storage.models import SuppressedDestination, utcnow
+from sesame.storage.models import AccountRegion, ConfigurationSet, SuppressedDestination, utcnow
 
 REASONS = ("BOUNCE", "COMPLAINT")
+#: An account's SuppressedReasons until it sets its own (SES: both).
+DEFAULT_REASONS = ["BOUNCE", "COMPLAINT"]
+#: A bounce of an address already on the account's list says nothing new about it.
+ON_ACCOUNT_LIST = "OnAccountSuppressionList"
+#: The width of ``SuppressedDestination.feedback_id``.
+FEEDBACK_ID_MAX = 80
 
 
 def key(address: str) -> str:
     return address.strip().lower()
+
+
+def effective_reasons(
+    account_attributes: Mapping[str, Any] | None, set_reasons: list[str] | None
+) -> list[str]:
+    """The reasons that put an address on the list for mail of a configuration set: the set's own
+    ``SuppressionOptions.SuppressedReasons`` when it has them (an empty list: none), else the
+    account's ``SuppressedReasons`` (PutAccountSuppressionAttributes), else both."""
+    if set_reasons is not None:
+        return list(set_reasons)
+    return list((account_attributes or {}).get("SuppressedReasons", DEFAULT_REASONS))
+
+
+def suppressible(bounce_type: str | None, bounce_subtype: str | None) -> bool:
+    """Whether a bounce may put its address on the list (when BOUNCE is among the reasons): a hard
+    bounce, unless it happened because the address was on the list already [DG]."""
+    return bounce_type == "Permanent" and bounce_subtype != ON_ACCOUNT_LIST
+
+
+async def reasons_in(
+    s: AsyncSession, account_id: str, region: str, configuration_set: str | None
+) -> list[str]:
+    """``effective_reasons`` read inside a transaction. A configuration set that no longer exists
+    leaves the account's reasons."""
+    attributes = await s.scalar(
+        sa.select(AccountRegion.suppression_attributes).where(
+            AccountRegion.account_id == account_id, AccountRegion.region == region
+        )
+    )
+    own: list[str] | None = None
+    if configuration_set:
+        row = await s.scalar(
+            sa.select(ConfigurationSet).where(
+                ConfigurationSet.account_id == account_id,
+                ConfigurationSet.region == region,
+                ConfigurationSet.name == configuration_set,
+            )
+        )
+        own = suppressed_reasons(row) if row is not None else None
+    return effective_reasons(attributes, own)
+
+
+async def add(
+    s: AsyncSession,
+    account_id: str,
+    region: str,
+    address: str,
+    reason: str,
+    message_id: str | None = None,
+    feedback_id: str | None = None,
+) -> None:
+    """Put ``address`` on the list inside a transaction (or renew its entry with the newer cause).
+    A ``feedback_id`` longer than its column (80) is left out: events/details.py's ids (the message id
+    and a UUID) are longer, and PostgreSQL would refuse the whole transaction."""
+    if feedback_id is not None and len(feedback_id) > FEEDBACK_ID_MAX:
+        feedback_id = None
+    row = await s.get(SuppressedDestination, (account_id, region, key(address)))
+    if row is None:
+        s.add(
+            SuppressedDestination(
+                account_id=account_id,
+                region=region,
+                email_address=key(address),
+                reason=reason,
+                last_update_time=utcnow(),
+                message_id=message_id,
+                feedback_id=feedback_id,
+            )
+        )
+    else:
+        row.reason, row.last_update_time = reason, utcnow()
+        row.message_id, row.feedback_id = message_id, feedback_id
 
 
 class Suppression:
@@ -29,20 +110,12 @@ class Suppression:
         self, account_id: str, region: str, address: str, reason: str, message_id: str | None = None
     ) -> None:
         async with self.db.write() as s:
-            row = await s.get(SuppressedDestination, (account_id, region, key(address)))
-            if row is None:
-                s.add(
-                    SuppressedDestination(
-                        account_id=account_id,
-                        region=region,
-                        email_address=key(address),
-                        reason=reason,
-                        last_update_time=utcnow(),
-                        message_id=message_id,
-                    )
-                )
-            else:
-                row.reason, row.last_update_time, row.message_id = reason, utcnow(), message_id
+            await add(s, account_id, region, address, reason, message_id)
+
+    async def reasons(self, account_id: str, region: str, configuration_set: str | None) -> list[str]:
+        """The reasons that put an address on the list for mail of ``configuration_set``."""
+        async with self.db.read() as s:
+            return await reasons_in(s, account_id, region, configuration_set)
 
     async def get(self, account_id: str, region: str, address: str) -> SuppressedDestination | None:
         async with self.db.read() as s:

@@ -30,13 +30,14 @@ from sesame.domain.configuration_sets import ConfigurationSets
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.identities import SUCCESS, Identities
 from sesame.domain.sending import SIMULATOR_DOMAIN, Outgoing
-from sesame.domain.suppression import Suppression
+from sesame.domain.suppression import Suppression, suppressible
 from sesame.mail import dkim
 from sesame.metrics import DELIVERIES, DELIVERY_LATENCY
 from sesame.mta import bounce, outcomes, simulator, smtp_client
 from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
 from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
 from sesame.mta.reply import SmtpReply
+from sesame.mta.return_path import envelope_sender
 from sesame.mta.routing import NoRoute, Router
 from sesame.resolver import Lookup
 from sesame.storage.db import Database
@@ -428,32 +429,31 @@ class DeliveryEngine:
             return bytes(message.body)
 
     def _mail_from(self, message: Outbound, row: Identity | None) -> str:
-        """The envelope sender: the message id at the identity's verified custom MAIL FROM domain (so a
-        bounce names its message), else the sender's own address."""
-        if row is not None and row.mail_from_domain and row.mail_from_status == SUCCESS:
-            return f"{message.id}@{row.mail_from_domain}"
-        return message.source
+        """The envelope sender: the message id at the identity's verified custom MAIL FROM domain, else
+        at ``delivery.return_path_domain`` (so a late bounce or complaint names its message), else the
+        sender's own address (mta/return_path.py)."""
+        verified = row is not None and row.mail_from_domain and row.mail_from_status == SUCCESS
+        return envelope_sender(
+            message.id,
+            message.source,
+            row.mail_from_domain if verified and row is not None else None,
+            self.delivery.return_path_domain,
+        )
 
     async def _suppress(self, message: Outbound, entries: list[Claimed], bounced: list[Bounced]) -> None:
         """Permanent bounces join the account's suppression list when its settings (or the configuration
-        set's) include BOUNCE. Simulator addresses never do, as in SES."""
-        state = await self.accounts.region(message.account_id, message.region)
-        reasons = (state.suppression_attributes or {}).get("SuppressedReasons", ["BOUNCE", "COMPLAINT"])
-        if message.configuration_set:
-            try:
-                row = await self.configuration_sets.get(
-                    message.account_id, message.region, message.configuration_set
-                )
-                own = (row.options or {}).get("SuppressionOptions")
-                reasons = reasons if own is None else own.get("SuppressedReasons") or []
-            except Exception:
-                pass
+        set's) include BOUNCE (Suppression.reasons, shared with late feedback). Simulator addresses and
+        those already on the list never do, as in SES."""
+        reasons = await self.suppression.reasons(
+            message.account_id, message.region, message.configuration_set
+        )
         if "BOUNCE" not in reasons:
             return
         by_id = {e.id: e for e in entries}
         for outcome in bounced:
             e = by_id.get(outcome.entry_id)
-            subtype = outcome.verdict.bounce_subtype
-            if e is None or e.domain == SIMULATOR_DOMAIN or subtype == "OnAccountSuppressionList":
+            if e is None or e.domain == SIMULATOR_DOMAIN:
+                continue
+            if not suppressible(outcome.verdict.bounce_type, outcome.verdict.bounce_subtype):
                 continue
             await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)

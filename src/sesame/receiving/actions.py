@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sesame.domain.sending import Outgoing
 from sesame.integrations.functions import Functions, disposition
@@ -170,7 +170,9 @@ class Actions:
         if kind == "SNSAction":
             encoding = params.get("Encoding") or "UTF-8"
             try:
-                body = self._notification(run, kind, params, recipients, content=run.copy(), encoding=encoding)
+                body = self._notification(
+                    run, kind, params, recipients, content=run.copy(), encoding=encoding
+                )
             except notifications.NotificationTooLarge:  # SES bounces mail the SNS action cannot carry
                 await self._bounce_back(run, recipients, 552, "5.3.4", "Message too large for notification.")
                 return "STOP_RULE_SET"
@@ -191,7 +193,9 @@ class Actions:
         return "not run"
 
     async def _invoke(self, run: _Run, params: dict[str, Any], recipients: list[str]) -> str:
-        invocation = params.get("InvocationType") or "Event"
+        invocation: Literal["Event", "RequestResponse"] = (
+            "RequestResponse" if params.get("InvocationType") == "RequestResponse" else "Event"
+        )
         receipt = self._receipt(run, "LambdaAction", params, recipients)
         event = notifications.lambda_event(receipt, self._mail(run))
         try:
@@ -231,7 +235,8 @@ class Actions:
         encoding: str = "UTF-8",
     ) -> str:
         receipt = self._receipt(run, kind, params, recipients)
-        return notifications.received_notification(receipt, self._mail(run), content, encoding)
+        chosen: Literal["UTF-8", "Base64"] = "Base64" if encoding == "Base64" else "UTF-8"
+        return notifications.received_notification(receipt, self._mail(run), content, chosen)
 
     async def _notify(self, run: _Run, kind: str, params: dict[str, Any], recipients: list[str]) -> None:
         """The notification an action with a TopicArn sends (without the message's content)."""

@@ -364,7 +364,9 @@ class ReceiptRules:
             if matched:
                 positions, rules = zip(*matched, strict=True)
                 found.append(
-                    MatchedRuleSet(receiver.account_id, receiver.region, receiver.rule_set_name, rules, positions)
+                    MatchedRuleSet(
+                        receiver.account_id, receiver.region, receiver.rule_set_name, rules, positions
+                    )
                 )
         return found
 

@@ -1,0 +1,238 @@
+"""Late feedback end to end: ``sesame serve`` delivers to a sink that says 250, then a DSN or an ARF
+report for that message comes back to its return path (``<message id>@<delivery.return_path_domain>``)
+and is handed to ``Feedback.receive``, as the MX does. The Bounce and Complaint records, suppression
+entries and queue states are those of synchronous outcomes, and reach an event destination (Firehose
+files, with no AWS endpoint) in the same shape as a synchronous bounce's. Both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sesame import config
+from sesame.domain.feedback import Feedback
+from sesame.storage.db import Database
+from sesame.testing.dns import DnsServer
+from sesame.testing.servers import SesameProcess
+from sesame.testing.smtp import SinkServer
+from tests.conftest import Serve, query
+from tests.e2e.test_delivery import Sender, events, received_by
+from tests.e2e.test_events import shape
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "feedback"
+#: The message id the fixtures are written for; each test puts its own message's id in its place.
+FIXTURE_ID = b"0100019a2b3c4d5e-8f2c1a4b-7d3e-4f51-9a62-3b8c7d6e5f40-000000"
+RETURN_PATH_DOMAIN = "bounces.sesame.test"
+DOMAINS = ("gmail.example", "yahoo.example", "multi.example", "postfix.example", "slow.example")
+ROLE = "arn:aws:iam::123456789012:role/x"
+
+
+@pytest.fixture(scope="module")
+def sink(module_database: str) -> Iterator[SinkServer]:
+    with SinkServer("127.0.0.1") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sesame(
+    module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serve]:
+    env = {
+        "SESAME_DNS__NAMESERVERS": dns_server.address,
+        "SESAME_DNS__TIMEOUT": "2",
+        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+        "SESAME_DELIVERY__ROUTES": ",".join(f"{d}=127.0.0.1:{sink.port}" for d in DOMAINS),
+        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
+        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
+        "SESAME_DELIVERY__RETURN_PATH_DOMAIN": RETURN_PATH_DOMAIN,
+        "SESAME_EVENTS__POLL_INTERVAL": "0.1",
+    }
+    data_dir = tmp_path_factory.mktemp("feedback")
+    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
+        yield Serve(proc, data_dir, module_database)
+
+
+_n = iter(range(1000))
+
+
+@pytest.fixture
+def sender(sesame: Serve, dns_server: DnsServer) -> Sender:
+    return Sender(sesame, dns_server, 700 + next(_n))
+
+
+def receive(sesame: Serve, recipient: str, raw: bytes) -> str:
+    """What the MX does with mail to a return path: Feedback.receive, on the server's own database."""
+    settings = config.load("serve", data_dir=sesame.data_dir, database=sesame.database, env={})
+
+    async def go() -> str:
+        db = Database(settings.database_url)
+        try:
+            return await Feedback(db).receive(recipient, raw)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def fixture(name: str, message_id: str) -> bytes:
+    return (FIXTURES / name).read_bytes().replace(FIXTURE_ID, message_id.encode())
+
+
+def delivered(sesame: Serve, sink: SinkServer, message_id: str, *recipients: str) -> None:
+    """The message went out with its VERP return path, and every recipient's 250 is recorded."""
+    for rcpt in recipients:
+        assert received_by(sink, rcpt).mail_from == f"{message_id}@{RETURN_PATH_DOMAIN}"
+    got = events(sesame, message_id, want=len(recipients))
+    assert [e["type"] for e in got] == ["Delivery"] * len(recipients)
+
+
+def hose(sesame: Serve, sender: Sender, name: str = "fb") -> Path:
+    """A configuration set publishing bounces and complaints to a Firehose stream (files here)."""
+    sender.v2.create_configuration_set(ConfigurationSetName=name)
+    stream = f"fb-{sender.id}-{name}"
+    sender.v2.create_configuration_set_event_destination(
+        ConfigurationSetName=name,
+        EventDestinationName="hose",
+        EventDestination={
+            "Enabled": True,
+            "MatchingEventTypes": ["BOUNCE", "COMPLAINT"],
+            "KinesisFirehoseDestination": {
+                "IamRoleArn": ROLE,
+                "DeliveryStreamArn": f"arn:aws:firehose:us-east-1:123456789012:deliverystream/{stream}",
+            },
+        },
+    )
+    return sesame.data_dir / "firehose" / stream
+
+
+def published(stream: Path, want: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [
+            json.loads(line) for f in sorted(stream.glob("*.jsonl")) for line in f.read_text().splitlines()
+        ]
+        if len(got) >= want:
+            return got
+        assert time.monotonic() < deadline, got
+        time.sleep(0.1)
+
+
+def suppressed(sender: Sender, address: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = sender.v2.get_suppressed_destination(EmailAddress=address)[
+            "SuppressedDestination"
+        ]
+    except sender.v2.exceptions.NotFoundException:
+        return None
+    return found
+
+
+def test_a_late_bounce_is_published_like_a_synchronous_one(
+    sesame: Serve, sink: SinkServer, sender: Sender
+) -> None:
+    stream = hose(sesame, sender)
+    late = sender.send("jdoe@gmail.example", ConfigurationSetName="fb")
+    now = sender.send("bounce@simulator.amazonses.com", ConfigurationSetName="fb")
+    delivered(sesame, sink, late, "jdoe@gmail.example")
+
+    assert (
+        receive(sesame, f"{late}@{RETURN_PATH_DOMAIN}", fixture("gmail_user_unknown.eml", late)) == "bounce"
+    )
+
+    records = {r["mail"]["messageId"]: r for r in published(stream, 2)}
+    assert shape(records[late]) == shape(records[now])  # the same record, field for field
+    bounce = records[late]["bounce"]
+    assert (bounce["bounceType"], bounce["bounceSubType"]) == ("Permanent", "General")
+    assert bounce["reportingMTA"] == "dns; googlemail.example"
+    assert bounce["feedbackId"].startswith(late)
+    (recipient,) = bounce["bouncedRecipients"]
+    assert recipient["emailAddress"] == "jdoe@gmail.example"
+    assert (recipient["action"], recipient["status"]) == ("failed", "5.1.1")
+    assert recipient["diagnosticCode"].startswith("smtp; 550-5.1.1 The email account")
+
+    entry = suppressed(sender, "jdoe@gmail.example")
+    assert entry is not None and entry["Reason"] == "BOUNCE"
+    assert entry["Attributes"]["MessageId"] == late
+    (row,) = query(sesame, "SELECT state, last_reply FROM queue WHERE message_id = :m", m=late)
+    assert row["state"] == "delivered"  # it was delivered; the bounce came after
+    assert row["last_reply"].startswith("bounced after acceptance: smtp; 550-5.1.1")
+
+
+def test_a_feedback_loop_complaint(sesame: Serve, sink: SinkServer, sender: Sender) -> None:
+    stream = hose(sesame, sender)
+    message_id = sender.send("reader@yahoo.example", ConfigurationSetName="fb")
+    delivered(sesame, sink, message_id, "reader@yahoo.example")
+
+    raw = fixture("arf_yahoo_abuse.eml", message_id)
+    assert receive(sesame, f"{message_id}@{RETURN_PATH_DOMAIN}", raw) == "complaint"
+
+    (record,) = published(stream, 1)
+    assert record["eventType"] == "Complaint"
+    complaint = record["complaint"]
+    assert complaint["complainedRecipients"] == [{"emailAddress": "reader@yahoo.example"}]
+    assert complaint["complaintFeedbackType"] == "abuse"
+    assert complaint["userAgent"] == "Yahoo!-Mail-Feedback/2.0"
+    assert complaint["arrivalDate"] == "2025-06-09T18:19:55.000Z"
+    assert complaint["complaintSubType"] is None
+    entry = suppressed(sender, "reader@yahoo.example")
+    assert entry is not None and entry["Reason"] == "COMPLAINT"
+
+
+def test_several_recipients_and_the_sets_suppression_options(
+    sesame: Serve, sink: SinkServer, sender: Sender
+) -> None:
+    """One DSN, four recipients: a hard bounce, a soft one, a delay and a delivery. The set's
+    SuppressedReasons (none) keep the hard-bounced address off the list, as for synchronous bounces."""
+    stream = hose(sesame, sender, "nosup")
+    sender.v2.put_configuration_set_suppression_options(ConfigurationSetName="nosup", SuppressedReasons=[])
+    rcpts = [f"{x}@multi.example" for x in "abcd"]
+    message_id = sender.send(*rcpts, ConfigurationSetName="nosup")
+    delivered(sesame, sink, message_id, *rcpts)
+
+    assert receive(
+        sesame, f"{message_id}@{RETURN_PATH_DOMAIN}", fixture("multi_recipient.eml", message_id)
+    ) == ("bounce")
+    records = published(stream, 2)
+    got = sorted(
+        (b["bounceType"], b["bounceSubType"], [x["emailAddress"] for x in b["bouncedRecipients"]])
+        for b in (r["bounce"] for r in records)
+    )
+    assert got == [
+        ("Permanent", "General", ["a@multi.example"]),
+        ("Transient", "MailboxFull", ["b@multi.example"]),
+    ]
+    assert suppressed(sender, "a@multi.example") is None
+
+
+def test_what_is_not_a_bounce(sesame: Serve, sink: SinkServer, sender: Sender) -> None:
+    message_id = sender.send("gone@postfix.example")
+    delivered(sesame, sink, message_id, "gone@postfix.example")
+    verp = f"{message_id}@{RETURN_PATH_DOMAIN}"
+
+    assert receive(sesame, verp, fixture("delayed.eml", message_id)) == "delayed"
+    assert receive(sesame, verp, fixture("ooto_auto_submitted.eml", message_id)) == "auto-reply"
+    for name in ("malformed_plain.eml", "malformed_truncated.eml", "malformed_binary.eml"):
+        assert receive(sesame, verp, fixture(name, message_id)) == "malformed"
+    other = "0100019a2b3c4d5e-00000000-0000-4000-8000-000000000000-000000"
+    assert receive(sesame, f"{other}@{RETURN_PATH_DOMAIN}", fixture("postfix_user_unknown.eml", other)) == (
+        "unmatched"
+    )
+    assert [e["type"] for e in events(sesame, message_id, want=2, timeout=0.5)] == ["Delivery"]
+
+    # Sent to a return path that names no message, a DSN still finds it by the returned Message-ID.
+    assert receive(
+        sesame, f"postmaster@{RETURN_PATH_DOMAIN}", fixture("postfix_user_unknown.eml", message_id)
+    ) == ("bounce")
+    got = events(sesame, message_id, want=2)
+    assert (
+        got[-1]["type"] == "Bounce"
+        and got[-1]["bouncedRecipients"][0]["emailAddress"] == "gone@postfix.example"
+    )
