@@ -58,6 +58,9 @@ HEADER = (f"{'target':>17} {'row':>11} {'client':>11} {'accepted':>8} {'errors':
 
 
 def configure_rules(endpoint: str) -> None:
+    """sink.test becomes a verified domain of the account (at once, in dev mode) with a rule storing
+    its mail in the bucket."""
+    boto_client("sesv2", endpoint, "111111111111", "secret").create_email_identity(EmailIdentity="sink.test")
     ses = boto_client("ses", endpoint, "111111111111", "secret")
     ses.create_receipt_rule_set(RuleSetName="bench")
     ses.create_receipt_rule(
@@ -169,7 +172,7 @@ def main() -> None:
         sys.exit("smtp-source (Debian's postfix package) is the load generator: apt-get install -y postfix")
     with tempfile.TemporaryDirectory() as tmp:
         message_file = Path(tmp) / "message.eml"
-        message_file.write_bytes(MESSAGE)
+        message_file.write_bytes(MESSAGE.replace(b"\r\n", b"\n"))  # smtp-source adds CRLF to each line
         print(HEADER, flush=True)
         results: list[Row] = []
         for t in args.targets.split(","):

@@ -29,6 +29,10 @@ def new_message_id() -> str:
     return base64.b32encode(os.urandom(20)).decode().lower()[:28]
 
 
+#: A judged message: its id, its receipt verdict members, the header fields SES adds.
+Judged = tuple[str, dict[str, Any], bytes]
+
+
 @dataclass(slots=True)
 class Arrival:
     """A message as the MX took it, with the rules that matched its recipients at that moment."""
@@ -116,6 +120,10 @@ class Inbox:
         self.db = db
         self.worker_id = f"mx-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
         self._accept: Work[Arrival, str] = Work("received mail", _write_arrivals)
+        self._evaluated: Work[Judged, None] = Work("judged mail", self._write_evaluated)
+        self._advanced: Work[tuple[int, dict[str, Any]], None] = Work(
+            "receipt progress", self._write_advanced
+        )
 
     async def accept(self, arrival: Arrival) -> str:
         """Commit a received message (with the next group commit); its id once it is durable."""
@@ -138,25 +146,24 @@ class Inbox:
             return [Received(*r) for r in found]
 
     async def evaluated(self, message_id: str, verdicts: dict[str, Any], added_headers: bytes) -> None:
-        """Record a message's verdicts and turn its plan into receipts, in one transaction: from here
-        on each account's rules run on their own."""
-        m = InboundMessage
-        async with self.db.write() as s:
-            plan = await s.scalar(sa.select(m.plan).where(m.id == message_id, m.locked_by == self.worker_id))
+        """Record a message's verdicts and turn its plan into receipts, in one transaction (the next
+        group commit's): from here on each account's rules run on their own."""
+        await self.db.writer.submit(self._evaluated, (message_id, verdicts, added_headers))
+
+    async def _write_evaluated(self, s: AsyncSession, items: list[Judged]) -> list[None]:
+        m, now = InboundMessage, utcnow()
+        held = sa.select(m.id, m.plan).where(m.id.in_([i[0] for i in items]), m.locked_by == self.worker_id)
+        plans: dict[str, list[dict[str, Any]]] = {row.id: row.plan for row in await s.execute(held)}
+        for message_id, verdicts, added in items:
+            plan = plans.get(message_id)
             if plan is None:
-                return  # the lease was lost: another worker does it
+                continue  # the lease was lost: another worker does it
             await s.execute(
                 sa.update(m)
                 .where(m.id == message_id)
-                .values(
-                    verdicts=verdicts,
-                    added_headers=added_headers,
-                    state="processed",
-                    locked_by=None,
-                    locked_until=None,
-                )
+                .values(verdicts=verdicts, added_headers=added, state="processed")
+                .values(locked_by=None, locked_until=None)
             )
-            now = utcnow()
             await insert(
                 s,
                 Receipt,
@@ -182,6 +189,7 @@ class Inbox:
                     for entry in plan
                 ],
             )
+        return [None] * len(items)
 
     async def retry_received(self, message_id: str, delay: float) -> None:
         m = InboundMessage
@@ -217,14 +225,19 @@ class Inbox:
             return await s.get(InboundMessage, message_id)
 
     async def advance(self, due: Due, **values: Any) -> None:
-        """Save a receipt's progress (next rule and action, headers, log, state) and let it go."""
+        """Save a receipt's progress (next rule and action, headers, log, state) and let it go, with
+        the next group commit."""
+        await self.db.writer.submit(self._advanced, (due.id, values))
+
+    async def _write_advanced(self, s: AsyncSession, items: list[tuple[int, dict[str, Any]]]) -> list[None]:
         r = Receipt
-        async with self.db.write() as s:
+        for receipt_id, values in items:
             await s.execute(
                 sa.update(r)
-                .where(r.id == due.id, r.locked_by == self.worker_id)
+                .where(r.id == receipt_id, r.locked_by == self.worker_id)
                 .values(locked_by=None, locked_until=None, **values)
             )
+        return [None] * len(items)
 
     # -- reading, for /_sesame/inbound and tests ---------------------------------------------------
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sesame.receiving import verdicts
 from sesame.receiving.actions import Actions
@@ -24,6 +25,7 @@ from sesame.receiving.scanners import Scanners
 from sesame.resolver import Lookup
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Seconds a claim is held: enough for a Lambda function's 30 s and a slow S3 put, with room.
 LEASE_SECONDS = 120.0
@@ -31,9 +33,9 @@ LEASE_SECONDS = 120.0
 POLL_SECONDS = 1.0
 #: Seconds before a message whose verdicts could not be worked out is tried again.
 RETRY_SECONDS = 30.0
-BATCH = 50
-#: Receipts run at once: their actions mostly wait on the network (S3, SNS, functions).
-CONCURRENCY = 16
+BATCH = 200
+#: Messages judged, or receipts run, at once: they mostly wait on DNS and the network.
+CONCURRENCY = 32
 
 #: ``judge(message, scan) -> (the receipt's verdict members, the header fields SES adds)``
 Judging = Callable[[Received, bool], Awaitable[tuple[dict[str, object], bytes]]]
@@ -75,37 +77,48 @@ class Processor:
         self.judge = judge
         self.feedback = feedback
         self.actions = actions
-        self._wakeup = asyncio.Event()
+        self._received = asyncio.Event()  # set by the MX after each commit
+        self._due = asyncio.Event()  # set when messages became receipts
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._received.set()
 
     async def run(self) -> None:
+        """Two loops, so that messages are judged while earlier ones' actions run."""
+        await asyncio.gather(
+            self._loop(self.evaluate_once, self._received), self._loop(self.act_once, self._due)
+        )
+
+    @staticmethod
+    async def _loop(step: Callable[[], Awaitable[bool]], event: asyncio.Event) -> None:
         while True:
             try:
-                busy = await self.run_once()
+                busy = await step()
             except Exception:
                 log.exception("a receiving pass failed")
                 busy = False
             if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
-                self._wakeup.clear()
+                    await asyncio.wait_for(event.wait(), POLL_SECONDS)
+                event.clear()
 
     async def run_once(self) -> bool:
-        """One pass: evaluate received messages, then run due receipts. Whether there was work."""
+        """One pass of each loop; whether there was work."""
+        judged = await self.evaluate_once()
+        return await self.act_once() or judged
+
+    async def evaluate_once(self) -> bool:
+        """Judge claimed messages side by side: their verdicts mostly wait on DNS."""
         received = await self.inbox.claim_received(BATCH, LEASE_SECONDS)
-        for message in received:
-            await self._evaluate(message)
+        await _side_by_side(self._evaluate, received)
+        if received:
+            self._due.set()
+        return bool(received)
+
+    async def act_once(self) -> bool:
         due = await self.inbox.claim_receipts(BATCH, LEASE_SECONDS)
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(receipt: object) -> None:
-            async with gate:
-                await self.actions.run(receipt)  # type: ignore[arg-type]
-
-        await asyncio.gather(*(one(d) for d in due))
-        return bool(received or due)
+        await _side_by_side(self.actions.run, due)
+        return bool(due)
 
     async def _evaluate(self, message: Received) -> None:
         scan = any(r["rule"].get("ScanEnabled") for entry in message.plan for r in entry["rules"])
@@ -118,3 +131,13 @@ class Processor:
         except Exception:
             log.exception("working out received message %s failed; trying again later", message.id)
             await self.inbox.retry_received(message.id, RETRY_SECONDS)
+
+
+async def _side_by_side(work: Callable[[T], Awaitable[None]], items: list[T]) -> None:
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(item: T) -> None:
+        async with gate:
+            await work(item)
+
+    await asyncio.gather(*(one(i) for i in items))
