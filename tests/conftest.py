@@ -158,3 +158,25 @@ def query_url(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def execute(serve: Serve, sql: str, **params: Any) -> None:
+    """Change rows of the server's own database (a test's way to make time pass for one row)."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from sesame.storage.db import null_pool_engine
+
+    url = serve.database or f"sqlite:///{serve.data_dir / 'sesame.db'}"
+    url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
+
+    async def go() -> None:
+        engine = null_pool_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(sql), params)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())

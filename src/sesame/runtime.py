@@ -44,6 +44,7 @@ from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
 from sesame.providers.sns import SnsProvider
 from sesame.receiving.actions import Actions
+from sesame.receiving.bounces import Bounces
 from sesame.receiving.inbox import Inbox
 from sesame.receiving.processor import Judge, Processor
 from sesame.receiving.rules import ReceiptRules
@@ -145,6 +146,7 @@ class Sesame:
         mx_name = settings.smtp.hostname or helo_name(settings.delivery)
         judge = Judge(lookup, Scanners.from_settings(settings.receiving), mx_name)
         self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions)
+        self.bounces = Bounces(self.inbox, self.sending, mx_name, dev=settings.mode == "dev")
         self.inbound.on_accept = self.receiving.wake
         self.providers = {
             "ses": SesV1Provider(self),

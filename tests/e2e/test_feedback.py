@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import smtplib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from sesame.storage.db import Database
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
-from tests.conftest import Serve, query
+from tests.conftest import Serve, execute, query
 from tests.e2e.test_delivery import Sender, events, received_by
 from tests.e2e.test_events import shape
 
@@ -80,6 +81,18 @@ def receive(sesame: Serve, recipient: str, raw: bytes) -> str:
             await db.close()
 
     return asyncio.run(go())
+
+
+def through_mx(sesame: Serve, recipient: str, raw: bytes) -> None:
+    """A report sent where the world sends it: to the return path, through Sesame's MX, from the null
+    reverse-path; the MX commits it before its 250 and works it out in the background."""
+    host, port = sesame.proc.listeners["mx"]
+    with smtplib.SMTP(host, port, timeout=10) as smtp:
+        smtp.ehlo("mx.provider.example")
+        assert smtp.mail("<>")[0] == 250
+        assert smtp.rcpt(recipient)[0] == 250
+        code, _ = smtp.data(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        assert code == 250
 
 
 def fixture(name: str, message_id: str) -> bytes:
@@ -143,9 +156,7 @@ def test_a_late_bounce_is_published_like_a_synchronous_one(
     now = sender.send("bounce@simulator.amazonses.com", ConfigurationSetName="fb")
     delivered(sesame, sink, late, "jdoe@gmail.example")
 
-    assert (
-        receive(sesame, f"{late}@{RETURN_PATH_DOMAIN}", fixture("gmail_user_unknown.eml", late)) == "bounce"
-    )
+    through_mx(sesame, f"{late}@{RETURN_PATH_DOMAIN}", fixture("gmail_user_unknown.eml", late))
 
     records = {r["mail"]["messageId"]: r for r in published(stream, 2)}
     assert shape(records[late]) == shape(records[now])  # the same record, field for field
@@ -171,8 +182,7 @@ def test_a_feedback_loop_complaint(sesame: Serve, sink: SinkServer, sender: Send
     message_id = sender.send("reader@yahoo.example", ConfigurationSetName="fb")
     delivered(sesame, sink, message_id, "reader@yahoo.example")
 
-    raw = fixture("arf_yahoo_abuse.eml", message_id)
-    assert receive(sesame, f"{message_id}@{RETURN_PATH_DOMAIN}", raw) == "complaint"
+    through_mx(sesame, f"{message_id}@{RETURN_PATH_DOMAIN}", fixture("arf_yahoo_abuse.eml", message_id))
 
     (record,) = published(stream, 1)
     assert record["eventType"] == "Complaint"
@@ -236,3 +246,78 @@ def test_what_is_not_a_bounce(sesame: Serve, sink: SinkServer, sender: Sender) -
         got[-1]["type"] == "Bounce"
         and got[-1]["bouncedRecipients"][0]["emailAddress"] == "gone@postfix.example"
     )
+
+
+def activate(v1: Any, name: str, domain: str, action: dict[str, Any]) -> None:
+    v1.create_receipt_rule_set(RuleSetName=name)
+    rule = {"Name": "all", "Enabled": True, "Recipients": [domain], "Actions": [action]}
+    v1.create_receipt_rule(RuleSetName=name, Rule=rule)
+    v1.set_active_receipt_rule_set(RuleSetName=name)
+
+
+def test_the_mx_refuses_what_no_rule_covers_and_clients_a_filter_blocks(
+    sesame: Serve, sender: Sender
+) -> None:
+    host, port = sesame.proc.listeners["mx"]
+    v1 = sesame.client("ses", sender.account)
+    activate(v1, "inbox", sender.domain, {"StopAction": {"Scope": "RuleSet"}})
+    try:
+        with smtplib.SMTP(host, port, timeout=10) as smtp:
+            smtp.ehlo("client.example")
+            smtp.mail("someone@elsewhere.example")
+            assert smtp.rcpt(f"anyone@{sender.domain}")[0] == 250
+            code, text = smtp.rcpt("someone@not-received-here.example")
+            assert (code, text[:5]) == (550, b"5.1.1")  # the MX never relays
+            assert smtp.rcpt(f"nobody@{RETURN_PATH_DOMAIN}")[0] == 550  # not a message id
+
+        block = {"Name": "no-loopback", "IpFilter": {"Policy": "Block", "Cidr": "127.0.0.0/8"}}
+        v1.create_receipt_filter(Filter=block)
+        with pytest.raises(smtplib.SMTPConnectError) as refused:  # this node's cache sees it at once
+            smtplib.SMTP(host, port, timeout=10)
+        assert refused.value.smtp_code == 554  # at connect: the client's mail is never read
+    finally:
+        v1.delete_receipt_filter(FilterName="no-loopback")
+        v1.set_active_receipt_rule_set()
+
+
+def test_send_bounce_returns_a_dsn_about_received_mail(
+    sesame: Serve, sender: Sender, sink: SinkServer
+) -> None:
+    v1 = sesame.client("ses", sender.account)
+    activate(v1, "bouncing", sender.domain, {"S3Action": {"BucketName": "kept"}})
+    to = f"info@{sender.domain}"
+    bounce: dict[str, Any] = {
+        "BounceSender": f"mailer@{sender.domain}",
+        "BouncedRecipientInfoList": [{"Recipient": to, "BounceType": "DoesNotExist"}],
+    }
+    try:
+        host, port = sesame.proc.listeners["mx"]
+        with smtplib.SMTP(host, port, timeout=10) as smtp:
+            mail = (
+                b"From: writer@gmail.example\r\nSubject: hi\r\nMessage-ID: <w1@gmail.example>\r\n\r\nhi\r\n"
+            )
+            _, text = smtp.sendmail("writer@gmail.example", [to], mail), b""
+            original = smtp.noop() and ""
+        rows = []
+        deadline = time.monotonic() + 20
+        while not rows:
+            rows = query(sesame, "SELECT message_id FROM receipts WHERE account_id = :a AND state = 'done' "
+                         "AND rule_set = 'bouncing'", a=sender.id)  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        original = rows[0]["message_id"]
+        answer = v1.send_bounce(OriginalMessageId=original, Explanation="No one here by that name.", **bounce)
+        assert answer["MessageId"]
+        dsn = received_by(sink, "writer@gmail.example")
+        assert dsn.mail_from in ("", "<>")  # a DSN goes out with the null reverse-path
+        text = dsn.data.decode()
+        assert "multipart/report" in text and "Status: 5.1.1" in text and "<w1@gmail.example>" in text
+        with pytest.raises(v1.exceptions.MessageRejected):  # only mail the account received
+            v1.send_bounce(OriginalMessageId="nosuchmessage", **bounce)
+        # A literal both databases read as a time: a day and more after it, SendBounce is refused.
+        long_ago = "UPDATE inbound_messages SET received_at = '2000-01-01 00:00:00.000000' WHERE id = :m"
+        execute(sesame, long_ago, m=original)
+        with pytest.raises(v1.exceptions.MessageRejected, match="24 hours"):
+            v1.send_bounce(OriginalMessageId=original, **bounce)
+    finally:
+        v1.set_active_receipt_rule_set()

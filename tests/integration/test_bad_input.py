@@ -75,7 +75,7 @@ def v2_error(resp: httpx.Response) -> tuple[int, str]:
         (
             b"Action=SendBounce&OriginalMessageId=m&BounceSender=a%40example.com"
             b"&BouncedRecipientInfoList.member.1.Recipient=b%40example.com",
-            (501, "NotImplemented"),
+            (400, "MessageRejected"),
         ),
     ],
     ids=[
@@ -86,7 +86,7 @@ def v2_error(resp: httpx.Response) -> tuple[int, str]:
         "no-action",
         "bad-base64",
         "missing-required",
-        "not-implemented",
+        "unknown-original",
     ],
 )
 def test_v1_bad_forms(http: httpx.Client, body: bytes, expected: tuple[int, str]) -> None:

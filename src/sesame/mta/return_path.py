@@ -36,7 +36,10 @@ def envelope_sender(
     message_id: str, source: str, mail_from_domain: str | None, return_path_domain: str = ""
 ) -> str:
     """MAIL FROM of a message: ``<id>@<verified custom MAIL FROM domain>``, else
-    ``<id>@<return_path_domain>``, else the sender's own address (``source``)."""
+    ``<id>@<return_path_domain>``, else the sender's own address (``source``). A report (a DSN, a
+    forwarded bounce) keeps its null reverse-path: nothing may bounce back to it (RFC 5321 §4.5.5)."""
+    if not source:
+        return ""
     if mail_from_domain:
         return f"{message_id}@{mail_from_domain}"
     if return_path_domain:

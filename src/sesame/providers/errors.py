@@ -14,6 +14,7 @@ from sesame.domain import configuration_sets as cs
 from sesame.domain import event_destinations as ed
 from sesame.errors import AlreadyExists, DomainError, InvalidRequest, LimitExceeded, NotFound
 from sesame.receiving import definitions as rx
+from sesame.receiving.bounces import BounceRejected
 
 V1 = service_errors("ses")
 V2 = service_errors("sesv2")
@@ -28,6 +29,7 @@ _TABLES: dict[str, dict[type[DomainError], type[ServiceError]]] = {
         ed.InvalidSnsDestination: V1.InvalidSNSDestinationException,
         ed.InvalidFirehoseDestination: V1.InvalidFirehoseDestinationException,
         ed.InvalidCloudWatchDestination: V1.InvalidCloudWatchDestinationException,
+        BounceRejected: V1.MessageRejected,
         rx.RuleSetNotFound: V1.RuleSetDoesNotExistException,
         rx.RuleNotFound: V1.RuleDoesNotExistException,
         rx.RuleSetInUse: V1.CannotDeleteException,

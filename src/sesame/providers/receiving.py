@@ -11,6 +11,7 @@ from typing import Any
 from sesame.awsapi.context import RequestContext
 from sesame.awsapi.errors import InvalidParameterValue, ServiceError
 from sesame.providers.v2_identities import decode_token, encode_token
+from sesame.receiving.bounces import Bounces
 from sesame.receiving.rules import ReceiptRules
 from sesame.storage.models import ReceiptRuleSet
 
@@ -25,6 +26,10 @@ def _described(row: ReceiptRuleSet) -> dict[str, Any]:
 
 class ReceivingV1:
     receipt_rules: ReceiptRules
+    bounces: Bounces
+
+    async def send_bounce(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return {"MessageId": await self.bounces.send_bounce(ctx.account_id, ctx.region, params)}
 
     # -- rule sets ---------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class SesV1Provider(IdentitiesV1, SendingV1, VerificationV1, ConfigurationSetsV1
         self.event_destinations = sesame.event_destinations
         self.reputation = sesame.reputation
         self.receipt_rules = sesame.receipt_rules
+        self.bounces = sesame.bounces
 
     async def get_send_quota(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         sent = await self.sending.sent_last_24_hours(ctx.account_id, ctx.region)
