@@ -35,7 +35,7 @@ def _name(text: str) -> dns.name.Name:
         raise InvalidName(f"{text} is not a valid domain name: {exc}") from None
 
 
-def make_resolver(settings: DnsSettings) -> dns.asyncresolver.Resolver:
+def make_resolver(settings: DnsSettings, *, cache: bool = False) -> dns.asyncresolver.Resolver:
     if not settings.nameservers:
         resolver = dns.asyncresolver.Resolver()
     else:
@@ -51,13 +51,15 @@ def make_resolver(settings: DnsSettings) -> dns.asyncresolver.Resolver:
             raise ValueError("dns.nameservers must all use the same port")
         resolver.port = ports.pop()
     resolver.lifetime = settings.timeout
-    resolver.cache = None  # verification must see a record the moment it is published
+    # Verification must see a record the moment it is published: no cache, unless asked for (received
+    # mail's SPF and DMARC look-ups, where the same senders come again and again, within records' TTLs).
+    resolver.cache = dns.resolver.Cache() if cache else None
     return resolver
 
 
 class Lookup:
-    def __init__(self, settings: DnsSettings) -> None:
-        self.resolver = make_resolver(settings)
+    def __init__(self, settings: DnsSettings, *, cache: bool = False) -> None:
+        self.resolver = make_resolver(settings, cache=cache)
 
     async def _answer(self, name: str, rdtype: str) -> list[Any]:
         try:

@@ -144,7 +144,7 @@ class Sesame:
             reporting_mta=helo_name(settings.delivery),
         )
         mx_name = settings.smtp.hostname or helo_name(settings.delivery)
-        judge = Judge(lookup, Scanners.from_settings(settings.receiving), mx_name)
+        judge = Judge(Lookup(settings.dns, cache=True), Scanners.from_settings(settings.receiving), mx_name)
         self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions)
         self.bounces = Bounces(self.inbox, self.sending, mx_name, dev=settings.mode == "dev")
         self.inbound.on_accept = self.receiving.wake
