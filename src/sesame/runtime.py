@@ -133,7 +133,10 @@ class Sesame:
         # door, received mail and the loop that works out verdicts, feedback and receipt actions.
         self.receipt_rules = ReceiptRules(self.db, topics=self.publisher)
         self.inbox = Inbox(self.db)
-        self.inbound = Inbound(settings, self.inbox, self.receipt_rules, self.return_paths.is_return_path)
+        receiving_dns = Lookup(settings.dns, cache=True)
+        self.inbound = Inbound(
+            settings, self.inbox, self.receipt_rules, self.return_paths.is_return_path, receiving_dns
+        )
         aws = self.publisher.aws  # one set of botocore clients for the process
         self.actions = Actions(
             self.inbox,
@@ -144,7 +147,7 @@ class Sesame:
             reporting_mta=helo_name(settings.delivery),
         )
         mx_name = settings.smtp.hostname or helo_name(settings.delivery)
-        judge = Judge(Lookup(settings.dns, cache=True), Scanners.from_settings(settings.receiving), mx_name)
+        judge = Judge(receiving_dns, Scanners.from_settings(settings.receiving), mx_name)
         self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions)
         self.bounces = Bounces(self.inbox, self.sending, mx_name, dev=settings.mode == "dev")
         self.inbound.on_accept = self.receiving.wake

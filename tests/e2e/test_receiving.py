@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sesame.mail import dkim
+from sesame.testing.dns import DnsServer
 from sesame.testing.http_sink import HttpSink, verify_sns_signature
 from sesame.testing.servers import SesameProcess
 from tests.conftest import client
@@ -120,14 +122,26 @@ def functions() -> Iterator[Functions]:
     f.close()
 
 
+#: A DNS blocklist zone on the test DNS server; it lists 127.0.0.2 (RFC 5782 §2.1: 2.0.0.127.<zone>).
+BLOCKLIST = "bl.test"
+
+
 @pytest.fixture(scope="module")
 def receiving(
-    module_database: str, tmp_path_factory: pytest.TempPathFactory, functions: Functions
+    module_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    functions: Functions,
+    dns_server: DnsServer,
 ) -> Iterator[SesameProcess]:
-    """``sesame dev`` with an MX; its rules are made per test (a rule set each)."""
+    """``sesame dev`` with an MX, asking the test DNS server (SPF, DKIM, DMARC, the blocklist); its rules
+    are made per test (a rule set each)."""
     data_dir = tmp_path_factory.mktemp("receiving")
     config = data_dir / "sesame.toml"
-    config.write_text(f'[receiving]\nfunctions = {{"{FUNCTION}" = "{functions.url}"}}\n')
+    config.write_text(
+        f'[dns]\nnameservers = ["{dns_server.address}"]\ntimeout = 2\n\n'
+        f'[receiving]\nfunctions = {{"{FUNCTION}" = "{functions.url}"}}\ndnsbl = ["{BLOCKLIST}"]\n'
+    )
+    dns_server.add(f"2.0.0.127.{BLOCKLIST}", "A", "127.0.0.2")
     with SesameProcess("dev", data_dir=data_dir, database=module_database, config_file=config) as proc:
         yield proc
 
@@ -392,3 +406,93 @@ def test_an_action_that_fails_is_retried_and_its_place_kept(
     receipt = wait_until(failed_once)
     assert receipt["state"] == "pending" and "LambdaAction" in receipt["lastError"]
     assert [a["type"] for a in receipt["actions"]] == ["S3Action"]  # stored once, not again
+
+
+def test_a_blocklisted_client_is_refused_at_connect_unless_an_account_allows_it(
+    receiving: SesameProcess,
+) -> None:
+    host, port = receiving.listeners["mx"]
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP(host, port, timeout=10, source_address=("127.0.0.2", 0))
+    assert refused.value.smtp_code == 554 and BLOCKLIST.encode() in refused.value.smtp_error
+    with mx(receiving) as smtp:  # 127.0.0.1 is not listed
+        assert smtp.noop()[0] == 250
+    # An account that receives (an active rule set) and allows the address lets it past the blocklist.
+    activate(
+        receiving,
+        "allowing",
+        {"Name": "stop", "Recipients": ["allowing.test"], "Actions": [{"StopAction": {"Scope": "RuleSet"}}]},
+    )
+    v1 = ses(receiving)
+    v1.create_receipt_filter(Filter={"Name": "trusted", "IpFilter": {"Policy": "Allow", "Cidr": "127.0.0.2"}})
+    try:
+        with smtplib.SMTP(host, port, timeout=10, source_address=("127.0.0.2", 0)) as smtp:
+            assert smtp.noop()[0] == 250
+    finally:
+        v1.delete_receipt_filter(FilterName="trusted")
+
+
+def signed(domain: str, dns_server: DnsServer) -> bytes:
+    """MESSAGE from a@<domain>, DKIM-signed with a key published at sel._domainkey.<domain>."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    record = dkim.txt_record(pem)
+    dns_server.add(
+        f"sel._domainkey.{domain}",
+        "TXT",
+        " ".join(f'"{record[i : i + 250]}"' for i in range(0, len(record), 250)),
+    )
+    body = MESSAGE.replace(b"alice@sender.test", f"a@{domain}".encode())
+    return dkim.sign(body, dkim.SigningKey(selector="sel", domain=domain, private_key_pem=pem))
+
+
+def test_verdicts_for_spf_dkim_and_dmarc(
+    receiving: SesameProcess, functions: Functions, dns_server: DnsServer
+) -> None:
+    dns_server.add("good.test", "TXT", '"v=spf1 ip4:127.0.0.0/8 -all"')
+    dns_server.add("_dmarc.good.test", "TXT", '"v=DMARC1; p=reject"')
+    dns_server.add("bad.test", "TXT", '"v=spf1 -all"')
+    dns_server.add("_dmarc.bad.test", "TXT", '"v=DMARC1; p=quarantine"')
+    activate(
+        receiving,
+        "judged",
+        {
+            "Name": "call",
+            "Recipients": ["judged.test"],
+            "Actions": [{"LambdaAction": {"FunctionArn": FUNCTION}}],
+        },
+    )
+    functions.answer = None
+    cases = {
+        "good.test": (signed("good.test", dns_server), "PASS", "PASS", "PASS", None),
+        "bad.test": (
+            MESSAGE.replace(b"alice@sender.test", b"a@bad.test"),
+            "FAIL",
+            "GRAY",
+            "FAIL",
+            "quarantine",
+        ),
+        "none.test": (MESSAGE.replace(b"alice@sender.test", b"a@none.test"), "GRAY", "GRAY", "GRAY", None),
+    }
+    for domain, (data, spf, dkim_status, dmarc, policy) in cases.items():
+        functions.events = []
+        message_id = deliver(receiving, ["x@judged.test"], data=data, sender=f"a@{domain}")
+        wait_until(lambda: functions.events)
+        receipt = functions.events[0]["Records"][0]["ses"]["receipt"]
+        assert functions.events[0]["Records"][0]["ses"]["mail"]["messageId"] == message_id
+        got = (
+            receipt["spfVerdict"]["status"],
+            receipt["dkimVerdict"]["status"],
+            receipt["dmarcVerdict"]["status"],
+        )
+        assert got == (spf, dkim_status, dmarc), domain
+        assert receipt.get("dmarcPolicy") == policy, domain
+        assert receipt["spamVerdict"]["status"] == "DISABLED"  # the rule does not scan

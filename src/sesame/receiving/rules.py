@@ -26,6 +26,7 @@ from sesame.domain.identities import EMAIL, SUCCESS
 from sesame.receiving import definitions as d
 from sesame.receiving.matching import (
     IpFilter,
+    client_address,
     filter_allows,
     receives_for,
     rule_matches,
@@ -369,6 +370,17 @@ class ReceiptRules:
                     )
                 )
         return found
+
+    async def allow_listed(self, client_ip: str) -> bool:
+        """Whether some account's Allow filter covers ``client_ip``: such a client gets past the DNS
+        blocklists, as SES's allow list overrides its own block list (reference 10.5)."""
+        snapshot = await self._current()
+        address = client_address(client_ip)
+        for receiver in snapshot.receivers:
+            for f in receiver.filters:
+                if f.policy == "Allow" and address.version == f.network.version and address in f.network:
+                    return True
+        return False
 
     async def connection_allowed(self, client_ip: str) -> bool:
         """Whether the MX should talk to ``client_ip`` at all. The MX does not know whose mail comes

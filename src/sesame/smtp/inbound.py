@@ -1,6 +1,8 @@
 """The MX door: what a session that delivers mail *to* Sesame asks of it (reference 10.1).
 
-- At connect, IP filters: a client that the receipt filters block gets 554 and its mail is never read.
+- At connect, IP filters: a client that the receipt filters block gets 554 and its mail is never read;
+  so does one that a DNS blocklist of ``receiving.dnsbl`` lists, unless an account's Allow filter
+  covers it (SES consults its own block list the same way, and allow lists override it).
 - At RCPT, the active receipt rule sets: a recipient that some account's enabled rule covers is taken,
   and so is a return-path address (a bounce or a complaint coming back); any other is refused with
   ``550 5.1.1``, so the MX never relays. In ``dev`` mode every recipient is taken, to be captured.
@@ -17,11 +19,14 @@ from typing import Any
 from sesame.config import Settings
 from sesame.receiving.inbox import Arrival, Inbox
 from sesame.receiving.rules import ReceiptRules
+from sesame.receiving.scanners import dnsbl_listed
+from sesame.resolver import Lookup
 from sesame.smtp.door import OK, TEMPORARY_FAILURE, Envelope, Reply
 
 log = logging.getLogger(__name__)
 
 BLOCKED = Reply(554, "Access denied")
+LISTED = "5.7.1 Service unavailable; client host [{ip}] blocked using {zone}"
 NO_SUCH_USER = Reply(550, "5.1.1 Requested action not taken: mailbox unavailable")
 
 
@@ -33,9 +38,16 @@ class Inbound:
     requires_account = False
 
     def __init__(
-        self, settings: Settings, inbox: Inbox, rules: ReceiptRules, is_return_path: IsReturnPath
+        self,
+        settings: Settings,
+        inbox: Inbox,
+        rules: ReceiptRules,
+        is_return_path: IsReturnPath,
+        lookup: Lookup,
     ) -> None:
         self.dev = settings.mode == "dev"
+        self.blocklists = list(settings.receiving.dnsbl)
+        self.lookup = lookup
         self.inbox = inbox
         self.rules = rules
         self.is_return_path = is_return_path
@@ -54,7 +66,25 @@ class Inbound:
         except Exception:  # the database: rather than refuse everyone, let mail in and filter later
             log.exception("reading the receipt filters for %s failed", peer)
             return None
-        return None if allowed else BLOCKED
+        if not allowed:
+            return BLOCKED
+        return await self._blocklisted(peer)
+
+    async def _blocklisted(self, peer: str) -> Reply | None:
+        """554 for a client a DNS blocklist lists (RFC 5782), unless an account allow-lists it. A
+        blocklist that cannot be asked lets the client in: mail is not refused for our DNS's trouble."""
+        if not self.blocklists or await self.rules.allow_listed(peer):
+            return None
+        for zone in self.blocklists:
+            try:
+                listed = await dnsbl_listed(self.lookup, peer, zone)
+            except Exception as exc:
+                log.info("DNS blocklist %s could not be asked about %s: %s", zone, peer, exc)
+                continue
+            if listed:
+                log.info("refused %s at connect: listed by %s", peer, zone)
+                return Reply(554, LISTED.format(ip=peer, zone=zone))
+        return None
 
     async def recipient(self, envelope: Envelope, address: str) -> Reply:
         if self.dev:
