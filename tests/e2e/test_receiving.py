@@ -23,6 +23,7 @@ import pytest
 from sesame.mail import dkim
 from sesame.testing.dns import DnsServer
 from sesame.testing.http_sink import HttpSink, verify_sns_signature
+from sesame.testing.moto import moto_server
 from sesame.testing.servers import SesameProcess
 from tests.conftest import client
 
@@ -496,3 +497,44 @@ def test_verdicts_for_spf_dkim_and_dmarc(
         assert got == (spf, dkim_status, dmarc), domain
         assert receipt.get("dmarcPolicy") == policy, domain
         assert receipt["spamVerdict"]["status"] == "DISABLED"  # the rule does not scan
+
+
+def test_s3_and_sns_actions_reach_an_external_aws(database: str, tmp_path: Path) -> None:
+    """With ``aws.endpoint_url`` set (moto's server here), the S3 action writes to that S3 and the SNS
+    actions publish to that SNS: read back from the bucket, and from an SQS queue on the topic."""
+    from tests.e2e.test_events import aws, drain_queue, topic_to_queue
+
+    with moto_server() as moto:
+        aws(moto, "s3").create_bucket(Bucket="inbound-mail")
+        topic, queue = topic_to_queue(moto, "inbound")
+        config = tmp_path / "sesame.toml"
+        config.write_text(f'[aws]\nendpoint_url = "{moto}"\naccess_key_id = "x"\nsecret_access_key = "x"\n')
+        with SesameProcess("dev", data_dir=tmp_path / "data", database=database, config_file=config) as proc:
+            activate(
+                proc,
+                "external",
+                {
+                    "Name": "store-and-tell",
+                    "Recipients": ["external.test"],
+                    "Actions": [
+                        {
+                            "S3Action": {
+                                "BucketName": "inbound-mail",
+                                "ObjectKeyPrefix": "raw/",
+                                "TopicArn": topic,
+                            }
+                        },
+                        {"SNSAction": {"TopicArn": topic, "Encoding": "Base64"}},
+                    ],
+                },
+            )
+            message_id = deliver(proc, ["bob@external.test"])
+            notes = drain_queue(moto, queue, lambda got: len(got) >= 2)
+            stored = aws(moto, "s3").get_object(Bucket="inbound-mail", Key=f"raw/{message_id}")["Body"].read()
+    assert stored.endswith(b"Hello Bob.\r\n") and b"Authentication-Results:" in stored
+    by_type = {n["receipt"]["action"]["type"]: n for n in (json.loads(m["Message"]) for m in notes)}
+    assert by_type["S3"]["receipt"]["action"]["bucketName"] == "inbound-mail"
+    assert by_type["S3"]["receipt"]["action"]["objectKey"] == f"raw/{message_id}"
+    assert "content" not in by_type["S3"]  # only the SNS action carries the message
+    assert base64.b64decode(by_type["SNS"]["content"]).endswith(b"Hello Bob.\r\n")
+    assert {n["mail"]["messageId"] for n in by_type.values()} == {message_id}
