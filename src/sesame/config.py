@@ -300,6 +300,9 @@ class ReceivingSettings:
     dnsbl: list[str] = field(default_factory=list)
     #: Seconds one scanner may take (connecting, sending the message, answering).
     scan_timeout: float = 10.0
+    #: Hours a received message is kept once its rules have run (``serve``; dev mode keeps all until
+    #: DELETE /_sesame/inbound). SendBounce needs it for 24 hours; 0 keeps messages for ever.
+    retention_hours: float = 72.0
 
 
 @dataclass

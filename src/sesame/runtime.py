@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 import sqlalchemy as sa
@@ -148,7 +149,9 @@ class Sesame:
         )
         mx_name = settings.smtp.hostname or helo_name(settings.delivery)
         judge = Judge(receiving_dns, Scanners.from_settings(settings.receiving), mx_name)
-        self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions)
+        hours = settings.receiving.retention_hours
+        keep = dt.timedelta(hours=hours) if settings.mode == "serve" and hours > 0 else None
+        self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions, retention=keep)
         self.bounces = Bounces(self.inbox, self.sending, mx_name, dev=settings.mode == "dev")
         self.inbound.on_accept = self.receiving.wake
         self.providers = {

@@ -255,6 +255,16 @@ class Inbox:
             )
             return list(found)
 
+    async def forget(self, older_than: dt.timedelta) -> int:
+        """Delete received messages (and their receipts) older than ``older_than`` whose work is done:
+        nothing left to judge and no receipt still pending."""
+        m, r = InboundMessage, Receipt
+        pending = sa.select(r.id).where(r.message_id == m.id, r.state == "pending").exists()
+        old = sa.and_(m.received_at < utcnow() - older_than, m.state != "received", ~pending)
+        async with self.db.write() as s:
+            result = await s.execute(sa.delete(m).where(old))
+            return int(getattr(result, "rowcount", 0) or 0)
+
     async def clear(self) -> int:
         async with self.db.write() as s:
             result = await s.execute(sa.delete(InboundMessage))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -34,6 +35,8 @@ POLL_SECONDS = 1.0
 #: Seconds before a message whose verdicts could not be worked out is tried again.
 RETRY_SECONDS = 30.0
 BATCH = 200
+#: Seconds between passes that delete received mail past its retention.
+FORGET_SECONDS = 300.0
 #: Messages judged, or receipts run, at once: they mostly wait on DNS and the network.
 CONCURRENCY = 32
 
@@ -72,8 +75,17 @@ class Judge:
 
 
 class Processor:
-    def __init__(self, inbox: Inbox, judge: Judging, feedback: FeedbackSink, actions: Actions) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        judge: Judging,
+        feedback: FeedbackSink,
+        actions: Actions,
+        *,
+        retention: dt.timedelta | None = None,
+    ) -> None:
         self.inbox = inbox
+        self.retention = retention  # None: keep received mail (dev mode's inbox)
         self.judge = judge
         self.feedback = feedback
         self.actions = actions
