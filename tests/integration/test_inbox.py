@@ -53,13 +53,16 @@ def test_a_claimed_message_is_judged_once_and_becomes_receipts(database: str, tm
         (claimed,) = await one.claim_received(10, 60)
         assert claimed.id == message_id and claimed.plan == PLAN
         assert await other.claim_received(10, 60) == []  # leased to the first
-        await other.evaluated(message_id, {"spfVerdict": {"status": "PASS"}}, b"X: y\r\n")  # not its lease
+        # Not its lease: nothing is recorded, no receipt made.
+        assert await other.evaluated(message_id, {"spfVerdict": {"status": "PASS"}}, b"X: y\r\n", 60) == []
         assert await other.claim_receipts(10, 60) == []
-        await one.evaluated(message_id, {"spfVerdict": {"status": "PASS"}}, b"X: y\r\n")
-        (due,) = await other.claim_receipts(10, 60)
+        (due,) = await one.evaluated(message_id, {"spfVerdict": {"status": "PASS"}}, b"X: y\r\n", 60)
         assert (due.message_id, due.account_id, due.rule, due.action) == (message_id, "123456789012", 0, 0)
-        assert await one.claim_receipts(10, 60) == []
-        await other.advance(due, state="done", rule=1)
+        assert await other.claim_receipts(10, 60) == []  # made leased to the worker that judged it
+        await one.advance(due, state="pending", rule=1, next_attempt_at=dt.datetime.now(dt.UTC))
+        (again,) = await other.claim_receipts(10, 60)  # a receipt let go is any worker's
+        assert (again.id, again.rule) == (due.id, 1)
+        await other.advance(again, state="done", rule=1)
         stored = await one.message(message_id)
         assert stored is not None and stored.state == "processed" and stored.added_headers == b"X: y\r\n"
 
@@ -89,10 +92,8 @@ def test_old_mail_is_forgotten_once_its_work_is_done(database: str, tmp_path: Pa
                     .where(InboundMessage.id == message_id)
                     .values(locked_by=inbox.worker_id)
                 )
-            await inbox.evaluated(message_id, {}, b"")
-        for due in await inbox.claim_receipts(10, 60):
-            if due.message_id != pending:
-                await inbox.advance(due, state="done")
+            for due in await inbox.evaluated(message_id, {}, b"", 60):
+                await inbox.advance(due, state="pending" if message_id == pending else "done")
         assert await inbox.forget(dt.timedelta(days=3)) == 1
         async with sesame.db.read() as s:
             left = set(await s.scalars(sa.select(InboundMessage.id)))

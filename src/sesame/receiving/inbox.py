@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.storage.db import Database
-from sesame.storage.models import InboundMessage, Receipt, utcnow
+from sesame.storage.models import InboundMessage, Receipt, table, utcnow
 from sesame.storage.writer import Work, insert
 
 
@@ -29,8 +29,9 @@ def new_message_id() -> str:
     return base64.b32encode(os.urandom(20)).decode().lower()[:28]
 
 
-#: A judged message: its id, its receipt verdict members, the header fields SES adds.
-Judged = tuple[str, dict[str, Any], bytes]
+#: A judged message: its id, its receipt verdict members, the header fields SES adds, the lease its
+#: receipts are to be held for.
+Judged = tuple[str, dict[str, Any], bytes, float]
 
 
 @dataclass(slots=True)
@@ -115,15 +116,28 @@ async def _write_arrivals(s: AsyncSession, arrivals: list[Arrival]) -> list[str]
     return [a.id for a in arrivals]
 
 
+_INBOUND, _RECEIPTS = table(InboundMessage), table(Receipt)
+#: The hot writes, as Core statements compiled once and run for a whole batch (executemany).
+_JUDGED = (
+    sa.update(_INBOUND)
+    .where(_INBOUND.c.id == sa.bindparam("mid"))
+    .values(state="processed", locked_by=None, locked_until=None)
+)
+_NEW_RECEIPTS = sa.insert(_RECEIPTS).returning(_RECEIPTS.c.id, sort_by_parameter_order=True)
+_ADVANCE = (
+    sa.update(_RECEIPTS)
+    .where(_RECEIPTS.c.id == sa.bindparam("rid"), _RECEIPTS.c.locked_by == sa.bindparam("worker"))
+    .values(locked_by=None, locked_until=None)
+)
+
+
 class Inbox:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.worker_id = f"mx-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
         self._accept: Work[Arrival, str] = Work("received mail", _write_arrivals)
-        self._evaluated: Work[Judged, None] = Work("judged mail", self._write_evaluated)
-        self._advanced: Work[tuple[int, dict[str, Any]], None] = Work(
-            "receipt progress", self._write_advanced
-        )
+        self._evaluated: Work[Judged, list[Due]] = Work("judged mail", self._write_evaluated)
+        self._advanced: Work[dict[str, Any], None] = Work("receipt progress", self._write_advanced)
 
     async def accept(self, arrival: Arrival) -> str:
         """Commit a received message (with the next group commit); its id once it is durable."""
@@ -145,51 +159,55 @@ class Inbox:
             )  # fmt: skip
             return [Received(*r) for r in found]
 
-    async def evaluated(self, message_id: str, verdicts: dict[str, Any], added_headers: bytes) -> None:
+    async def evaluated(
+        self, message_id: str, verdicts: dict[str, Any], added_headers: bytes, lease: float
+    ) -> list[Due]:
         """Record a message's verdicts and turn its plan into receipts, in one transaction (the next
-        group commit's): from here on each account's rules run on their own."""
-        await self.db.writer.submit(self._evaluated, (message_id, verdicts, added_headers))
+        group commit's). The receipts come back leased to this worker, which runs them at once; one
+        that fails is left to the receipt loop of any node, like every receipt whose lease runs out."""
+        return await self.db.writer.submit(self._evaluated, (message_id, verdicts, added_headers, lease))
 
-    async def _write_evaluated(self, s: AsyncSession, items: list[Judged]) -> list[None]:
+    async def _write_evaluated(self, s: AsyncSession, items: list[Judged]) -> list[list[Due]]:
         m, now = InboundMessage, utcnow()
         held = sa.select(m.id, m.plan).where(m.id.in_([i[0] for i in items]), m.locked_by == self.worker_id)
         plans: dict[str, list[dict[str, Any]]] = {row.id: row.plan for row in await s.execute(held)}
-        for message_id, verdicts, added in items:
-            plan = plans.get(message_id)
-            if plan is None:
-                continue  # the lease was lost: another worker does it
-            await s.execute(
-                sa.update(m)
-                .where(m.id == message_id)
-                .values(verdicts=verdicts, added_headers=added, state="processed")
-                .values(locked_by=None, locked_until=None)
-            )
-            await insert(
-                s,
-                Receipt,
-                [
-                    {
-                        "message_id": message_id,
-                        "account_id": entry["account_id"],
-                        "region": entry["region"],
-                        "rule_set": entry["rule_set"],
-                        "rules": entry["rules"],
-                        "rule": 0,
-                        "action": 0,
-                        "headers": [],
-                        "state": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "locked_by": None,
-                        "locked_until": None,
-                        "last_error": None,
-                        "log": [],
-                        "created_at": now,
-                    }
-                    for entry in plan
-                ],
-            )
-        return [None] * len(items)
+        mine = [i for i in items if i[0] in plans]  # the others' leases were lost: other workers do them
+        if not mine:
+            return [[] for _ in items]
+        await s.execute(
+            _JUDGED,
+            [{"mid": mid, "verdicts": verdicts, "added_headers": added} for mid, verdicts, added, _ in mine],
+        )
+        rows = [
+            {
+                "message_id": mid,
+                "account_id": entry["account_id"],
+                "region": entry["region"],
+                "rule_set": entry["rule_set"],
+                "rules": entry["rules"],
+                "rule": 0,
+                "action": 0,
+                "headers": [],
+                "state": "pending",
+                "attempts": 1,
+                "next_attempt_at": now,
+                "locked_by": self.worker_id,
+                "locked_until": now + dt.timedelta(seconds=lease),
+                "last_error": None,
+                "log": [],
+                "created_at": now,
+            }
+            for mid, _, _, lease in mine
+            for entry in plans[mid]
+        ]
+        made: dict[str, list[Due]] = {}
+        if rows:
+            ids = (await s.execute(_NEW_RECEIPTS, rows)).scalars()
+            for rid, x in zip(ids, rows, strict=True):
+                due = Due(rid, x["message_id"], x["account_id"], x["region"], x["rule_set"], x["rules"],
+                          0, 0, [], 1, now, [])  # fmt: skip
+                made.setdefault(x["message_id"], []).append(due)
+        return [made.get(i[0], []) for i in items]
 
     async def retry_received(self, message_id: str, delay: float) -> None:
         m = InboundMessage
@@ -224,19 +242,34 @@ class Inbox:
         async with self.db.read() as s:
             return await s.get(InboundMessage, message_id)
 
-    async def advance(self, due: Due, **values: Any) -> None:
-        """Save a receipt's progress (next rule and action, headers, log, state) and let it go, with
-        the next group commit."""
-        await self.db.writer.submit(self._advanced, (due.id, values))
+    async def advance(
+        self,
+        due: Due,
+        *,
+        state: str,
+        rule: int | None = None,
+        action: int | None = None,
+        headers: list[list[str]] | None = None,
+        log: list[dict[str, Any]] | None = None,
+        last_error: str | None = None,
+        next_attempt_at: dt.datetime | None = None,
+    ) -> None:
+        """Save a receipt's progress (its state, next rule and action, headers, log) and let it go,
+        with the next group commit. What is not given stays as the claim found it."""
+        values = {
+            "rid": due.id,
+            "state": state,
+            "rule": due.rule if rule is None else rule,
+            "action": due.action if action is None else action,
+            "headers": due.headers if headers is None else headers,
+            "log": due.log if log is None else log,
+            "last_error": last_error,
+            "next_attempt_at": next_attempt_at or utcnow(),
+        }
+        await self.db.writer.submit(self._advanced, values)
 
-    async def _write_advanced(self, s: AsyncSession, items: list[tuple[int, dict[str, Any]]]) -> list[None]:
-        r = Receipt
-        for receipt_id, values in items:
-            await s.execute(
-                sa.update(r)
-                .where(r.id == receipt_id, r.locked_by == self.worker_id)
-                .values(locked_by=None, locked_until=None, **values)
-            )
+    async def _write_advanced(self, s: AsyncSession, items: list[dict[str, Any]]) -> list[None]:
+        await s.execute(_ADVANCE, [{**v, "worker": self.worker_id} for v in items])
         return [None] * len(items)
 
     # -- reading, for /_sesame/inbound and tests ---------------------------------------------------

@@ -24,6 +24,7 @@ from sesame.receiving.actions import Actions
 from sesame.receiving.inbox import Inbox, Received
 from sesame.receiving.scanners import Scanners
 from sesame.resolver import Lookup
+from sesame.storage.models import InboundMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,10 +140,28 @@ class Processor:
             for recipient in message.feedback:
                 outcome = await self.feedback(recipient, message.body)
                 log.info("report from %s to %s: %s", message.mail_from or "<>", recipient, outcome)
-            await self.inbox.evaluated(message.id, verdicts, added)
+            due = await self.inbox.evaluated(message.id, verdicts, added, LEASE_SECONDS)
         except Exception:
             log.exception("working out received message %s failed; trying again later", message.id)
             await self.inbox.retry_received(message.id, RETRY_SECONDS)
+            return
+        # The receipts are this worker's: run them now, with the message in hand, rather than read it
+        # back through the receipt loop.
+        judged = InboundMessage(
+            id=message.id,
+            received_at=message.received_at,
+            peer=message.peer,
+            helo=message.helo,
+            tls=message.tls,
+            mail_from=message.mail_from,
+            recipients=message.recipients,
+            verdicts=verdicts,
+            added_headers=added,
+            state="processed",
+            body=message.body,
+        )
+        for receipt in due:
+            await self.actions.run(receipt, judged)
 
 
 async def _side_by_side(work: Callable[[T], Awaitable[None]], items: list[T]) -> None:
