@@ -62,9 +62,8 @@ class ObjectStore:
         if self.external:
             await self._s3(region, "put_object", Bucket=bucket, Key=key, Body=body)
             return f"{self.aws.settings.endpoint('s3').rstrip('/')}/{bucket}/{key}"
-        path = self.path(bucket, key)
-        await asyncio.to_thread(self._write, path, body)
-        return str(path)
+        # The name checks walk the file system (symbolic links): on the thread too, off the event loop.
+        return str(await asyncio.to_thread(lambda: self._write(self.path(bucket, key), body)))
 
     async def get(self, bucket: str, key: str, *, region: str = "us-east-1") -> bytes:
         if self.external:
@@ -96,7 +95,7 @@ class ObjectStore:
             raise InvalidObjectName(f"object key {key!r} leads out of bucket {bucket!r}")
         return path
 
-    def _write(self, path: Path, body: bytes) -> None:
+    def _write(self, path: Path, body: bytes) -> Path:
         self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         # Each level made 0700 on its own: mkdir(parents=True) gives the parents the umask's mode.
         current = self.root
@@ -116,6 +115,7 @@ class ObjectStore:
             write_private(path, body)
         except OSError as exc:
             raise ObjectStoreError(f"writing {path} failed: {exc}") from exc
+        return path
 
     async def _s3(self, region: str, operation: str, **params: Any) -> dict[str, Any]:
         def run() -> dict[str, Any]:
