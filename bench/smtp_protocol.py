@@ -63,6 +63,7 @@ class StubSubmission:
     """The submission door with nothing behind it: every client is trusted, every message taken."""
 
     requires_account = True
+    max_recipients = 50
 
     def first_account(self, peer: str) -> str | None:
         return ACCOUNT

@@ -141,6 +141,15 @@ def query(serve: Serve, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 def query_url(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Rows from the database at ``url`` (the form a user passes to ``--database``)."""
+    return _run_sql(url, sql, params, commit=False)
+
+
+def execute(serve: Serve, sql: str, **params: Any) -> None:
+    """Change rows of the server's own database (a test's way to make time pass for one row)."""
+    _run_sql(serve.database or f"sqlite:///{serve.data_dir / 'sesame.db'}", sql, params, commit=True)
+
+
+def _run_sql(url: str, sql: str, params: dict[str, Any], *, commit: bool) -> list[dict[str, Any]]:
     import asyncio
 
     import sqlalchemy as sa
@@ -152,31 +161,10 @@ def query_url(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
     async def go() -> list[dict[str, Any]]:
         engine = null_pool_engine(url)
         try:
-            async with engine.connect() as conn:
-                return [dict(r) for r in (await conn.execute(sa.text(sql), params)).mappings()]
+            async with engine.begin() if commit else engine.connect() as conn:
+                result = await conn.execute(sa.text(sql), params)
+                return [dict(r) for r in result.mappings()] if result.returns_rows else []
         finally:
             await engine.dispose()
 
     return asyncio.run(go())
-
-
-def execute(serve: Serve, sql: str, **params: Any) -> None:
-    """Change rows of the server's own database (a test's way to make time pass for one row)."""
-    import asyncio
-
-    import sqlalchemy as sa
-
-    from sesame.storage.db import null_pool_engine
-
-    url = serve.database or f"sqlite:///{serve.data_dir / 'sesame.db'}"
-    url = url.replace("postgresql://", "postgresql+asyncpg://").replace("sqlite://", "sqlite+aiosqlite://")
-
-    async def go() -> None:
-        engine = null_pool_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(sa.text(sql), params)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(go())

@@ -2,9 +2,9 @@
 
 1. A received message gets its verdicts (SPF, DKIM, DMARC, spam, virus) and the header fields SES adds
    to the stored copy; its return-path recipients' reports become Bounce and Complaint records; then
-   its plan becomes one receipt per account (``Inbox.evaluated``).
-2. Each receipt runs its rules' actions in order (``receiving/actions.py``), keeping its place across
-   failures and restarts.
+   its plan becomes one receipt per account (``Inbox.evaluated``), leased to the worker that judged it.
+2. That worker runs each receipt's actions in order (``receiving/actions.py``) at once; a receipt that
+   stops at a failing action keeps its place and is taken up again by the receipt loop of any node.
 
 A step that fails is tried again later; a crash leaves a lease that expires, and another pass (on
 this node or another) takes the work up again. Work may so be done twice, never lost.

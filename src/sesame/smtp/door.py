@@ -43,6 +43,8 @@ class Envelope:
 class Door(Protocol):
     #: Whether clients must AUTH (or be trusted) before MAIL, and so whether AUTH is offered at all.
     requires_account: bool
+    #: Recipients one transaction takes; past it RCPT gets 452 and the client sends the rest later.
+    max_recipients: int
 
     def first_account(self, peer: str) -> str | None:
         """Who a session sends as before any AUTH (a trusted network, dev mode), if anyone."""

@@ -36,6 +36,7 @@ IsReturnPath = Callable[[str], Awaitable[bool]]
 
 class Inbound:
     requires_account = False
+    max_recipients = 100  # RFC 5321 §4.5.3.1.8: a server must take at least 100
 
     def __init__(
         self,

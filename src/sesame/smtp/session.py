@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from sesame.domain.addresses import IllegalAddress, bare_address
-from sesame.domain.sending import MAX_RECIPIENTS
 from sesame.smtp.door import OK, Envelope, Reply
 from sesame.smtp.submission import MAX_MESSAGE_BYTES
 
@@ -405,10 +404,8 @@ class SmtpSession(asyncio.Protocol):
             return self.reply(Reply(501, "Syntax: RCPT TO:<address>"))
         if m[2].strip():
             return self.reply(Reply(555, f"Unsupported option: {m[2].strip()[:64]}"))
-        if (
-            len(self.recipients) >= MAX_RECIPIENTS
-        ):  # RFC 5321 §4.5.3.1.10: 452, the client sends the rest later
-            return self.reply(Reply(452, f"4.5.3 Recipient count exceeds {MAX_RECIPIENTS}."))
+        if len(self.recipients) >= self.door.max_recipients:  # RFC 5321 §4.5.3.1.10: 452, the rest later
+            return self.reply(Reply(452, f"4.5.3 Recipient count exceeds {self.door.max_recipients}."))
         try:
             address = bare_address(m[1].strip())
         except IllegalAddress:

@@ -16,7 +16,7 @@ from sesame.config import Settings
 from sesame.domain import compose
 from sesame.domain.accounts import AccountNotFound, Accounts
 from sesame.domain.addresses import IllegalAddress
-from sesame.domain.sending import SendError, Sending
+from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.errors import ConfigError
 from sesame.smtp.credentials import password_matches
 from sesame.smtp.door import OK, TEMPORARY_FAILURE, Envelope, Reply
@@ -46,6 +46,7 @@ class Submission:
     """The submission door: clients authenticate (or are trusted) and send as an account."""
 
     requires_account = True
+    max_recipients = MAX_RECIPIENTS  # SES's 50 per message
 
     def __init__(self, settings: Settings, accounts: Accounts, sending: Sending) -> None:
         self.accounts = accounts
