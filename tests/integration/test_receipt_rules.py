@@ -391,7 +391,7 @@ def test_rules_for_and_connection_allowed(sesame: Sesame) -> None:
                  "Recipients": ["sales@example.com"]}  # fmt: skip
         catch_all = {"Name": "catch-all", "Enabled": True, "TlsPolicy": "Optional", "ScanEnabled": False}
         assert await rr.rules_for("sales@example.com") == [
-            MatchedRuleSet(a, "us-east-1", "main", (sales, catch_all))
+            MatchedRuleSet(a, "us-east-1", "main", (sales, catch_all), positions=(0, 1))
         ]
 
         # A verified address identity receives its own mail, not its domain's.
