@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from sesame import config
 from sesame.domain.feedback import Feedback
 from sesame.storage.db import Database
 from sesame.testing.dns import DnsServer
+from sesame.testing.http_sink import HttpSink, verify_sns_signature
 from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, execute, query
@@ -321,3 +323,31 @@ def test_send_bounce_returns_a_dsn_about_received_mail(
             v1.send_bounce(OriginalMessageId=original, **bounce)
     finally:
         v1.set_active_receipt_rule_set()
+
+
+def test_a_late_bounce_reaches_the_identitys_notification_topic(
+    sesame: Serve, sink: SinkServer, sender: Sender
+) -> None:
+    """The identity's SNS topic (SetIdentityNotificationTopic), a topic of Sesame's own with an HTTP
+    subscriber here, gets the late bounce as SES's ``notificationType: Bounce`` message."""
+    sns, v1 = sesame.client("sns", sender.account), sesame.client("ses", sender.account)
+    topic = sns.create_topic(Name=f"bounces-{sender.id}")["TopicArn"]
+    with HttpSink() as subscriber:
+        sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=subscriber.url)
+        (confirmation,) = subscriber.wait_for(lambda r: r.json()["Type"] == "SubscriptionConfirmation")
+        httpx.get(confirmation.json()["SubscribeURL"])
+        v1.set_identity_notification_topic(Identity=sender.domain, NotificationType="Bounce", SnsTopic=topic)
+        # The report names jdoe@; a one-recipient message's one failure is its recipient (forwarding).
+        to = f"notified{sender.id}@gmail.example"
+        message_id = sender.send(to)
+        delivered(sesame, sink, message_id, to)
+        through_mx(
+            sesame, f"{message_id}@{RETURN_PATH_DOMAIN}", fixture("gmail_user_unknown.eml", message_id)
+        )
+        (post,) = subscriber.wait_for(lambda r: r.json()["Type"] == "Notification")
+    verify_sns_signature(post.json())
+    note = json.loads(post.json()["Message"])
+    assert note["notificationType"] == "Bounce"
+    assert note["mail"]["messageId"] == message_id
+    assert note["bounce"]["bounceType"] == "Permanent"
+    assert [r["emailAddress"] for r in note["bounce"]["bouncedRecipients"]] == [to]

@@ -282,7 +282,8 @@ class Actions:
             recipients=[m.mail_from],
             body=dsn,
             subject="Delivery Status Notification (Failure)",
-            summary={"Destination": {"ToAddresses": [m.mail_from]}, "Bounce": {"Status": status}},
+            # As SendRawEmail's: /_aws/ses shows the DSN itself.
+            summary={"RawData": dsn.decode("utf-8", "replace"), "Destinations": [m.mail_from]},
         )
         await self.send_system(run.due.account_id, run.due.region, out)
 

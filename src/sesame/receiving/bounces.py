@@ -57,7 +57,7 @@ class Bounces:
             recipients=[original.mail_from],
             body=body,
             subject="Delivery Status Notification (Failure)",
-            summary={"Destination": {"ToAddresses": [original.mail_from]}, "Bounce": {"Of": original.id}},
+            summary={"RawData": body.decode("utf-8", "replace"), "Destinations": [original.mail_from]},
         )
         return await self.sending.send_system(account_id, region, out)
 
