@@ -41,7 +41,7 @@ class ActionFailed(Exception):
         self.retryable = retryable
 
 
-def _failed(exc: Exception) -> ActionFailed:
+def _action_failed(exc: Exception) -> ActionFailed:
     return ActionFailed(str(exc) or type(exc).__name__, retryable=getattr(exc, "retryable", True))
 
 
@@ -165,7 +165,7 @@ class Actions:
             try:
                 where = await self.objects.put(params["BucketName"], key, run.copy(), region=run.due.region)
             except Exception as exc:
-                raise _failed(exc) from exc
+                raise _action_failed(exc) from exc
             await self._notify(run, kind, params, recipients)
             return f"stored at {where}"
         if kind == "SNSAction":
@@ -202,7 +202,7 @@ class Actions:
         try:
             response = await self.functions.invoke(params["FunctionArn"], event, invocation_type=invocation)
         except Exception as exc:
-            raise _failed(exc) from exc
+            raise _action_failed(exc) from exc
         await self._notify(run, "LambdaAction", params, recipients)
         return disposition(response) if invocation == "RequestResponse" else "CONTINUE"
 
@@ -248,7 +248,7 @@ class Actions:
         try:
             await self.publish_sns(run.due.account_id, topic_arn, body, notifications.SNS_SUBJECT)
         except Exception as exc:
-            raise _failed(exc) from exc
+            raise _action_failed(exc) from exc
 
     async def _bounce_back(
         self, run: _Run, recipients: list[str], code: int, status: str, text: str, *, sender: str = ""

@@ -115,11 +115,6 @@ class Processor:
                     await asyncio.wait_for(event.wait(), POLL_SECONDS)
                 event.clear()
 
-    async def run_once(self) -> bool:
-        """One pass of each loop; whether there was work."""
-        judged = await self.evaluate_once()
-        return await self.act_once() or judged
-
     async def evaluate_once(self) -> bool:
         """Judge claimed messages side by side: their verdicts mostly wait on DNS."""
         received = await self.inbox.claim_received(BATCH, LEASE_SECONDS)
