@@ -16,6 +16,7 @@ from sesame.domain.accounts import Accounts
 from sesame.domain.address_insights import AddressInsights
 from sesame.domain.advisor import Advisor
 from sesame.domain.configuration_sets import ConfigurationSetNotFound, ConfigurationSets
+from sesame.domain.contact_lists import ContactLists
 from sesame.domain.dedicated_ips import DedicatedIps
 from sesame.domain.event_destinations import EventDestinations
 from sesame.domain.feedback import Feedback
@@ -84,6 +85,8 @@ class Sesame:
         self.reputation = Reputation(self.db, settings.reputation)
         self.configuration_sets.on_fresh_start = self.reputation.fresh_start
         register_resource("configuration-set", self._configuration_set_exists)
+        self.contact_lists = ContactLists(self.db)
+        register_resource("contact-list", self._contact_list_exists)
         self.sending = Sending(
             self.db,
             settings,
@@ -174,6 +177,9 @@ class Sesame:
         except ConfigurationSetNotFound:
             return False
         return True
+
+    async def _contact_list_exists(self, account_id: str, region: str, name: str) -> bool:
+        return await self.contact_lists.topics(account_id, region, name) is not None
 
     async def _identity_exists(self, account_id: str, region: str, name: str) -> bool:
         return await self.identities.get(account_id, region, name) is not None

@@ -695,3 +695,46 @@ class ReceiptFilter(Base):
     policy: Mapped[str] = mapped_column(sa.String(8))
     cidr: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContactList(Base):
+    """An account's contact list (SES v2 list management): its topics as the API spells them
+    (``TopicName``, ``DisplayName``, ``Description``, ``DefaultSubscriptionStatus``)."""
+
+    __tablename__ = "contact_lists"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    topics: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    """A contact of a contact list. ``address`` is the lower-cased key that sends match on;
+    ``email_address`` keeps the spelling the contact was created with. ``preferences`` maps a topic
+    name to ``OPT_IN`` or ``OPT_OUT`` for the topics the contact chose explicitly."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["account_id", "region", "list_name"],
+            ["contact_lists.account_id", "contact_lists.region", "contact_lists.name"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    list_name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    email_address: Mapped[str] = mapped_column(sa.String(320))
+    preferences: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)
+    unsubscribe_all: Mapped[bool] = mapped_column(default=False)
+    attributes_data: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
