@@ -14,6 +14,9 @@ replaced by a new key while the database holds secrets.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -38,6 +41,38 @@ ENCRYPTED: tuple[tuple[type[Any], str], ...] = (
 CANARY_NAME = "secret_canary"
 _CANARY = "sesame: this value proves the secret key"
 _SEPARATORS = re.compile(r"[\s,]+")
+SIGNATURE_BYTES = 16  # 128 bits: guessing a signature is hopeless
+
+
+class Signer:
+    """HMACs over URL parts (tracking links, unsubscribe links), under keys derived from the secret keys
+    with a ``label`` per use, so that no signing key is ever the one that encrypts and a signature made
+    for one use proves nothing in another. Keys rotate as the secrets do: the newest signs, any
+    verifies."""
+
+    def __init__(self, box: SecretBox, label: bytes) -> None:
+        self.box = box
+        self.label = label
+        self._derived: tuple[list[bytes], list[bytes]] = ([], [])
+
+    def _keys(self) -> list[bytes]:
+        keys = self.box.keys
+        if self._derived[0] is not keys:
+            derived = [hmac.new(base64.urlsafe_b64decode(k), self.label, hashlib.sha256) for k in keys]
+            self._derived = (keys, [d.digest() for d in derived])
+        return self._derived[1]
+
+    @staticmethod
+    def _mac(key: bytes, parts: tuple[str, ...]) -> str:
+        digest = hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).digest()[:SIGNATURE_BYTES]
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def sign(self, *parts: str) -> str:
+        return self._mac(self._keys()[0], parts)
+
+    def verify(self, signature: str, *parts: str) -> bool:
+        given = signature.encode()
+        return any(hmac.compare_digest(self._mac(k, parts).encode(), given) for k in self._keys())
 
 
 class KeySource:
