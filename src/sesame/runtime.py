@@ -29,6 +29,7 @@ from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
 from sesame.domain.tracking import Tracking
+from sesame.domain.unsubscribe import Unsubscribe
 from sesame.domain.vdm import Vdm
 from sesame.domain.verification import Verification
 from sesame.events import inspect
@@ -86,6 +87,7 @@ class Sesame:
         self.configuration_sets.on_fresh_start = self.reputation.fresh_start
         register_resource("configuration-set", self._configuration_set_exists)
         self.contact_lists = ContactLists(self.db)
+        self.unsubscribe = Unsubscribe(self.db, settings, box, self.contact_lists)
         register_resource("contact-list", self._contact_list_exists)
         self.sending = Sending(
             self.db,
@@ -96,6 +98,7 @@ class Sesame:
             self.configuration_sets,
             self.tracking,
         )
+        self.sending.list_management = self.unsubscribe.apply
         # Late feedback at return paths: the MX asks return_paths at RCPT and hands the mail to feedback.
         self.return_paths = ReturnPaths(self.db, settings.delivery.return_path_domain)
         self.feedback = Feedback(self.db)
@@ -138,9 +141,7 @@ class Sesame:
         self.receipt_rules = ReceiptRules(self.db, topics=self.publisher)
         self.inbox = Inbox(self.db)
         receiving_dns = Lookup(settings.dns, cache=True)
-        self.inbound = Inbound(
-            settings, self.inbox, self.receipt_rules, self.return_paths.is_return_path, receiving_dns
-        )
+        self.inbound = Inbound(settings, self.inbox, self.receipt_rules, self._is_ours, receiving_dns)
         aws = self.publisher.aws  # one set of botocore clients for the process
         self.actions = Actions(
             self.inbox,
@@ -154,7 +155,7 @@ class Sesame:
         judge = Judge(receiving_dns, Scanners.from_settings(settings.receiving), mx_name)
         hours = settings.receiving.retention_hours
         keep = dt.timedelta(hours=hours) if settings.mode == "serve" and hours > 0 else None
-        self.receiving = Processor(self.inbox, judge, self.feedback.receive, self.actions, retention=keep)
+        self.receiving = Processor(self.inbox, judge, self._ours, self.actions, retention=keep)
         self.bounces = Bounces(self.inbox, self.sending, mx_name, dev=settings.mode == "dev")
         self.inbound.on_accept = self.receiving.wake
         self.providers = {
@@ -177,6 +178,15 @@ class Sesame:
         except ConfigurationSetNotFound:
             return False
         return True
+
+    async def _is_ours(self, address: str) -> bool:
+        """Mail the MX takes for Sesame itself: feedback to a return path, a mailto: unsubscribe."""
+        return self.unsubscribe.is_mailbox(address) or await self.return_paths.is_return_path(address)
+
+    async def _ours(self, recipient: str, raw: bytes) -> str:
+        if self.unsubscribe.is_mailbox(recipient):
+            return await self.unsubscribe.receive(raw)
+        return await self.feedback.receive(recipient, raw)
 
     async def _contact_list_exists(self, account_id: str, region: str, name: str) -> bool:
         return await self.contact_lists.topics(account_id, region, name) is not None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sesame.domain.addresses import bare_address, mailboxes
+from sesame.domain.contact_lists import InvalidContactList, ListManagement
 from sesame.domain.sending import Outgoing, SendError, new_message_id, recipients_of
 from sesame.domain.templates import INLINE_CHARS, Rendered, in_render_thread
 from sesame.mail import mime
@@ -40,6 +41,7 @@ class Envelope:
     return_path_arn: str | None = None
     configuration_set: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    list_management: ListManagement | None = None
 
 
 def check_tags(tags: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -143,6 +145,7 @@ def simple(
         return_path_arn=env.return_path_arn,
         rendering_failure=rendering_failure,
         message_id=message_id,
+        list_management=env.list_management,
     )
 
 
@@ -160,6 +163,7 @@ def raw(
     configuration_set: str | None,
     tags: dict[str, str],
     limit: int,
+    list_management: ListManagement | None = None,
 ) -> Outgoing:
     """SendRawEmail / v2 Raw content: the message as given but for the X-SES-* fields, Bcc, Message-ID
     and Date. API parameters win over the X-SES-* headers; API tags replace header tags. ``return_path``
@@ -200,7 +204,18 @@ def raw(
         from_arn=from_arn or source_arn or info.from_arn or info.source_arn,
         return_path_arn=return_path_arn or info.return_path_arn,
         message_id=message_id,
+        list_management=list_management or _list_header(info),
     )
+
+
+def _list_header(info: mime.RawInfo) -> ListManagement | None:
+    value = info.list_management
+    if value is None:
+        return None
+    try:
+        return ListManagement.of_header(value)
+    except InvalidContactList as exc:
+        raise SendError("invalid", exc.message) from None
 
 
 def decode_raw_base64(data: bytes | str) -> bytes:

@@ -90,6 +90,27 @@ class Change:
     topics: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class ListManagement:
+    """A send's ``ListManagementOptions``: the contact list, and the topic the mail is about."""
+
+    list_name: str
+    topic: str | None = None
+
+    @classmethod
+    def of_header(cls, value: str) -> ListManagement:
+        """``X-SES-LIST-MANAGEMENT-OPTIONS: {contactListName}; topic={topicName}`` (topic optional)."""
+        name, _, rest = value.partition(";")
+        topic = None
+        for item in rest.split(";"):
+            k, _, v = item.partition("=")
+            if k.strip().lower() == "topic" and v.strip():
+                topic = v.strip()
+        if not name.strip():
+            raise InvalidContactList("X-SES-LIST-MANAGEMENT-OPTIONS names no contact list.")
+        return cls(name.strip(), topic)
+
+
 def check_topics(topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if len(topics) > MAX_TOPICS:
         raise TooManyContactLists(f"A contact list can have at most {MAX_TOPICS} topics.")
@@ -351,33 +372,49 @@ class ContactLists:
             row = await s.get(ContactList, (account_id, region, list_name))
         return None if row is None else row.topics
 
-    async def enrol(self, account_id: str, region: str, list_name: str, address: str) -> Preferences:
-        """A send's recipient's preferences, the recipient added to the list first when it is not on it
-        yet (SES adds unknown recipients of a send with ListManagementOptions [DG])."""
-        k = key(address)
+    async def enrol(
+        self, account_id: str, region: str, list_name: str, addresses: list[str]
+    ) -> dict[str, Preferences]:
+        """A send's recipients' preferences, the recipients not on the list added first (SES adds
+        unknown recipients of a send with ListManagementOptions [DG])."""
+        keys = {key(a): a for a in addresses}
         async with self.db.write() as s:
-            row = await s.get(Contact, (account_id, region, list_name, k))
-            if row is not None:
-                return Preferences(dict(row.preferences), row.unsubscribe_all)
-            now = utcnow()
-            await s.execute(
-                upsert(self.db.is_sqlite, Contact, ["account_id", "region", "list_name", "address"]),
-                [
+            found = {
+                c.address: c
+                for c in await s.scalars(
+                    sa.select(Contact).where(
+                        *_of_list(account_id, region, list_name), Contact.address.in_(list(keys))
+                    )
+                )
+            }
+            new = [k for k in keys if k not in found]
+            if new:
+                now = utcnow()
+                rows: list[dict[str, Any]] = [
                     dict(
                         account_id=account_id,
                         region=region,
                         list_name=list_name,
                         address=k,
-                        email_address=address,
+                        email_address=keys[k],
                         preferences={},
                         unsubscribe_all=False,
                         attributes_data=None,
                         created_at=now,
                         updated_at=now,
                     )
-                ],
-            )
-        return Preferences({}, False)
+                    for k in new
+                ]
+                # Another send may add the same contact at once: its row stands.
+                await s.execute(
+                    upsert(self.db.is_sqlite, Contact, ["account_id", "region", "list_name", "address"]), rows
+                )
+        return {
+            address: Preferences(dict(found[k].preferences), found[k].unsubscribe_all)
+            if k in found
+            else Preferences({}, False)
+            for k, address in keys.items()
+        }
 
     async def change_preferences(
         self,

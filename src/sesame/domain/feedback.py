@@ -54,7 +54,7 @@ BOUNCE, COMPLAINT, AUTO_REPLY, DELAYED, IGNORED, UNMATCHED, MALFORMED = (
     "malformed",
 )
 #: Queue states in which a recipient is still waiting for delivery; a hard bounce ends the wait.
-WAITING = ("queued", "deferred", "suppressed")
+WAITING = ("queued", "deferred", "suppressed", "unsubscribed")
 #: ARF feedback types that are not complaints: a recipient saying a message is *not* spam (RFC 6650).
 NOT_COMPLAINTS = frozenset({"not-spam"})
 

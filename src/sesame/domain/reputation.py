@@ -48,6 +48,7 @@ from sesame.config import ReputationSettings
 from sesame.domain.accounts import AccountNotFound
 from sesame.domain.identities import normalize
 from sesame.domain.sending import SIMULATOR_DOMAIN
+from sesame.domain.suppression import UNSUBSCRIBED
 from sesame.events.outbox import USER_OPERATIONS, Dispatched
 from sesame.storage.db import Database
 from sesame.storage.models import Account, AccountRegion, utcnow
@@ -271,7 +272,9 @@ def _increments(
         subtype = (
             r.detail.get("bounceSubType") if r.event_type == "Bounce" else r.detail.get("complaintSubType")
         )
-        if not counted or subtype == SUPPRESSED_BY_ACCOUNT or r.event_type == "Reject":
+        # Mail SES itself held back (the suppression list, an unsubscribed contact) says nothing of the
+        # sender's list hygiene.
+        if not counted or subtype in (SUPPRESSED_BY_ACCOUNT, UNSUBSCRIBED) or r.event_type == "Reject":
             continue
         if r.event_type == "Bounce" and r.detail.get("bounceType") != "Permanent":
             continue

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from sesame.domain.configuration_sets import (
     sending_enabled,
     suppressed_reasons,
 )
+from sesame.domain.contact_lists import ListManagement
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
 from sesame.domain.suppression import Suppression, effective_reasons
 from sesame.domain.tracking import Plan, Tracking, plan
@@ -57,9 +58,12 @@ STATS_BUCKETS = 14 * 24 * 4
 KEEP = {RATE_SPAN: 120, DAY_SPAN: DAY_BUCKETS, STATS_SPAN: STATS_BUCKETS}
 
 
+ListManagementHook = Callable[[str, str, "Outgoing", ListManagement], Awaitable[set[str]]]
+
+
 class SendError(Exception):
     """``kind``: 'paused', 'rejected', 'denied' (sending authorization), 'invalid', 'rate', 'daily',
-    'mail-from', 'config-missing', 'config-paused'."""
+    'mail-from', 'config-missing', 'config-paused', 'list-missing'."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -116,6 +120,10 @@ class Outgoing:
     rendering_failure: str | None = None
     message_id: str = field(default_factory=new_message_id)
     source_ip: str = ""
+    #: ``ListManagementOptions`` / ``X-SES-LIST-MANAGEMENT-OPTIONS`` (domain/unsubscribe.py).
+    list_management: ListManagement | None = None
+    #: Lower-cased recipients unsubscribed from the list or topic: accepted, never sent to.
+    unsubscribed: set[str] = field(default_factory=set)
 
 
 def _event(unit: _Unit, event_type: str, detail: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
@@ -217,6 +225,9 @@ class Sending:
         self._accept = Work("accepted messages", self._write, self._accepted)
         #: Called after each commit that queued mail (the delivery engine's wake-up).
         self.on_accept: Callable[[], None] | None = None
+        #: ``list_management(account, region, message, options)``: the recipients not to send to, the
+        #: message given its unsubscribe links (domain/unsubscribe.Unsubscribe.apply).
+        self.list_management: ListManagementHook | None = None
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -386,6 +397,8 @@ class Sending:
         address, as event records show it (the ses:source-ip tag)."""
         msg.source_ip = source_ip
         state, suppressed, tracking = await self._check(account_id, region, msg)
+        if msg.list_management is not None and self.list_management is not None and not msg.rendering_failure:
+            msg.unsubscribed = await self.list_management(account_id, region, msg, msg.list_management)
         if tracking is not None and self.tracking is not None and not msg.rendering_failure:
             # Before the message is stored: the capture, the DKIM signature and the recipient see the
             # tracked HTML. Mail without a tracking configuration set never comes here.
@@ -486,13 +499,18 @@ class Sending:
             else:
                 records.append(_event(unit, "Send", {}, created))
                 for rcpt in msg.recipients:
-                    suppressed = rcpt.lower() in unit.suppressed
+                    lowered = rcpt.lower()
+                    # Unsubscribed first: SES bounces those before it looks at suppression (reference 7.3).
+                    if lowered in msg.unsubscribed:
+                        state = "unsubscribed"
+                    else:
+                        state = "suppressed" if lowered in unit.suppressed else status
                     entries.append(
                         {
                             "message_id": msg.message_id,
                             "recipient": rcpt,
                             "domain": rcpt.rpartition("@")[2].lower(),
-                            "state": "suppressed" if suppressed else status,
+                            "state": state,
                             "next_attempt_at": created,
                             "attempts": 0,
                             "created_at": created,

@@ -22,6 +22,8 @@ REASONS = ("BOUNCE", "COMPLAINT")
 DEFAULT_REASONS = ["BOUNCE", "COMPLAINT"]
 #: A bounce of an address already on the account's list says nothing new about it.
 ON_ACCOUNT_LIST = "OnAccountSuppressionList"
+#: Nor does one of mail to a contact who unsubscribed: the address works, its owner said no.
+UNSUBSCRIBED = "UnsubscribedRecipient"
 #: The width of ``SuppressedDestination.feedback_id``.
 FEEDBACK_ID_MAX = 80
 
@@ -43,8 +45,9 @@ def effective_reasons(
 
 def suppressible(bounce_type: str | None, bounce_subtype: str | None) -> bool:
     """Whether a bounce may put its address on the list (when BOUNCE is among the reasons): a hard
-    bounce, unless it happened because the address was on the list already [DG]."""
-    return bounce_type == "Permanent" and bounce_subtype != ON_ACCOUNT_LIST
+    bounce, unless it happened because the address was on the list already [DG] or its contact had
+    unsubscribed."""
+    return bounce_type == "Permanent" and bounce_subtype not in (ON_ACCOUNT_LIST, UNSUBSCRIBED)
 
 
 async def reasons_in(

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sesame.domain import isps
 from sesame.domain.event_destinations import enabled
 from sesame.domain.sending import is_simulator
+from sesame.domain.suppression import UNSUBSCRIBED
 from sesame.errors import InvalidRequest, NotFound
 from sesame.events.outbox import USER_OPERATIONS, Dispatched
 from sesame.resolver import Lookup, LookupTemporaryError
@@ -187,7 +188,9 @@ class Vdm:
         if r.event_type == "Bounce":
             if d.get("bounceType") != "Permanent":
                 return ["TRANSIENT_BOUNCE"]
-            return [] if d.get("bounceSubType") == ON_SUPPRESSION_LIST else ["PERMANENT_BOUNCE"]
+            return (
+                [] if d.get("bounceSubType") in (ON_SUPPRESSION_LIST, UNSUBSCRIBED) else ["PERMANENT_BOUNCE"]
+            )
         if r.event_type == "Complaint":
             return [] if d.get("complaintSubType") == ON_SUPPRESSION_LIST else ["COMPLAINT"]
         return [r.event_type.upper()] if r.id in firsts else []

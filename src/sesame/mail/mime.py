@@ -195,6 +195,10 @@ class RawInfo:
         return [(key.strip(), value.strip()) for key, _, value in tags]
 
     @property
+    def list_management(self) -> str | None:
+        return self.ses_headers.get("x-ses-list-management-options")
+
+    @property
     def source_arn(self) -> str | None:
         return self.ses_headers.get("x-ses-source-arn")
 

@@ -500,6 +500,16 @@ LOCAL_KINDS: dict[str, LocalKind] = {
         "[DG] Permanent/OnAccountSuppressionList; [OBSERVED] action failed, status 5.1.1, and a plain-text "
         "diagnostic without 'smtp;'",
     ),
+    "unsubscribed": LocalKind(
+        False,
+        PERMANENT,
+        "UnsubscribedRecipient",
+        0,
+        "5.1.1",
+        "The message was not sent to this address because it unsubscribed from the contact list.",
+        "Undetermined",
+        "[DG] SES bounces mail to an unsubscribed contact; Permanent/UnsubscribedRecipient [OBSERVED]",
+    ),
     "global-suppressed": LocalKind(
         False,
         PERMANENT,

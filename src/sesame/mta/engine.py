@@ -35,7 +35,7 @@ from sesame.mail import dkim
 from sesame.metrics import DELIVERIES, DELIVERY_LATENCY
 from sesame.mta import bounce, outcomes, simulator, smtp_client
 from sesame.mta.outcomes import Bounced, Deferred, Delivered, Outcome
-from sesame.mta.queue import Claimed, DeliveryQueue, Outbound
+from sesame.mta.queue import NOT_SENT, Claimed, DeliveryQueue, Outbound
 from sesame.mta.reply import SmtpReply
 from sesame.mta.return_path import envelope_sender
 from sesame.mta.routing import NoRoute, Router
@@ -52,6 +52,8 @@ CLAIM_GATHER = 0.2
 #: takes) is retried with the usual backoff and bounces on this try, every claim counting as one: such
 #: errors rarely go away by themselves, and one left to the lease was tried again unchanged forever.
 INTERNAL_FAILURE_ATTEMPTS = 3
+#: The bounce of an entry never to be sent, by its state (mta/queue.py NOT_SENT).
+_NOT_SENT_KINDS = {"suppressed": "account-suppressed", "unsubscribed": "unsubscribed"}
 
 
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
@@ -252,10 +254,10 @@ class DeliveryEngine:
         """``gate`` bounds the SMTP transactions under way; waiting for the outcome's commit holds no
         slot, so the commit's latency does not throttle delivery."""
         message = job.message
-        suppressed = [e for e in entries if e.state == "suppressed"]
-        entries = [e for e in entries if e.state != "suppressed"]
+        suppressed = [e for e in entries if e.state in NOT_SENT]
+        entries = [e for e in entries if e.state not in NOT_SENT]
         settled: list[Outcome] = [
-            self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed
+            self._bounced(message, e, bounce.local(_NOT_SENT_KINDS[e.state])) for e in suppressed
         ]
         attempted: list[Outcome] = []
         try:

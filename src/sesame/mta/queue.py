@@ -26,6 +26,10 @@ from sesame.storage.db import Database
 from sesame.storage.models import DeliveryEvent, Message, QueueEntry, table, utcnow
 from sesame.storage.writer import Work, insert
 
+#: Entries accepted but never to be sent: their recipient is on the suppression list, or unsubscribed
+#: from the contact list the mail was sent with. The engine bounces them.
+NOT_SENT = ("suppressed", "unsubscribed")
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -92,8 +96,8 @@ class DeliveryQueue:
         unheld = sa.or_(QueueEntry.locked_until.is_(None), QueueEntry.locked_until < now)
         due = sa.or_(
             sa.and_(QueueEntry.state.in_(("queued", "deferred")), QueueEntry.next_attempt_at <= now),
-            # A suppressed entry keeps its state while claimed (below), so it is due only when unheld.
-            sa.and_(QueueEntry.state == "suppressed", QueueEntry.next_attempt_at <= now, unheld),
+            # An entry not to send keeps its state while claimed (below), so it is due only when unheld.
+            sa.and_(QueueEntry.state.in_(NOT_SENT), QueueEntry.next_attempt_at <= now, unheld),
             sa.and_(QueueEntry.state == "delivering", QueueEntry.locked_until < now),  # an expired lease
         )
         # Entries of one message come together, so that one SMTP transaction carries its recipients.
@@ -111,7 +115,7 @@ class DeliveryQueue:
         stmt = (
             sa.update(QueueEntry)
             .values(
-                state=sa.case((QueueEntry.state == "suppressed", "suppressed"), else_="delivering"),
+                state=sa.case((QueueEntry.state.in_(NOT_SENT), QueueEntry.state), else_="delivering"),
                 locked_by=self.worker_id,
                 locked_until=now + dt.timedelta(seconds=lease),
                 attempts=QueueEntry.attempts + 1,
@@ -201,7 +205,7 @@ class DeliveryQueue:
 
 # -- operator actions (sesame queue, through the admin API) ----------------------------------------
 
-PENDING_STATES = ("queued", "deferred", "delivering", "suppressed")
+PENDING_STATES = ("queued", "deferred", "delivering", *NOT_SENT)
 
 
 async def pending_counts(db: Database) -> dict[str, int]:
@@ -286,7 +290,7 @@ async def bounce_now(db: Database, message_id: str, verdict: Verdict, helo: str)
             await s.scalars(
                 sa.select(QueueEntry).where(
                     QueueEntry.message_id == message_id,
-                    QueueEntry.state.in_(("queued", "deferred", "suppressed")),
+                    QueueEntry.state.in_(("queued", "deferred", *NOT_SENT)),
                 )
             )
         )

@@ -29,6 +29,7 @@ _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "mail-from": (E.MailFromDomainNotVerifiedException, "MailFromDomainNotVerified"),
     "config-missing": (E.ConfigurationSetDoesNotExistException, "ConfigurationSetDoesNotExist"),
     "config-paused": (E.ConfigurationSetSendingPausedException, "ConfigurationSetSendingPaused"),
+    "list-missing": (E.MessageRejected, "MessageRejected"),
 }
 _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": E.TemplateDoesNotExistException,

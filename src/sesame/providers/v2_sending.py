@@ -11,6 +11,7 @@ from sesame.awsapi.errors import ServiceError, service_errors
 from sesame.domain import compose
 from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
+from sesame.domain.contact_lists import ListManagement
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.templates import MAX_INLINE_TEMPLATE_BYTES, Content, Templates, TemplateStoreError
@@ -31,6 +32,7 @@ _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "mail-from": (E.MailFromDomainNotVerifiedException, "MAIL_FROM_DOMAIN_NOT_VERIFIED"),
     "config-missing": (E.NotFoundException, "CONFIGURATION_SET_NOT_FOUND"),
     "config-paused": (E.SendingPausedException, "CONFIGURATION_SET_SENDING_PAUSED"),
+    "list-missing": (E.NotFoundException, "INVALID_PARAMETER"),
 }
 _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": E.NotFoundException,
@@ -94,7 +96,13 @@ def _envelope(params: dict[str, Any], destination: dict[str, Any], tags: dict[st
         return_path_arn=params.get("FeedbackForwardingEmailAddressIdentityArn"),
         configuration_set=params.get("ConfigurationSetName"),
         tags=tags,
+        list_management=_list_management(params),
     )
+
+
+def _list_management(params: dict[str, Any]) -> ListManagement | None:
+    options = params.get("ListManagementOptions")
+    return ListManagement(options["ContactListName"], options.get("TopicName")) if options else None
 
 
 class SendingV2:
@@ -145,6 +153,7 @@ class SendingV2:
                     configuration_set=params.get("ConfigurationSetName"),
                     tags=tags,
                     limit=compose.V2_MAX_BYTES,
+                    list_management=_list_management(params),
                 )
             elif kinds[0] == "Simple":
                 simple = content["Simple"]

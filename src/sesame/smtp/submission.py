@@ -38,6 +38,7 @@ _REFUSALS = {
     "mail-from": (554, "Message rejected: {}"),
     "config-paused": (554, "Message rejected: {}"),
     "config-missing": (554, "Transaction failed: {}"),
+    "list-missing": (554, "Transaction failed: {}"),
     "invalid": (554, "Transaction failed: {}"),
 }
 
