@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import shutil
 import smtplib
 import time
 from collections.abc import Iterator
@@ -291,3 +293,90 @@ def test_list_management_rules(sesame: Serve, sender: ListSender, sink: SinkServ
     assert "sender.example/own" not in str(msg["List-Unsubscribe"])  # SES overrides the sender's
     assert msg.get_all("List-Unsubscribe") and len(msg.get_all("List-Unsubscribe")) == 1
     assert "/unsubscribe/" in msg.get_content()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromium() -> str:
+    """Debian's Chromium. CI installs it and sets CI_REQUIRE_BROWSER, so there a missing browser
+    fails the test rather than skipping it."""
+    if not os.path.exists(CHROMIUM) and not os.environ.get("CI_REQUIRE_BROWSER"):
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+def choose_topics_in_a_browser(url: str, screenshot: str) -> None:
+    """What a reader does on the preferences page, in Chromium driven by Playwright, on a phone's screen.
+    (Playwright's synchronous API keeps an event loop running while it is open: the caller reads the
+    database after it has closed.)"""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(url)
+            assert page.get_by_role("heading", name="Subscription preferences").is_visible()
+            news = page.get_by_role("group", name="Weekly news")
+            offers = page.get_by_role("group", name="Special offers")
+            assert news.get_by_label("Subscribed", exact=True).is_checked()  # the topic's default, OPT_IN
+            assert offers.get_by_label("Unsubscribed", exact=True).is_checked()  # OPT_OUT by default
+            news.get_by_label("Unsubscribed", exact=True).check()
+            offers.get_by_label("Subscribed", exact=True).check()
+            page.get_by_role("button", name="Save preferences").click()
+            assert page.get_by_role("status").inner_text() == "Your preferences are saved."
+            # The page shows what was saved, and nothing is wider than the phone's screen.
+            saved = page.get_by_role("group", name="Special offers").get_by_label("Subscribed", exact=True)
+            assert saved.is_checked()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=screenshot, full_page=True)
+        finally:
+            browser.close()
+
+
+def test_preferences_page_in_a_browser(
+    sesame: Serve, sender: ListSender, sink: SinkServer, tmp_path: Any
+) -> None:
+    """Open the footer link of a delivered message in a real browser, change topics by their labels,
+    submit, and read the contact back through the API."""
+    rcpt = f"hal@{sender.to_domain}"
+    message_id = sender.mail(rcpt)
+    html = delivered_parts(received_by(sink, rcpt).data)["text/html"]
+    footer_link = re.search(r'https?://[^\s"<]+/unsubscribe/[^\s"<]+', html)
+    assert footer_link is not None
+    shots = os.environ.get("SCREENSHOT_DIR") or str(tmp_path)
+    choose_topics_in_a_browser(footer_link.group(0), os.path.join(shots, "preferences.png"))
+    got = contact(sender, rcpt)
+    assert {p["TopicName"]: p["SubscriptionStatus"] for p in got["TopicPreferences"]} == {
+        "news": "OPT_OUT",
+        "offers": "OPT_IN",
+    }
+    assert got["UnsubscribeAll"] is False
+    [record] = subscription_records(sesame, message_id, 1)
+    assert record["source"] == "UnsubscribePage"
+
+
+def test_bulk_send_names_the_list_in_a_header(sesame: Serve, sender: ListSender, sink: SinkServer) -> None:
+    """SendBulkEmail has no ListManagementOptions: the X-SES-LIST-MANAGEMENT-OPTIONS header does its job."""
+    sender.v2.create_email_template(
+        TemplateName="weekly",
+        TemplateContent={"Subject": "Hi {{name}}", "Text": "Hello {{name}}. " + FOOTER},
+    )
+    kept, gone = f"k@{sender.to_domain}", f"u@{sender.to_domain}"
+    sender.v2.create_contact(ContactListName="readers", EmailAddress=gone, UnsubscribeAll=True)
+    header = {"Name": "X-SES-LIST-MANAGEMENT-OPTIONS", "Value": "readers; topic=news"}
+    results = sender.v2.send_bulk_email(
+        FromEmailAddress=f"me@{sender.domain}",
+        DefaultContent={"Template": {"TemplateName": "weekly", "TemplateData": '{"name": "you"}'}},
+        BulkEmailEntries=[
+            {"Destination": {"ToAddresses": [to]}, "ReplacementHeaders": [header]} for to in (kept, gone)
+        ],
+    )["BulkEmailEntryResults"]
+    assert [r["Status"] for r in results] == ["SUCCESS", "SUCCESS"]
+    msg = message_from_bytes(received_by(sink, kept).data, policy=default_policy)
+    assert "X-SES-LIST-MANAGEMENT-OPTIONS" not in msg
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/unsubscribe/" in msg.get_content()
+    [bounce] = events(sesame, results[1]["MessageId"])
+    assert bounce["bounceSubType"] == "UnsubscribedRecipient"

@@ -23,6 +23,7 @@ from sesame.storage.models import utcnow
 
 V1_MAX_BYTES = 10 * 1024 * 1024  # after base64 [SES quotas]
 V2_MAX_BYTES = 40 * 1024 * 1024
+LIST_MANAGEMENT_HEADER = "x-ses-list-management-options"
 _TAG_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _TAG_VALUE = re.compile(r"[A-Za-z0-9_.@-]+")
 
@@ -101,6 +102,11 @@ def simple(
 ) -> Outgoing:
     from_address = bare_address(env.source)
     recipients = recipients_of([*env.to, *env.cc, *env.bcc])
+    # The header names a contact list where the API has no parameter for it (SendBulkEmail): it is
+    # Sesame's instruction, not part of the message.
+    listed = [v for n, v in headers if n.lower() == LIST_MANAGEMENT_HEADER]
+    headers = [(n, v) for n, v in headers if n.lower() != LIST_MANAGEMENT_HEADER]
+    list_management = env.list_management or (_list_options(listed[0]) if listed else None)
     for address in env.reply_to:  # only a header field, but SES refuses a malformed one all the same
         bare_address(address)
     message_id = new_message_id()
@@ -145,7 +151,7 @@ def simple(
         return_path_arn=env.return_path_arn,
         rendering_failure=rendering_failure,
         message_id=message_id,
-        list_management=env.list_management,
+        list_management=list_management,
     )
 
 
@@ -210,8 +216,10 @@ def raw(
 
 def _list_header(info: mime.RawInfo) -> ListManagement | None:
     value = info.list_management
-    if value is None:
-        return None
+    return None if value is None else _list_options(value)
+
+
+def _list_options(value: str) -> ListManagement:
     try:
         return ListManagement.of_header(value)
     except InvalidContactList as exc:
