@@ -336,6 +336,7 @@ LOCAL_CASES = [
         "The message was not sent",
     ),
     ("global-suppressed", False, "Permanent", "Suppressed", "5.1.1", "The message was not sent"),
+    ("unsubscribed", False, "Permanent", "UnsubscribedRecipient", "5.1.1", "The message was not sent"),
     ("internal-failure", True, None, "General", "4.3.0", "smtp; 451 4.3.0 Internal error, will retry"),
     ("internal-failure-final", False, "Transient", "General", "5.3.0", "smtp; 554 5.3.0 Internal error"),
     ("invalid-domain", False, "Permanent", "General", "5.1.2", "smtp; 553 5.1.2 Recipient domain is not"),
