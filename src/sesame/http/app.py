@@ -24,7 +24,7 @@ from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
 from sesame.events import inspect
-from sesame.http import admin, inbound, sns, tracking
+from sesame.http import admin, inbound, objects, sns, tracking
 from sesame.integrations import cloudwatch_local
 from sesame.runtime import Sesame
 
@@ -191,6 +191,7 @@ def create_app(sesame: Sesame) -> Starlette:
         *admin.routes(sesame),
         *sns.routes(sesame),
         *tracking.routes(sesame),
+        *objects.routes(sesame),
     ]
     if settings.mode == "dev":
         routes += [
