@@ -19,6 +19,7 @@ import csv
 import logging
 import tempfile
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -88,23 +89,31 @@ class Importer:
             )
             await self.store.heartbeat(job.id, self.settings.lease_seconds, total_bytes=total)
             processed, failed = job.processed, job.failed
-            while True:
-                batch = await asyncio.to_thread(
-                    reader.read, self.settings.batch, lambda record: sink.parse(target, record)
-                )
-                processed += batch.records
-                failed += len(batch.failures)
-                async with self.db.write() as s:
-                    # The job's row first: on PostgreSQL its lock keeps a cancel from crossing the batch.
-                    await self.store.guard(
-                        s, job.id, self.settings.lease_seconds,
-                        processed=processed, failed=failed, position=batch.position, line=batch.line,
-                    )  # fmt: skip
-                    if batch.rows:
-                        await sink.apply(s, target, batch.rows)
-                    await self.store.add_failures(s, job.id, batch.failures)
-                if batch.done:
-                    break
+            parse = partial(reader.read, self.settings.batch, lambda record: sink.parse(target, record))
+            # The next batch is read and parsed (on a thread) while this one is written.
+            ahead = asyncio.ensure_future(asyncio.to_thread(parse))
+            try:
+                while True:
+                    batch = await ahead
+                    if not batch.done:
+                        ahead = asyncio.ensure_future(asyncio.to_thread(parse))
+                    processed += batch.records
+                    failed += len(batch.failures)
+                    async with self.db.write() as s:
+                        # The job's row first: on PostgreSQL its lock keeps a cancel from crossing the batch.
+                        await self.store.guard(
+                            s, job.id, self.settings.lease_seconds,
+                            processed=processed, failed=failed, position=batch.position, line=batch.line,
+                        )  # fmt: skip
+                        if batch.rows:
+                            await sink.apply(s, target, batch.rows)
+                        await self.store.add_failures(s, job.id, batch.failures)
+                    if batch.done:
+                        break
+            finally:
+                # The reading thread must be done with the stream before it is closed.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(ahead)
         failed_key = await self._failed_records(job) if failed else None
         if not await self.store.finish(job.id, "COMPLETED", failed_key=failed_key):
             raise JobLost(job.id)

@@ -61,8 +61,10 @@ class ImportSink(Protocol):
         ...
 
     async def apply(self, s: AsyncSession, target: ImportTarget, rows: list[Any]) -> None:
-        """Write one batch of rows (up to ``jobs.batch``, in file order) in ``s``, the job's write
-        transaction: executemany-sized Core statements, no per-row round trips. A job resumed after
-        its worker died may hand the last batch again, so writing must be idempotent (PUT replaces,
-        DELETE of what is gone is nothing)."""
+        """Write one batch of rows (1 to ``jobs.batch`` of them, in file order) in ``s``, the job's
+        write transaction, which also saves the job's progress: a batch is written, and counted,
+        once, even when its worker dies (the transaction then rolls back and the resumed job reads
+        the batch again). Write the batch in a few statements, never a round trip per row:
+        storage/bulk.py's BulkUpsert and BulkDelete do it the fastest way on each database. The same
+        key twice in a batch is the caller's to resolve (the last one wins, as it would row by row)."""
         ...

@@ -12,14 +12,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sesame.domain.suppression import REASONS, key
 from sesame.jobs.sinks import ImportTarget, Record, RecordError
+from sesame.storage.bulk import BulkDelete, BulkUpsert
 from sesame.storage.db import Database
-from sesame.storage.models import SuppressedDestination, table, utcnow
-from sesame.storage.upserts import upsert_replacing
+from sesame.storage.models import SuppressedDestination, utcnow
 
 #: A mailbox as the list holds it: a local part without spaces, quotes or brackets at an LDH domain.
 #: (Checked per record on the import's hot path: a regular expression, not the full RFC 5321 parser.)
@@ -30,24 +29,17 @@ _ADDRESS = re.compile(
 _MAX_ADDRESS = 320
 _HEADER = {"emailaddress", "email", "email_address", "address"}
 
-_TABLE = table(SuppressedDestination)
-_DELETE = sa.delete(_TABLE).where(
-    _TABLE.c.account_id == sa.bindparam("a"),
-    _TABLE.c.region == sa.bindparam("r"),
-    _TABLE.c.email_address == sa.bindparam("e"),
-)
-
 
 class SuppressionListSink:
     destination_type = "SUPPRESSION_LIST"
     csv_header = False
 
     def __init__(self, db: Database) -> None:
-        self._put = upsert_replacing(
-            db.is_sqlite,
-            SuppressedDestination,
-            ["account_id", "region", "email_address"],
-            ["reason", "last_update_time", "message_id", "feedback_id"],
+        keys = ["account_id", "region", "email_address"]
+        fixed = ["account_id", "region", "last_update_time", "message_id", "feedback_id"]
+        self._put = BulkUpsert(db.is_sqlite, SuppressedDestination, keys, fixed, ["email_address", "reason"])
+        self._delete = BulkDelete(
+            db.is_sqlite, SuppressedDestination, ["account_id", "region"], "email_address"
         )
 
     async def check(self, target: ImportTarget) -> None:
@@ -80,16 +72,9 @@ class SuppressionListSink:
         # The last of an address's rows in the batch wins, as it would one row at a time; PostgreSQL
         # also refuses one INSERT … ON CONFLICT that touches a row twice.
         latest: dict[str, str] = dict(rows)
-        a, r = target.account_id, target.region
+        where = {"account_id": target.account_id, "region": target.region}
         if target.action == "DELETE":
-            await s.execute(_DELETE, [{"a": a, "r": r, "e": e} for e in latest])
+            await self._delete.execute(s, where, list(latest))
             return
-        now = utcnow()
-        await s.execute(
-            self._put,
-            [
-                {"account_id": a, "region": r, "email_address": e, "reason": why, "last_update_time": now,
-                 "message_id": None, "feedback_id": None}
-                for e, why in latest.items()
-            ],
-        )  # fmt: skip
+        fixed = {**where, "last_update_time": utcnow(), "message_id": None, "feedback_id": None}
+        await self._put.execute(s, fixed, list(latest.items()))

@@ -20,14 +20,3 @@ def upsert(is_sqlite: bool, model: Any, keys: list[str], add: str | None = None)
     if add is None:
         return stmt.on_conflict_do_nothing(index_elements=keys)
     return stmt.on_conflict_do_update(index_elements=keys, set_={add: t.c[add] + stmt.excluded[add]})
-
-
-def upsert_replacing(is_sqlite: bool, model: Any, keys: list[str], columns: list[str]) -> Any:
-    """An insert of ``model`` rows (executemany) that, on a conflict over ``keys``, replaces the stored
-    row's ``columns`` with the new row's (a bulk PUT: the newest value wins)."""
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    stmt = insert(table(model))
-    return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in columns})
