@@ -100,8 +100,10 @@ def bench(target: str, args: argparse.Namespace) -> dict[str, Any]:
         key = f"import/records.{'csv' if args.format == 'CSV' else 'json'}"
         started = time.monotonic()
         size = write_source(data_dir / "objects" / "bench" / key, destination, args.rows, args.format)
-        print(f"{target}: {args.rows:,} records, {size / 1e6:.1f} MB written in {time.monotonic() - started:.1f} s",
-              file=sys.stderr)  # fmt: skip
+        took = time.monotonic() - started
+        print(
+            f"{target}: {args.rows:,} records, {size / 1e6:.1f} MB written in {took:.1f} s", file=sys.stderr
+        )
         env = {"SESAME_JOBS__BATCH": str(args.batch), "SESAME_JOBS__POLL_INTERVAL": "0.2"}
         with SesameProcess("dev", data_dir=data_dir, database=database, env=env) as proc:
             assert proc.proc is not None
@@ -156,8 +158,8 @@ def main() -> None:
           f"{'RSS ready MB':>12} {'RSS peak MB':>11} {'CPU µs/rec':>10}")  # fmt: skip
     for target in args.targets.split(","):
         r = bench(target, args)
-        print(f"{r['target']:>10} {r['status']:>10} {r['records']:>10,} {r['failed']:>7,} {r['seconds']:>8.1f} "
-              f"{r['per_second']:>10,.0f} {r['rss_ready']:>12.1f} {r['rss_peak']:>11.1f} "
+        print(f"{r['target']:>10} {r['status']:>10} {r['records']:>10,} {r['failed']:>7,} "
+              f"{r['seconds']:>8.1f} {r['per_second']:>10,.0f} {r['rss_ready']:>12.1f} {r['rss_peak']:>11.1f} "
               f"{r['cpu_us_per_record']:>10.1f}", flush=True)  # fmt: skip
         if r["error"]:
             print(f"           {r['error']}")
