@@ -159,8 +159,8 @@ def main() -> None:
     for target in args.targets.split(","):
         r = bench(target, args)
         print(f"{r['target']:>10} {r['status']:>10} {r['records']:>10,} {r['failed']:>7,} "
-              f"{r['seconds']:>8.1f} {r['per_second']:>10,.0f} {r['rss_ready']:>12.1f} {r['rss_peak']:>11.1f} "
-              f"{r['cpu_us_per_record']:>10.1f}", flush=True)  # fmt: skip
+              f"{r['seconds']:>8.1f} {r['per_second']:>10,.0f} {r['rss_ready']:>12.1f} "
+              f"{r['rss_peak']:>11.1f} {r['cpu_us_per_record']:>10.1f}", flush=True)  # fmt: skip
         if r["error"]:
             print(f"           {r['error']}")
 
