@@ -1,5 +1,7 @@
-"""The object store that receipt rules' S3 actions write to: any S3-compatible endpoint when one is
-configured (``aws.endpoints.s3`` or ``aws.endpoint_url``), else files under ``DATA_DIR/objects``.
+"""The object store that receipt rules' S3 actions write to, and that bulk jobs read their sources from
+and write their files to: any S3-compatible endpoint when one is configured (``aws.endpoints.s3`` or
+``aws.endpoint_url``), else files under ``DATA_DIR/objects``. Jobs stream (``open_read`` from an
+offset, ``put_file``): their sources may be far larger than memory.
 
 Locally, object ``KEY`` of bucket ``BUCKET`` is the file ``DATA_DIR/objects/BUCKET/KEY``, a key's
 slashes making directories as S3 consoles show them. Files are the owner's only (0600 in 0700
