@@ -306,6 +306,33 @@ class ReceivingSettings:
 
 
 @dataclass
+class JobsSettings:
+    """Bulk jobs (reference §7.2, §11.2, §12.5): CreateImportJob and CreateExportJob, run in the
+    background by every process that has ``enabled``, claimed with leases so that a job whose process
+    died is taken up, where it stopped, by another once its lease runs out."""
+
+    #: Run jobs in this process. Several processes on one PostgreSQL share the work.
+    enabled: bool = True
+    #: Jobs one process runs at once.
+    concurrency: int = 2
+    #: Seconds a claimed job stays this process's without news; each batch written renews it.
+    lease_seconds: float = 60.0
+    #: How often a process looks for jobs (besides being woken by one it created itself).
+    poll_interval: float = 1.0
+    #: Records an import writes per transaction; its progress (ProcessedRecordsCount,
+    #: FailedRecordsCount) is saved with each.
+    batch: int = 5000
+    #: Tries of a job whose process died or whose source could not be read, before it is FAILED.
+    max_attempts: int = 5
+    #: The bucket (of the local object store, or of ``aws.endpoints.s3``) where export files and
+    #: failed-records files are written; SES keeps them in a place it manages, as this one is.
+    bucket: str = "sesame-jobs"
+    #: Seconds the URLs GetExportJob and GetImportJob give for those files stay valid (SES: five
+    #: minutes; call again for a fresh one).
+    url_expiry: int = 300
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -360,6 +387,7 @@ class Settings:
     reputation: ReputationSettings = field(default_factory=ReputationSettings)
     vdm: VdmSettings = field(default_factory=VdmSettings)
     receiving: ReceivingSettings = field(default_factory=ReceivingSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
 
     @property
     def database_url(self) -> str:

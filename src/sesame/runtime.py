@@ -39,6 +39,14 @@ from sesame.integrations.objects import ObjectStore, objects_root
 from sesame.integrations.sns import Sns
 from sesame.integrations.sns.delivery import Deliverer
 from sesame.integrations.sns.signing import Signer
+from sesame.jobs.exports import Exporter
+from sesame.jobs.imports import Importer
+from sesame.jobs.links import ObjectLinks
+from sesame.jobs.runner import JobRunner
+from sesame.jobs.service import Jobs
+from sesame.jobs.sinks import ImportSink
+from sesame.jobs.store import JobStore
+from sesame.jobs.suppression import SuppressionListSink
 from sesame.mta import queue as q
 from sesame.mta.engine import DeliveryEngine, helo_name
 from sesame.mta.return_path import ReturnPaths
@@ -143,9 +151,10 @@ class Sesame:
         receiving_dns = Lookup(settings.dns, cache=True)
         self.inbound = Inbound(settings, self.inbox, self.receipt_rules, self._is_ours, receiving_dns)
         aws = self.publisher.aws  # one set of botocore clients for the process
+        self.objects = ObjectStore(objects_root(settings.data_dir), aws)
         self.actions = Actions(
             self.inbox,
-            ObjectStore(objects_root(settings.data_dir), aws),
+            self.objects,
             Functions(settings.receiving.functions, aws),
             self.publisher.publish_sns,
             self.sending.send_system,
@@ -158,6 +167,20 @@ class Sesame:
         self.receiving = Processor(self.inbox, judge, self._ours, self.actions, retention=keep)
         self.bounces = Bounces(self.inbox, self.sending, mx_name, dev=settings.mode == "dev")
         self.inbound.on_accept = self.receiving.wake
+        # Bulk jobs: imports into the destinations of import_sinks (a destination type missing here
+        # fails its jobs, saying so), exports of message insights and VDM metrics, run by job_runner.
+        self.import_sinks: dict[str, ImportSink] = {"SUPPRESSION_LIST": SuppressionListSink(self.db)}
+        self.job_store = JobStore(self.db)
+        self.object_links = ObjectLinks(settings, box, self.objects)
+        self.job_runner = JobRunner(
+            self.job_store,
+            Importer(self.job_store, self.objects, self.import_sinks, settings.jobs),
+            Exporter(self.job_store, self.objects, self.vdm, settings.jobs),
+            settings.jobs,
+        )
+        self.jobs = Jobs(
+            self.job_store, self.import_sinks, self.object_links, settings.jobs.bucket, self.job_runner.wake
+        )
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),

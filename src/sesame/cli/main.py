@@ -1,4 +1,4 @@
-"""The ``sesame`` command: dev, serve, accounts, identities, secret-key, queue, events, db.
+"""The ``sesame`` command: dev, serve, accounts, identities, secret-key, queue, events, objects, jobs, db.
 
 Every command takes the same ``--data-dir``/``--database``/``--config`` flags, so ``sesame accounts …``
 works beside a running server on the same storage.
@@ -509,6 +509,96 @@ def events_tail(client: _AdminClient, interval: float) -> None:
             click.echo(json.dumps(record))
             after = record["Id"]
         time.sleep(interval)
+
+
+@main.group()
+def objects() -> None:
+    """Put files into the object store and get them out: the local one (DATA_DIR/objects), or the
+    S3-compatible endpoint ``aws.endpoints.s3`` names. Import jobs read their S3Url from here."""
+
+
+def _object_store(data_dir: Path | None, database: str | None, config_file: Path | None) -> Any:
+    from sesame.integrations.aws import AwsClients
+    from sesame.integrations.objects import ObjectStore, objects_root
+
+    settings = _settings("serve", data_dir=data_dir, database=database, config_file=config_file)
+    return ObjectStore(objects_root(settings.data_dir), AwsClients(settings.aws)), settings
+
+
+def _object_name(name: str) -> tuple[str, str]:
+    bucket, _, key = name.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise click.BadParameter(f"{name!r} is not BUCKET/KEY", param_hint="BUCKET/KEY")
+    return bucket, key
+
+
+@objects.command("put")
+@storage_options
+@click.argument("name", metavar="BUCKET/KEY")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--region", help="The bucket's region on an external store (default: default_region).")
+def objects_put(name: str, file: Path, region: str | None, **flags: Any) -> None:
+    """Store FILE as object KEY of BUCKET (then s3://BUCKET/KEY names it to CreateImportJob)."""
+    from sesame.integrations.objects import ObjectStoreError
+
+    store, settings = _object_store(**flags)
+    bucket, key = _object_name(name)
+    try:
+        asyncio.run(store.put_file(bucket, key, file, region=region or settings.default_region))
+    except (ObjectStoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"s3://{bucket}/{key}")
+
+
+@objects.command("get")
+@storage_options
+@click.argument("name", metavar="BUCKET/KEY")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--region", help="The bucket's region on an external store (default: default_region).")
+def objects_get(name: str, file: Path | None, region: str | None, **flags: Any) -> None:
+    """Write object KEY of BUCKET to FILE (default: standard output)."""
+    import contextlib
+    import shutil
+
+    from sesame.integrations.objects import ObjectStoreError
+
+    store, settings = _object_store(**flags)
+    bucket, key = _object_name(name)
+    try:
+        with contextlib.closing(
+            store.open_read(bucket, key, region=region or settings.default_region)
+        ) as src:
+            if file is None:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+            else:
+                with file.open("wb") as out:
+                    shutil.copyfileobj(src, out)
+    except (ObjectStoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("jobs")
+@storage_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job instead.")
+@click.option("--watch", is_flag=True, help="Show again every second while jobs are running.")
+@click.option("--limit", default=20, show_default=True, help="Finished jobs shown.")
+@_with_sesame
+async def jobs(sesame: Any, as_json: bool, watch: bool, limit: int) -> None:
+    """Import and export jobs of every account: running ones with a progress bar, then the latest
+    finished ones."""
+    from sesame.jobs.report import describe, render
+
+    while True:
+        rows = await sesame.job_store.recent(limit)
+        if as_json:
+            for row in rows:
+                click.echo(json.dumps(describe(row)))
+        else:
+            click.echo(render(rows) if rows else "No jobs.")
+        if not watch or not any(r.status in ("CREATED", "PROCESSING") for r in rows):
+            return
+        await asyncio.sleep(1)
+        click.echo()
 
 
 @main.group()

@@ -236,6 +236,8 @@ async def run(settings: Settings) -> None:
     # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.
     background.append(asyncio.create_task(sesame.sns_delivery.run(), name="sesame-sns-delivery"))
     background.append(asyncio.create_task(sesame.receiving.run(), name="sesame-receiving"))
+    if settings.jobs.enabled:
+        background.append(asyncio.create_task(sesame.job_runner.run(), name="sesame-jobs"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:

@@ -24,7 +24,7 @@ from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
 from sesame.config import Settings
 from sesame.events import inspect
-from sesame.http import admin, inbound, sns, tracking, unsubscribe
+from sesame.http import admin, inbound, objects, sns, tracking, unsubscribe
 from sesame.integrations import cloudwatch_local
 from sesame.runtime import Sesame
 
@@ -192,6 +192,7 @@ def create_app(sesame: Sesame) -> Starlette:
         *sns.routes(sesame),
         *tracking.routes(sesame),
         *unsubscribe.routes(sesame),
+        *objects.routes(sesame),
     ]
     if settings.mode == "dev":
         routes += [

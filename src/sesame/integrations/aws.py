@@ -52,7 +52,9 @@ class AwsClients:
             if key not in self._clients:
                 config = _CONFIG if read_timeout is None else _CONFIG.merge(Config(read_timeout=read_timeout))
                 if service == "s3":  # S3-compatible stores (MinIO, LocalStack, moto) take path-style URLs
-                    config = config.merge(Config(s3={"addressing_style": "path"}))
+                    # SigV4 for pre-signed URLs too (botocore presigns with the legacy SigV2 otherwise,
+                    # which newer AWS regions refuse).
+                    config = config.merge(Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
                 self._clients[key] = self._session.create_client(
                     service,
                     region_name=region,

@@ -1,5 +1,7 @@
-"""The object store that receipt rules' S3 actions write to: any S3-compatible endpoint when one is
-configured (``aws.endpoints.s3`` or ``aws.endpoint_url``), else files under ``DATA_DIR/objects``.
+"""The object store that receipt rules' S3 actions write to, and that bulk jobs read their sources from
+and write their files to: any S3-compatible endpoint when one is configured (``aws.endpoints.s3`` or
+``aws.endpoint_url``), else files under ``DATA_DIR/objects``. Jobs stream (``open_read`` from an
+offset, ``put_file``): their sources may be far larger than memory.
 
 Locally, object ``KEY`` of bucket ``BUCKET`` is the file ``DATA_DIR/objects/BUCKET/KEY``, a key's
 slashes making directories as S3 consoles show them. Files are the owner's only (0600 in 0700
@@ -15,13 +17,17 @@ or fix its policy meanwhile; a key the local store cannot hold is not, since it 
 from __future__ import annotations
 
 import asyncio
+import io
+import os
+import secrets
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import botocore.exceptions
 
 from sesame.integrations.aws import AwsClients
-from sesame.storage.files import PRIVATE_DIR, write_private
+from sesame.storage.files import PRIVATE_DIR, PRIVATE_FILE, write_private
 
 #: S3's longest object key, in UTF-8 bytes.
 MAX_KEY_BYTES = 1024
@@ -78,6 +84,81 @@ class ObjectStore:
         except IsADirectoryError:
             raise NoSuchKey(f"no object {key!r} in bucket {bucket!r} (it is a prefix)") from None
 
+    # -- streams, for bulk jobs: sources of any size, read and written without holding them whole -----
+
+    def open_read(self, bucket: str, key: str, offset: int = 0, *, region: str = "us-east-1") -> IO[bytes]:
+        """A binary stream of the object from byte ``offset`` on. Blocking: call it (and read the stream)
+        on a worker thread. An offset at or past the end gives an empty stream."""
+        if self.external:
+            params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            if offset:
+                params["Range"] = f"bytes={offset}-"
+            try:
+                result = self._s3_sync(region, "get_object", **params)
+            except ObjectStoreError as exc:
+                if offset and "InvalidRange" in str(exc):  # nothing left past the offset
+                    return io.BytesIO(b"")
+                raise
+            return io.BufferedReader(_Body(result["Body"]), buffer_size=256 * 1024)
+        path = self.path(bucket, key)
+        try:
+            f = path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NoSuchKey(f"no object {key!r} in bucket {bucket!r}") from None
+        f.seek(offset)
+        return f
+
+    def size(self, bucket: str, key: str, *, region: str = "us-east-1") -> int:
+        """The object's size in bytes (blocking, like ``open_read``)."""
+        if self.external:
+            return int(self._s3_sync(region, "head_object", Bucket=bucket, Key=key)["ContentLength"])
+        try:
+            return self.path(bucket, key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise NoSuchKey(f"no object {key!r} in bucket {bucket!r}") from None
+
+    async def put_file(self, bucket: str, key: str, source: Path, *, region: str) -> None:
+        """Store the file ``source`` as object ``key`` of ``bucket``, streamed, not read whole. On an
+        external store a missing bucket is created first: the jobs bucket is Sesame's own."""
+        if self.external:
+
+            def upload() -> None:
+                for attempt in (1, 2):
+                    try:
+                        with source.open("rb") as body:
+                            self._s3_sync(region, "put_object", Bucket=bucket, Key=key, Body=body)
+                        return
+                    except NoSuchBucket:
+                        if attempt == 2:
+                            raise
+                        self._s3_sync(region, "create_bucket", Bucket=bucket, **_location(region))
+
+            await asyncio.to_thread(upload)
+            return
+
+        def copy() -> None:
+            path = self.path(bucket, key)
+            self._directories(path)
+            # Whole at once, owner-only, as put's objects: a copy aside, then renamed over.
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+
+        await asyncio.to_thread(copy)
+
+    def presigned_url(self, bucket: str, key: str, expires: int, *, region: str = "us-east-1") -> str:
+        """A URL of the object on the external store that anyone holding it may GET for ``expires``
+        seconds (S3's query-string authentication)."""
+        url: str = self.aws.client("s3", region).generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+        )
+        return url
+
     def path(self, bucket: str, key: str) -> Path:
         """The local file of an object, refusing names that would lead out of the bucket's directory."""
         if not bucket or "/" in bucket or bucket in (".", "..") or bucket.startswith(".") or "\0" in bucket:
@@ -96,6 +177,15 @@ class ObjectStore:
         return path
 
     def _write(self, path: Path, body: bytes) -> Path:
+        self._directories(path)
+        try:
+            write_private(path, body)
+        except OSError as exc:
+            raise ObjectStoreError(f"writing {path} failed: {exc}") from exc
+        return path
+
+    def _directories(self, path: Path) -> None:
+        """Make the directories of an object's path, each 0700, refusing a prefix that is an object."""
         self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         # Each level made 0700 on its own: mkdir(parents=True) gives the parents the umask's mode.
         current = self.root
@@ -111,31 +201,54 @@ class ObjectStore:
                     ) from None
         if path.is_dir():
             raise InvalidObjectName(f"{path.relative_to(self.root)} is a prefix of other objects")
-        try:
-            write_private(path, body)
-        except OSError as exc:
-            raise ObjectStoreError(f"writing {path} failed: {exc}") from exc
-        return path
 
     async def _s3(self, region: str, operation: str, **params: Any) -> dict[str, Any]:
         def run() -> dict[str, Any]:
-            try:
-                result: dict[str, Any] = getattr(self.aws.client("s3", region), operation)(**params)
-                if "Body" in result:  # read the stream here, on the thread, not on the event loop
-                    result["Body"] = result["Body"].read()
-                return result
-            except botocore.exceptions.ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                where = f"s3://{params.get('Bucket')}/{params.get('Key')}"
-                if code == "NoSuchBucket":
-                    raise NoSuchBucket(f"{where}: no such bucket") from exc
-                if code in ("NoSuchKey", "404"):
-                    raise NoSuchKey(f"{where}: no such key") from exc
-                raise ObjectStoreError(f"{where}: {code or exc}") from exc
-            except botocore.exceptions.BotoCoreError as exc:  # unreachable endpoint, timeout
-                raise ObjectStoreError(f"S3 endpoint: {exc}") from exc
+            result = self._s3_sync(region, operation, **params)
+            if "Body" in result:  # read the stream here, on the thread, not on the event loop
+                result["Body"] = result["Body"].read()
+            return result
 
         return await asyncio.to_thread(run)
+
+    def _s3_sync(self, region: str, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = getattr(self.aws.client("s3", region), operation)(**params)
+            return result
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            where = f"s3://{params.get('Bucket')}/{params.get('Key')}"
+            if code == "NoSuchBucket":
+                raise NoSuchBucket(f"{where}: no such bucket") from exc
+            if code in ("NoSuchKey", "404"):
+                raise NoSuchKey(f"{where}: no such key") from exc
+            raise ObjectStoreError(f"{where}: {code or exc}") from exc
+        except botocore.exceptions.BotoCoreError as exc:  # unreachable endpoint, timeout
+            raise ObjectStoreError(f"S3 endpoint: {exc}") from exc
+
+
+class _Body(io.RawIOBase):
+    """botocore's StreamingBody as a raw stream, so that io.BufferedReader can buffer its lines."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.body.close()
+        super().close()
+
+
+def _location(region: str) -> dict[str, Any]:
+    """CreateBucket's location: none for us-east-1 (S3 refuses it there), the region elsewhere."""
+    return {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
 
 
 def objects_root(data_dir: Path) -> Path:

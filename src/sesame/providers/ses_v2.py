@@ -17,6 +17,7 @@ from sesame.domain.tags import TagError
 from sesame.providers.configuration_sets import ConfigurationSetsV2
 from sesame.providers.contact_lists import ContactListsV2
 from sesame.providers.dedicated_ips import DedicatedIpsV2
+from sesame.providers.jobs import JobsV2
 from sesame.providers.v2_identities import IdentitiesV2
 from sesame.providers.v2_sending import SendingV2
 from sesame.providers.vdm import VdmV2
@@ -32,7 +33,14 @@ DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
 class SesV2Provider(
-    IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2, DedicatedIpsV2, VdmV2, ContactListsV2
+    IdentitiesV2,
+    SendingV2,
+    VerificationV2,
+    ConfigurationSetsV2,
+    DedicatedIpsV2,
+    VdmV2,
+    ContactListsV2,
+    JobsV2,
 ):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
@@ -50,6 +58,7 @@ class SesV2Provider(
         self.message_insights = sesame.message_insights
         self.address_insights = sesame.address_insights
         self.contact_lists = sesame.contact_lists
+        self.jobs = sesame.jobs
 
     # -- account ----------------------------------------------------------------------------------
 

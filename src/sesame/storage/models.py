@@ -738,3 +738,60 @@ class Contact(Base):
     attributes_data: Mapped[str | None] = mapped_column(sa.Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BulkJob(Base):
+    """An import job (CreateImportJob) or an export job (CreateExportJob), run in the background.
+
+    Claimed with leases like the queue: ``locked_by``/``locked_until``, renewed with each batch a
+    running job writes; a job whose process died is due again once its lease has run out, and resumes
+    at ``position`` (bytes of its source read) and ``line`` (lines read), saved in the transaction that
+    wrote those records. ``spec`` holds the request's members as the API spells them (timestamps as
+    epoch seconds). ``result_key`` and ``failed_key`` name objects in the jobs bucket: the export file,
+    the failed-records file.
+    """
+
+    __tablename__ = "bulk_jobs"
+    __table_args__ = (
+        sa.Index("ix_bulk_jobs_status_locked_until", "status", "locked_until"),
+        sa.Index(
+            "ix_bulk_jobs_account_id_region_kind_created_at", "account_id", "region", "kind", "created_at"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # SES's JobId
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    region: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[str] = mapped_column(sa.String(8))  # "import" | "export"
+    #: ImportDestinationType (SUPPRESSION_LIST, CONTACT_LIST) or ExportSourceType (METRICS_DATA, …)
+    source_type: Mapped[str] = mapped_column(sa.String(24))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: CREATED | PROCESSING | COMPLETED | FAILED | CANCELLED (the API's JobStatus)
+    status: Mapped[str] = mapped_column(sa.String(16), default="CREATED")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    processed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    exported: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    position: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    line: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    #: The source's size once known, for progress bars (``sesame jobs``).
+    total_bytes: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    result_key: Mapped[str | None] = mapped_column(sa.String(1024), default=None)
+    failed_key: Mapped[str | None] = mapped_column(sa.String(1024), default=None)
+    error_message: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    locked_by: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class BulkJobFailure(Base):
+    """A record an import could not take, written with the batch it was read in (so a resumed job
+    keeps those found before), and turned into the failed-records file when the job completes."""
+
+    __tablename__ = "bulk_job_failures"
+
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True)
+    line: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    record: Mapped[str] = mapped_column(sa.Text)
+    error: Mapped[str] = mapped_column(sa.Text)
