@@ -2,7 +2,7 @@
 of N records from the local object store, on SQLite and on PostgreSQL.
 
     python bench/import.py [--rows 1000000] [--targets sqlite,postgresql] [--format CSV|JSON]
-                           [--destination SUPPRESSION_LIST] [--seconds 600] [--batch 5000]
+                           [--destination CONTACT_LIST] [--seconds 600] [--batch 5000]
 
 For each target: a fresh data directory and database, a generated source file of --rows distinct
 records written straight into the local object store (DATA_DIR/objects/bench/…), then `sesame dev` on a
@@ -16,7 +16,7 @@ The goals (issue 11): at least 20,000 records/s on SQLite; memory bounded whatev
 records at a time).
 
 --destination picks the ImportDestination and the records' shape from DESTINATIONS below: one entry per
-destination type (CONTACT_LIST joins it with the contact lists).
+destination type (contacts of a list with two topics, or suppression-list entries).
 """
 
 from __future__ import annotations
@@ -64,7 +64,31 @@ DESTINATIONS: dict[str, Destination] = {
             "reason": "BOUNCE" if i % 4 else "COMPLAINT",
         },
     ),
+    "CONTACT_LIST": Destination(
+        {"ContactListDestination": {"ContactListName": "readers", "ContactListImportAction": "PUT"}},
+        csv=lambda i: f"reader{i}@example.com,{'false' if i % 50 else 'true'},,OPT_IN,{_status(i)}",
+        json=lambda i: {
+            "emailAddress": f"reader{i}@example.com",
+            "unsubscribeAll": not i % 50,
+            "topicPreferences": [
+                {"topicName": "news", "subscriptionStatus": "OPT_IN"},
+                {"topicName": "offers", "subscriptionStatus": _status(i)},
+            ],
+        },
+        header="emailAddress,unsubscribeAll,attributesData,topicPreferences.news,topicPreferences.offers",
+        prepare=lambda ses: ses.create_contact_list(
+            ContactListName="readers",
+            Topics=[
+                {"TopicName": t, "DisplayName": t, "DefaultSubscriptionStatus": "OPT_IN"}
+                for t in ("news", "offers")
+            ],
+        ),
+    ),
 }
+
+
+def _status(i: int) -> str:
+    return "OPT_OUT" if i % 3 else "OPT_IN"
 
 
 def write_source(path: Path, destination: Destination, rows: int, data_format: str) -> int:
@@ -150,7 +174,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--targets", default="sqlite,postgresql")
     parser.add_argument("--format", choices=["CSV", "JSON"], default="CSV")
-    parser.add_argument("--destination", choices=sorted(DESTINATIONS), default="SUPPRESSION_LIST")
+    parser.add_argument("--destination", choices=sorted(DESTINATIONS), default="CONTACT_LIST")
     parser.add_argument("--seconds", type=float, default=600.0, help="The most one import may take.")
     parser.add_argument("--batch", type=int, default=5000, help="jobs.batch: records per transaction.")
     args = parser.parse_args()

@@ -39,6 +39,7 @@ from sesame.integrations.objects import ObjectStore, objects_root
 from sesame.integrations.sns import Sns
 from sesame.integrations.sns.delivery import Deliverer
 from sesame.integrations.sns.signing import Signer
+from sesame.jobs.contacts import ContactListSink
 from sesame.jobs.exports import Exporter
 from sesame.jobs.imports import Importer
 from sesame.jobs.links import ObjectLinks
@@ -169,7 +170,10 @@ class Sesame:
         self.inbound.on_accept = self.receiving.wake
         # Bulk jobs: imports into the destinations of import_sinks (a destination type missing here
         # fails its jobs, saying so), exports of message insights and VDM metrics, run by job_runner.
-        self.import_sinks: dict[str, ImportSink] = {"SUPPRESSION_LIST": SuppressionListSink(self.db)}
+        self.import_sinks: dict[str, ImportSink] = {
+            "SUPPRESSION_LIST": SuppressionListSink(self.db),
+            "CONTACT_LIST": ContactListSink(self.db, self.contact_lists),
+        }
         self.job_store = JobStore(self.db)
         self.object_links = ObjectLinks(settings, box, self.objects)
         self.job_runner = JobRunner(

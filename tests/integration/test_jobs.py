@@ -156,18 +156,89 @@ def test_import_of_a_missing_object_fails_with_a_message(dev: Serve) -> None:
     assert "nothing-here.csv" in job["FailureInfo"]["ErrorMessage"]
 
 
-def test_contact_list_destination_fails_until_this_server_has_contact_lists(dev: Serve) -> None:
-    ses, account = v2(dev)
-    url = put_object(dev, "imports", "contacts.csv", b"emailAddress\na@example.com\n")
+TOPICS = [
+    {"TopicName": "Sports", "DisplayName": "Sports", "DefaultSubscriptionStatus": "OPT_OUT"},
+    {"TopicName": "Cycling", "DisplayName": "Cycling", "DefaultSubscriptionStatus": "OPT_IN"},
+]
+
+
+def contact_import(ses: Any, url: str, data_format: str, action: str = "PUT") -> dict[str, Any]:
     job_id = ses.create_import_job(
         ImportDestination={
-            "ContactListDestination": {"ContactListName": "news", "ContactListImportAction": "PUT"}
+            "ContactListDestination": {"ContactListName": "members", "ContactListImportAction": action}
         },
-        ImportDataSource={"S3Url": url, "DataFormat": "CSV"},
+        ImportDataSource={"S3Url": url, "DataFormat": data_format},
     )["JobId"]
-    job = finished(lambda: ses.get_import_job(JobId=job_id))
-    assert job["JobStatus"] == "FAILED"
-    assert "cannot import into a CONTACT_LIST destination" in job["FailureInfo"]["ErrorMessage"]
+    return finished(lambda: ses.get_import_job(JobId=job_id))
+
+
+def test_contact_list_import_csv_json_and_delete(dev: Serve) -> None:
+    ses, account = v2(dev)
+    url = put_object(dev, "imports", "none.csv", b"emailAddress\na@example.com\n")
+    with pytest.raises(ses.exceptions.NotFoundException):  # the list must exist
+        contact_import(ses, url, "CSV")
+    ses.create_contact_list(ContactListName="members", Topics=TOPICS)
+    ses.create_contact(
+        ContactListName="members",
+        EmailAddress="keep@example.com",
+        TopicPreferences=[{"TopicName": "Sports", "SubscriptionStatus": "OPT_IN"}],
+    )
+    # The layout of SES's documented example; the columns in another order; malformed records.
+    rows = [
+        "unsubscribeAll,emailAddress,attributesData,topicPreferences.Sports,topicPreferences.Cycling",
+        'false,c0@example.com,"{""Name"": ""John""}",OPT_IN,OPT_OUT',
+        "true,c1@example.com,,OPT_OUT,OPT_OUT",
+        *[f"false,bulk{i}@example.com,,,OPT_IN" for i in range(2500)],
+        "false,not-an-address,,OPT_IN,OPT_IN",
+        "maybe,c2@example.com,,OPT_IN,OPT_IN",
+        "false,c3@example.com,[1],OPT_IN,OPT_IN",
+        "false,c4@example.com,,SOMETIMES,OPT_IN",
+        "false,c5@example.com,,OPT_IN",
+        "false,Keep@Example.com,,,OPT_OUT",  # replaces the contact that exists: its Sports choice goes
+    ]
+    url = put_object(dev, "imports", "contacts.csv", ("\n".join(rows) + "\n").encode())
+    job = contact_import(ses, url, "CSV")
+    assert job["JobStatus"] == "COMPLETED", job
+    assert (job["ProcessedRecordsCount"], job["FailedRecordsCount"]) == (2508, 5)
+    failed = list(csv.reader(io.StringIO(fetch(job["FailureInfo"]["FailedRecordsS3Url"]).decode())))
+    assert [int(r[0]) for r in failed[1:]] == [2504, 2505, 2506, 2507, 2508]
+    c0 = ses.get_contact(ContactListName="members", EmailAddress="c0@example.com")
+    assert json.loads(c0["AttributesData"]) == {"Name": "John"}
+    assert {p["TopicName"]: p["SubscriptionStatus"] for p in c0["TopicPreferences"]} == {
+        "Sports": "OPT_IN",
+        "Cycling": "OPT_OUT",
+    }
+    assert ses.get_contact(ContactListName="members", EmailAddress="c1@example.com")["UnsubscribeAll"]
+    kept = ses.get_contact(ContactListName="members", EmailAddress="keep@example.com")
+    assert kept["TopicPreferences"] == [{"TopicName": "Cycling", "SubscriptionStatus": "OPT_OUT"}]
+    cycling = {"TopicName": "Cycling", "UseDefaultIfPreferenceUnavailable": False}
+    opted_in = ses.list_contacts(
+        ContactListName="members", Filter={"FilteredStatus": "OPT_IN", "TopicFilter": cycling}
+    )["Contacts"]
+    assert len(opted_in) == 1000  # a full page of the 2,500 bulk contacts
+
+    lines = [
+        {"emailAddress": "j@example.com", "unsubscribeAll": False, "attributesData": '{"a": 1}',
+         "topicPreferences": [{"topicName": "Cycling", "subscriptionStatus": "OPT_OUT"},
+                              {"topicName": "Gone", "subscriptionStatus": "OPT_IN"}]},
+        {"emailAddress": "k@example.com", "unsubscribeAll": "yes"},
+    ]  # fmt: skip
+    url = put_object(dev, "imports", "contacts.json", "\n".join(json.dumps(x) for x in lines).encode())
+    job = contact_import(ses, url, "JSON")
+    assert (job["ProcessedRecordsCount"], job["FailedRecordsCount"]) == (2, 1)
+    j = ses.get_contact(ContactListName="members", EmailAddress="j@example.com")
+    assert j["TopicPreferences"] == [{"TopicName": "Cycling", "SubscriptionStatus": "OPT_OUT"}]  # no "Gone"
+
+    deletes = "emailAddress\n" + "".join(f"bulk{i}@example.com\n" for i in range(2500))
+    job = contact_import(ses, put_object(dev, "imports", "gone.csv", deletes.encode()), "CSV", "DELETE")
+    assert job["JobStatus"] == "COMPLETED"
+    left = ses.list_contacts(ContactListName="members")["Contacts"]
+    assert sorted(c["EmailAddress"] for c in left) == [
+        "Keep@Example.com",
+        "c0@example.com",
+        "c1@example.com",
+        "j@example.com",
+    ]
 
 
 def test_import_destination_must_name_one_list(dev: Serve) -> None:
@@ -186,6 +257,7 @@ def test_list_import_jobs_filters_by_destination_and_pages(dev: Serve) -> None:
     ses, account = v2(dev)
     url = put_object(dev, "imports", "one.csv", b"one@example.com,BOUNCE\n")
     made = [import_job(ses, url, "CSV")["JobId"] for _ in range(3)]
+    ses.create_contact_list(ContactListName="n")
     contacts = ses.create_import_job(
         ImportDestination={
             "ContactListDestination": {"ContactListName": "n", "ContactListImportAction": "PUT"}

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sesame.domain.addresses import IllegalAddress, bare_address
 from sesame.errors import AlreadyExists, InvalidRequest, LimitExceeded, NotFound
 from sesame.storage.db import Database
-from sesame.storage.models import Contact, ContactList, table, utcnow
+from sesame.storage.models import Contact, ContactList, utcnow
 from sesame.storage.upserts import upsert
 
 MAX_LISTS = 1  # per account and region [DG:sending-email-list-management]
@@ -448,37 +448,6 @@ class ContactLists:
             new = Preferences(chosen, row.unsubscribe_all)
             return Change(list_name, row.email_address, old, new, list(lst.topics))
 
-    async def put_contacts(
-        self, s: AsyncSession, account_id: str, region: str, list_name: str, rows: list[dict[str, Any]]
-    ) -> None:
-        """Bulk PUT (import jobs): each row's contact created or replaced. ``rows`` hold ``address``,
-        ``email_address``, ``preferences``, ``unsubscribe_all``, ``attributes_data``, checked."""
-        if not rows:
-            return
-        now = utcnow()
-        values = [
-            {
-                **r,
-                "account_id": account_id,
-                "region": region,
-                "list_name": list_name,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for r in rows
-        ]
-        await s.execute(_replace_contacts(self.db.is_sqlite), values)
-
-    async def delete_contacts(
-        self, s: AsyncSession, account_id: str, region: str, list_name: str, addresses: list[str]
-    ) -> None:
-        if addresses:
-            await s.execute(
-                sa.delete(Contact).where(
-                    *_of_list(account_id, region, list_name), Contact.address.in_([key(a) for a in addresses])
-                )
-            )
-
 
 def _of_list(account_id: str, region: str, name: str) -> tuple[Any, ...]:
     return (Contact.account_id == account_id, Contact.region == region, Contact.list_name == name)
@@ -489,19 +458,3 @@ async def _list(s: AsyncSession, account_id: str, region: str, name: str) -> Con
     if row is None:
         raise ContactListNotFound(name)
     return row
-
-
-def _replace_contacts(is_sqlite: bool) -> Any:
-    """INSERT … ON CONFLICT DO UPDATE of every column but the creation time: an import's PUT
-    "overrides" a contact that exists [BC-V2 ContactListDestination]."""
-    if is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    t = table(Contact)
-    stmt = insert(t)
-    replaced = ("email_address", "preferences", "unsubscribe_all", "attributes_data", "updated_at")
-    return stmt.on_conflict_do_update(
-        index_elements=["account_id", "region", "list_name", "address"],
-        set_={c: stmt.excluded[c] for c in replaced},
-    )

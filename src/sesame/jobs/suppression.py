@@ -22,11 +22,11 @@ from sesame.storage.models import SuppressedDestination, utcnow
 
 #: A mailbox as the list holds it: a local part without spaces, quotes or brackets at an LDH domain.
 #: (Checked per record on the import's hot path: a regular expression, not the full RFC 5321 parser.)
-_ADDRESS = re.compile(
+ADDRESS = re.compile(
     r"[^@\s<>()\[\],;:\"\\]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
-_MAX_ADDRESS = 320
+MAX_ADDRESS = 320
 _HEADER = {"emailaddress", "email", "email_address", "address"}
 
 
@@ -61,7 +61,7 @@ class SuppressionListSink:
             if record.line == 1 and address.lower() in _HEADER:
                 return None
         address = address.strip()
-        if not address or len(address) > _MAX_ADDRESS or not _ADDRESS.fullmatch(address):
+        if not address or len(address) > MAX_ADDRESS or not ADDRESS.fullmatch(address):
             raise RecordError(f"not a valid email address: {address!r}")
         reason = (reason or "").strip().upper()
         if target.action == "PUT" and reason not in REASONS:

@@ -25,13 +25,20 @@ class BulkUpsert:
     """Rows of ``model``: ``fixed`` columns with one value per batch, ``varying`` ones per row."""
 
     def __init__(
-        self, is_sqlite: bool, model: Any, keys: list[str], fixed: list[str], varying: list[str]
+        self,
+        is_sqlite: bool,
+        model: Any,
+        keys: list[str],
+        fixed: list[str],
+        varying: list[str],
+        keep: tuple[str, ...] = (),
     ) -> None:
+        """``keep``: columns a row that exists keeps (its creation time), the others take the new values."""
         self.is_sqlite = is_sqlite
         self.t = t = table(model)
         self.fixed, self.varying = fixed, varying
         columns = fixed + varying
-        update = [c for c in columns if c not in keys]
+        update = [c for c in columns if c not in keys and c not in keep]
         if is_sqlite:
             self.sql = (
                 f"INSERT INTO {t.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
