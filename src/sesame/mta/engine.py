@@ -254,9 +254,13 @@ class DeliveryEngine:
         message = job.message
         suppressed = [e for e in entries if e.state == "suppressed"]
         entries = [e for e in entries if e.state != "suppressed"]
-        settled: list[Outcome] = [
-            self._bounced(message, e, bounce.local("account-suppressed")) for e in suppressed
-        ]
+        listed = "account-suppressed"
+        if suppressed and message.tenant_name:  # sent as a tenant: on whose list was it?
+            target = await self.suppression.target(
+                message.account_id, message.region, message.configuration_set, message.tenant_name
+            )
+            listed = "tenant-suppressed" if target.tenant else listed
+        settled: list[Outcome] = [self._bounced(message, e, bounce.local(listed)) for e in suppressed]
         attempted: list[Outcome] = []
         try:
             if entries and domain == SIMULATOR_DOMAIN:
@@ -441,13 +445,13 @@ class DeliveryEngine:
         )
 
     async def _suppress(self, message: Outbound, entries: list[Claimed], bounced: list[Bounced]) -> None:
-        """Permanent bounces join the account's suppression list when its settings (or the configuration
-        set's) include BOUNCE (Suppression.reasons, shared with late feedback). Simulator addresses and
-        those already on the list never do, as in SES."""
-        reasons = await self.suppression.reasons(
-            message.account_id, message.region, message.configuration_set
+        """Permanent bounces join the account's suppression list (or the tenant's own) when its settings
+        (or the configuration set's, or the tenant's) include BOUNCE (Suppression.target, shared with
+        late feedback). Simulator addresses and those already on the list never do, as in SES."""
+        target = await self.suppression.target(
+            message.account_id, message.region, message.configuration_set, message.tenant_name
         )
-        if "BOUNCE" not in reasons:
+        if "BOUNCE" not in target.reasons:
             return
         by_id = {e.id: e for e in entries}
         for outcome in bounced:
@@ -456,4 +460,6 @@ class DeliveryEngine:
                 continue
             if not suppressible(outcome.verdict.bounce_type, outcome.verdict.bounce_subtype):
                 continue
-            await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)
+            await self.suppression.put(
+                message.account_id, message.region, e.recipient, "BOUNCE", message.id, tenant=target.tenant
+            )

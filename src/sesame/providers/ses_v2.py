@@ -16,6 +16,7 @@ from sesame.domain.quotas import send_quota
 from sesame.domain.tags import TagError
 from sesame.providers.configuration_sets import ConfigurationSetsV2
 from sesame.providers.dedicated_ips import DedicatedIpsV2
+from sesame.providers.tenants import TenantsV2
 from sesame.providers.v2_identities import IdentitiesV2
 from sesame.providers.v2_sending import SendingV2
 from sesame.providers.vdm import VdmV2
@@ -30,7 +31,9 @@ E = service_errors("sesv2")
 DEFAULT_SUPPRESSED_REASONS = ["BOUNCE", "COMPLAINT"]
 
 
-class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2, DedicatedIpsV2, VdmV2):
+class SesV2Provider(
+    IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2, DedicatedIpsV2, VdmV2, TenantsV2
+):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
         self.tags = sesame.tags
@@ -46,6 +49,8 @@ class SesV2Provider(IdentitiesV2, SendingV2, VerificationV2, ConfigurationSetsV2
         self.advisor = sesame.advisor
         self.message_insights = sesame.message_insights
         self.address_insights = sesame.address_insights
+        self.tenants = sesame.tenants
+        self.entities = sesame.reputation_entities
 
     # -- account ----------------------------------------------------------------------------------
 
