@@ -262,6 +262,11 @@ class ReputationSettings:
     window_sends: int = 10_000
     #: …but at most this many hours back (a quiet sender's rate covers all its recent mail).
     window_hours: int = 168
+    #: Tenants' reputation entities (domain/reputation_entities.py) are judged on the same rules and
+    #: window, from this many recipients of the tenant's mail on (a tenant is often a small sender):
+    #: a finding is LOW at the review rates above and HIGH at the pause rates; the ``standard`` policy
+    #: pauses the tenant on a HIGH finding, ``strict`` on any, ``none`` never.
+    entity_min_sends: int = 1000
 
 
 @dataclass

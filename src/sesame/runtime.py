@@ -23,11 +23,13 @@ from sesame.domain.feedback import Feedback
 from sesame.domain.identities import Identities
 from sesame.domain.message_insights import MessageInsights
 from sesame.domain.reputation import Reputation
+from sesame.domain.reputation_entities import ReputationEntities
 from sesame.domain.secrets import KeySource, SecretBox
 from sesame.domain.sending import Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.tags import Tags, register_resource
 from sesame.domain.templates import Templates
+from sesame.domain.tenants import Tenants
 from sesame.domain.tracking import Tracking
 from sesame.domain.unsubscribe import Unsubscribe
 from sesame.domain.vdm import Vdm
@@ -126,6 +128,12 @@ class Sesame:
             self.sending.on_accept = self.engine.wake
             self.engine.on_auto_reply = self.sending.send_system
         register_resource("identity", self._identity_exists)
+        # Tenants: their reputation entities are judged as reputation counts, their sends admitted here.
+        self.reputation_entities = ReputationEntities(self.db, settings.reputation)
+        self.reputation.entities = self.reputation_entities
+        self.tenants = Tenants(self.db, self.tags, self.reputation_entities)
+        self.sending.admit_tenant = self.tenants.admit
+        register_resource("tenant", self.tenants.exists)
         lookup = Lookup(settings.dns)
         self.vdm = Vdm(self.db, lookup)
         self.advisor = Advisor(self.db, settings, lookup, self.vdm)

@@ -43,6 +43,7 @@ class Envelope:
     configuration_set: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     list_management: ListManagement | None = None
+    tenant: str | None = None  # v2 TenantName
 
 
 def check_tags(tags: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -145,6 +146,7 @@ def simple(
         body=body,
         subject=subject,
         configuration_set=env.configuration_set,
+        tenant=env.tenant,
         tags=env.tags,
         summary=summary or {},
         from_arn=env.from_arn,
@@ -170,10 +172,12 @@ def raw(
     tags: dict[str, str],
     limit: int,
     list_management: ListManagement | None = None,
+    tenant: str | None = None,
 ) -> Outgoing:
     """SendRawEmail / v2 Raw content: the message as given but for the X-SES-* fields, Bcc, Message-ID
-    and Date. API parameters win over the X-SES-* headers; API tags replace header tags. ``return_path``
-    (v2 FeedbackForwardingEmailAddress) wins over ``source`` for the envelope sender."""
+    and Date. API parameters win over the X-SES-* headers (``tenant``, v2 TenantName, over
+    X-SES-TENANT); API tags replace header tags. ``return_path`` (v2 FeedbackForwardingEmailAddress)
+    wins over ``source`` for the envelope sender."""
     _too_large(len(data), limit)
     try:
         body, info = mime.process_raw(data, max_bytes=len(data))
@@ -201,6 +205,7 @@ def raw(
         other_senders=[*header_from[1:], *sender],
         subject=info.subject,
         configuration_set=configuration_set or info.configuration_set,
+        tenant=tenant or info.tenant,
         tags=tags or check_tags(info.message_tags),
         # The dev capture (GET /_aws/ses) lists the recipients the request named, else the headers'.
         summary={
@@ -261,4 +266,6 @@ async def templated(
         rendering_failure=rendered.failure,
     )
     # A small template can render into megabytes, and encoding them would stall the event loop.
-    return build() if rendered.chars() <= INLINE_CHARS else await in_render_thread(build)
+    out = build() if rendered.chars() <= INLINE_CHARS else await in_render_thread(build)
+    out.template = template_name
+    return out

@@ -31,7 +31,7 @@ from email.utils import getaddresses
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sesame.domain.suppression import add, key, reasons_in, suppressible
+from sesame.domain.suppression import add, key, suppressible, target_in
 from sesame.events import details
 from sesame.events.details import BouncedRecipient, Detail
 from sesame.mail.feedback import Arf, AutoReply, Dsn, parse_report
@@ -72,6 +72,7 @@ class _Message:
     account_id: str
     region: str
     configuration_set: str | None
+    tenant: str | None
     entries: tuple[_Entry, ...]
 
     def entry(self, *addresses: str | None) -> _Entry | None:
@@ -125,7 +126,11 @@ class Feedback:
                 row = (
                     await s.execute(
                         sa.select(
-                            Message.id, Message.account_id, Message.region, Message.configuration_set
+                            Message.id,
+                            Message.account_id,
+                            Message.region,
+                            Message.configuration_set,
+                            Message.tenant_name,
                         ).where(Message.id == message_id)
                     )
                 ).first()
@@ -184,12 +189,20 @@ class Feedback:
                 suppress += [(b.entry.recipient, feedback_id) for b in members if b.entry is not None]
         async with self.db.write() as s:
             await self._record(s, message, records)
-            if suppress and "BOUNCE" in await reasons_in(
-                s, message.account_id, message.region, message.configuration_set
-            ):
+            target = await target_in(
+                s, message.account_id, message.region, message.configuration_set, message.tenant
+            )
+            if suppress and "BOUNCE" in target.reasons:
                 for address, feedback_id in suppress:
                     await add(
-                        s, message.account_id, message.region, address, "BOUNCE", message.id, feedback_id
+                        s,
+                        message.account_id,
+                        message.region,
+                        address,
+                        "BOUNCE",
+                        message.id,
+                        feedback_id,
+                        tenant=target.tenant,
                     )
             for b in bounced:
                 if b.entry is None:
@@ -229,12 +242,20 @@ class Feedback:
         )
         async with self.db.write() as s:
             await self._record(s, message, [record])
-            if "COMPLAINT" in await reasons_in(
-                s, message.account_id, message.region, message.configuration_set
-            ):
+            target = await target_in(
+                s, message.account_id, message.region, message.configuration_set, message.tenant
+            )
+            if "COMPLAINT" in target.reasons:
                 for address in complained:
                     await add(
-                        s, message.account_id, message.region, address, "COMPLAINT", message.id, feedback_id
+                        s,
+                        message.account_id,
+                        message.region,
+                        address,
+                        "COMPLAINT",
+                        message.id,
+                        feedback_id,
+                        tenant=target.tenant,
                     )
         log.info("complaint (%s) about %s from %s", arf.feedback_type, message.id, ", ".join(complained))
         return COMPLAINT

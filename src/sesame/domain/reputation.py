@@ -30,7 +30,9 @@ sending is paused (SendingEnabled false: sends are refused with AccountSendingPa
 SendingPausedException) until the operator reinstates the account, which also starts its rates afresh.
 Configuration sets with ReputationOptions.ReputationMetricsEnabled get rates of their own, and no pause
 of their own: SES pauses only accounts itself; pausing a set on its rates is the customer's alarm's job
-(reference §3.4).
+(reference §3.4). Tenants get rates of their own too (scope ``tenant/<TenantId>``, from the tenant's
+creation on), which their reputation entity's policy judges (``entities``,
+domain/reputation_entities.py): a tenant's rates pause that tenant alone.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sesame.config import ReputationSettings
 from sesame.domain.accounts import AccountNotFound
 from sesame.domain.identities import normalize
+from sesame.domain.reputation_entities import ReputationEntities, TenantScope
 from sesame.domain.sending import SIMULATOR_DOMAIN
 from sesame.domain.suppression import UNSUBSCRIBED
 from sesame.events.outbox import USER_OPERATIONS, Dispatched
@@ -66,6 +69,8 @@ RATE_SPAN = 3600
 ACCOUNT = ""  # the scope of the account's own rates
 HEALTHY, PROBATION, SHUTDOWN = "HEALTHY", "PROBATION", "SHUTDOWN"
 SUPPRESSED_BY_ACCOUNT = "OnAccountSuppressionList"
+#: Outcomes SES made for addresses on the account's or the tenant's own list: not the sender's doing.
+SUPPRESSED_BY_LIST = frozenset({SUPPRESSED_BY_ACCOUNT, "OnTenantSuppressionList"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Reputation:
         self.settings = settings
         keep = {STATS_SPAN: STATS_BUCKETS, RATE_SPAN: settings.window_hours + 1}
         self.store = ReputationStore(db.is_sqlite, keep)
+        #: Tenants' reputation entities: their scopes, and the judge of their rates.
+        self.entities: ReputationEntities | None = None
 
     # -- counting (an outbox observer) ------------------------------------------------------------
 
@@ -108,8 +115,13 @@ class Reputation:
         addresses = {r.id: _addresses(r, recipients) for r in mine}
         names = {n for found in addresses.values() for a in found for n in _names(a)}
         verified = await store.verified(s, {(r.account_id, r.region) for r in mine}, names)
+        tenants: dict[tuple[str, str, str], TenantScope] = {}
+        if self.entities is not None:
+            tenants = await self.entities.scopes(
+                s, {(r.account_id, r.region, r.tenant) for r in mine if r.tenant}
+            )
 
-        increments = _increments(mine, addresses, verified, set(metered), resets)
+        increments = _increments(mine, addresses, verified, set(metered), resets, tenants)
         await store.add(s, increments)
         await store.prune(s)
         changed = sorted(
@@ -119,6 +131,8 @@ class Reputation:
         await store.save(s, rates)
         if self.settings.enforce:
             await self._enforce(s, [x for x in rates if x.scope == ACCOUNT])
+        if self.entities is not None:
+            await self.entities.judge(s, rates)
 
     async def window_rates(self, s: AsyncSession, scope: Scope) -> Rates:
         """A scope's rates over its window: the newest hours until ``window_sends`` recipients, at most
@@ -246,9 +260,11 @@ def _increments(
     verified: set[Scope],
     metered: set[Scope],
     resets: dict[Scope, dt.datetime],
+    tenants: dict[tuple[str, str, str], TenantScope] | None = None,
 ) -> dict[Key, Counts]:
     """What the records add: to GetSendStatistics' counters everything that happened, to the rates'
-    counters what SES's rules count (module docstring), for the account and its metered set."""
+    counters what SES's rules count (module docstring), for the account, its metered set and the
+    tenant the mail was sent as."""
     increments: dict[Key, Counts] = {}
 
     def add(key: Key) -> Counts:
@@ -272,15 +288,23 @@ def _increments(
         subtype = (
             r.detail.get("bounceSubType") if r.event_type == "Bounce" else r.detail.get("complaintSubType")
         )
-        # Mail SES itself held back (the suppression list, an unsubscribed contact) says nothing of the
+        # Mail SES itself held back (a suppression list, an unsubscribed contact) says nothing of the
         # sender's list hygiene.
-        if not counted or subtype in (SUPPRESSED_BY_ACCOUNT, UNSUBSCRIBED) or r.event_type == "Reject":
+        if (
+            not counted
+            or subtype in SUPPRESSED_BY_LIST
+            or subtype == UNSUBSCRIBED
+            or r.event_type == "Reject"
+        ):
             continue
         if r.event_type == "Bounce" and r.detail.get("bounceType") != "Permanent":
             continue
         scopes = [ACCOUNT]
         if r.configuration_set and (r.account_id, r.region, r.configuration_set) in metered:
             scopes.append(r.configuration_set)
+        tenant = (tenants or {}).get((r.account_id, r.region, r.tenant or ""))
+        if tenant is not None and r.sent_at >= tenant.created_at:
+            scopes.append(tenant.scope)
         hour = int(r.sent_at.timestamp()) // RATE_SPAN
         for scope in scopes:
             reset = resets.get((r.account_id, r.region, scope))

@@ -34,11 +34,10 @@ from sesame.domain.configuration_sets import (
     ConfigurationSetNotFound,
     ConfigurationSets,
     sending_enabled,
-    suppressed_reasons,
 )
 from sesame.domain.contact_lists import ListManagement
 from sesame.domain.identities import DOMAIN, SUCCESS, Identities, normalize
-from sesame.domain.suppression import Suppression, effective_reasons
+from sesame.domain.suppression import Suppression, resolve
 from sesame.domain.tracking import Plan, Tracking, plan
 from sesame.storage.counters import CounterKey, SendCounters
 from sesame.storage.db import Database
@@ -63,7 +62,8 @@ ListManagementHook = Callable[[str, str, "Outgoing", ListManagement], Awaitable[
 
 class SendError(Exception):
     """``kind``: 'paused', 'rejected', 'denied' (sending authorization), 'invalid', 'rate', 'daily',
-    'mail-from', 'config-missing', 'config-paused', 'list-missing'."""
+    'mail-from', 'config-missing', 'config-paused', 'list-missing', 'tenant-missing', 'tenant-rejected'
+    (a resource the tenant has not), 'tenant-paused'."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -106,6 +106,10 @@ class Outgoing:
     body: bytes
     subject: str | None = None
     configuration_set: str | None = None
+    #: The tenant it is sent as (v2 TenantName, X-SES-TENANT), and the stored template it was made from:
+    #: both must be associated with the tenant (domain/tenants.py).
+    tenant: str | None = None
+    template: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     #: The sender as the request wrote it (``John Smith <js@example.com>``): SES names it so when refused.
@@ -190,6 +194,11 @@ class SenderIdentity:
         )
 
 
+#: ``admit(account_id, region, msg, identity)``: may ``msg`` be sent as its tenant, from ``identity`` (the
+#: verified identity that covers its sender)? SendError if not; else the tenant's SuppressionAttributes.
+AdmitTenant = Callable[[str, str, "Outgoing", str], Awaitable[dict[str, Any] | None]]
+
+
 @dataclass
 class _Unit:
     account_id: str
@@ -228,6 +237,8 @@ class Sending:
         #: ``list_management(account, region, message, options)``: the recipients not to send to, the
         #: message given its unsubscribe links (domain/unsubscribe.Unsubscribe.apply).
         self.list_management: ListManagementHook | None = None
+        #: Checks sends made as a tenant (domain/tenants.py; set by the runtime).
+        self.admit_tenant: AdmitTenant | None = None
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -374,8 +385,8 @@ class Sending:
                 raise SendError(
                     "mail-from", f"The MAIL FROM domain {sender.mail_from_domain} is not verified."
                 )
-        reasons = effective_reasons(state.suppression_attributes, None)
         tracking: Plan | None = None
+        set_options: dict[str, Any] | None = None
         if msg.configuration_set is None and sender is not None and sender.configuration_set_name:
             msg.configuration_set = sender.configuration_set_name  # the identity's default set
         if msg.configuration_set:
@@ -385,10 +396,21 @@ class Sending:
                 raise SendError("config-missing", exc.message) from None
             if not sending_enabled(config):
                 raise SendError("config-paused", f"Sending is paused for configuration set {config.name}.")
-            own_reasons = suppressed_reasons(config)
-            reasons = effective_reasons(state.suppression_attributes, own_reasons)
+            set_options = (config.options or {}).get("SuppressionOptions")
             tracking = plan(config.options)
-        return state, {a: r for a, r in suppressed if r in reasons}, tracking
+        tenant_attributes: dict[str, Any] | None = None
+        if msg.tenant:
+            if self.admit_tenant is None:
+                raise SendError("tenant-missing", f"Tenant {msg.tenant} does not exist.")
+            identity = sender.identity if sender is not None else msg.from_address
+            tenant_attributes = await self.admit_tenant(account_id, region, msg, identity)
+        target = resolve(state.suppression_attributes, set_options, msg.tenant, tenant_attributes)
+        if target.tenant:  # the tenant's own list, not the account's
+            listed = await self.suppression.matching(
+                account_id, region, msg.recipients, target.reasons, tenant=target.tenant
+            )
+            return state, listed, tracking
+        return state, {a: r for a, r in suppressed if r in target.reasons}, tracking
 
     # -- accepting --------------------------------------------------------------------------------
 
@@ -488,6 +510,7 @@ class Sending:
                     "tags": msg.tags,
                     "summary": msg.summary,
                     "source_ip": msg.source_ip or None,
+                    "tenant_name": msg.tenant,
                     "status": status,
                     "size": len(msg.body),
                     "body": msg.body,

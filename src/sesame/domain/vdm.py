@@ -63,6 +63,8 @@ _COLUMNS = {
 }
 _COUNTED = {"Send", "Delivery", "Bounce", "Complaint", "Open", "Click"}
 ON_SUPPRESSION_LIST = "OnAccountSuppressionList"
+#: Bounces and complaints of addresses on a suppression list (the account's or a tenant's) are not outcomes.
+ON_SUPPRESSION_LISTS = frozenset({ON_SUPPRESSION_LIST, "OnTenantSuppressionList"})
 #: GetDomainStatisticsReport covers at most this many days (its model's EndDate documentation).
 MAX_REPORT_DAYS = 30
 #: The longest range a metric query may span: its answer has a value for every day.
@@ -165,7 +167,7 @@ class Vdm:
                     isp,
                     "" if isp else domain,
                     r.from_address.rpartition("@")[2].lower(),
-                    "",
+                    r.tenant or "",
                 )
                 increments[key] += 1
         if increments:
@@ -188,11 +190,10 @@ class Vdm:
         if r.event_type == "Bounce":
             if d.get("bounceType") != "Permanent":
                 return ["TRANSIENT_BOUNCE"]
-            return (
-                [] if d.get("bounceSubType") in (ON_SUPPRESSION_LIST, UNSUBSCRIBED) else ["PERMANENT_BOUNCE"]
-            )
+            listed = d.get("bounceSubType") in ON_SUPPRESSION_LISTS or d.get("bounceSubType") == UNSUBSCRIBED
+            return [] if listed else ["PERMANENT_BOUNCE"]
         if r.event_type == "Complaint":
-            return [] if d.get("complaintSubType") == ON_SUPPRESSION_LIST else ["COMPLAINT"]
+            return [] if d.get("complaintSubType") in ON_SUPPRESSION_LISTS else ["COMPLAINT"]
         return [r.event_type.upper()] if r.id in firsts else []
 
     @staticmethod

@@ -77,6 +77,7 @@ class Dispatched:
     from_address: str
     configuration_set: str | None
     sent_at: dt.datetime  # when the message was accepted
+    tenant: str | None = None  # the tenant it was sent as
 
 
 #: ``observer(session, records)``: runs in the dispatch transaction; what it writes commits with it.
@@ -160,6 +161,7 @@ class Outbox:
                         Message.from_address,
                         Message.configuration_set,
                         Message.created_at,
+                        Message.tenant_name,
                     ).where(Message.id.in_(ids))
                 )
             }
@@ -187,6 +189,7 @@ class Outbox:
                         m.from_address,
                         m.configuration_set,
                         m.created_at,
+                        m.tenant_name,
                     )  # fmt: skip
                     for e in events
                     if (m := messages.get(e.message_id)) is not None

@@ -199,6 +199,11 @@ class RawInfo:
         return self.ses_headers.get("x-ses-list-management-options")
 
     @property
+    def tenant(self) -> str | None:
+        """The tenant to send as (X-SES-TENANT, reference §1.6.2)."""
+        return self.ses_headers.get("x-ses-tenant") or None
+
+    @property
     def source_arn(self) -> str | None:
         return self.ses_headers.get("x-ses-source-arn")
 

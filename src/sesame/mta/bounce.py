@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from sesame.events.details import BouncedRecipient
 from sesame.mta.reply import SmtpReply, enhanced_code
 
-# Bounce types and subtypes [DG]. SES also documents Permanent/OnTenantSuppressionList and others
-# this server does not produce yet.
+# Bounce types and subtypes [DG]. SES also documents others this server does not produce yet.
 PERMANENT, TRANSIENT, UNDETERMINED = "Permanent", "Transient", "Undetermined"
 #: Subtypes of Transient bounces that survive the end of retries (otherwise it is General).
 TRANSIENT_SUBTYPES = frozenset({"MailboxFull", "MessageTooLarge", "ContentRejected", "AttachmentRejected"})
@@ -509,6 +508,16 @@ LOCAL_KINDS: dict[str, LocalKind] = {
         "The message was not sent to this address because it unsubscribed from the contact list.",
         "Undetermined",
         "[DG] SES bounces mail to an unsubscribed contact; Permanent/UnsubscribedRecipient [OBSERVED]",
+    ),
+    "tenant-suppressed": LocalKind(
+        False,
+        PERMANENT,
+        "OnTenantSuppressionList",
+        0,
+        "5.1.1",
+        "The message was not sent to this address because it is on the tenant-level suppression list.",
+        "Undetermined",
+        "[OBSERVED] Permanent/OnTenantSuppressionList (reference §7.1); worded as the account-level one",
     ),
     "global-suppressed": LocalKind(
         False,

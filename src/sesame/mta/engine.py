@@ -52,8 +52,6 @@ CLAIM_GATHER = 0.2
 #: takes) is retried with the usual backoff and bounces on this try, every claim counting as one: such
 #: errors rarely go away by themselves, and one left to the lease was tried again unchanged forever.
 INTERNAL_FAILURE_ATTEMPTS = 3
-#: The bounce of an entry never to be sent, by its state (mta/queue.py NOT_SENT).
-_NOT_SENT_KINDS = {"suppressed": "account-suppressed", "unsubscribed": "unsubscribed"}
 
 
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
@@ -256,9 +254,15 @@ class DeliveryEngine:
         message = job.message
         suppressed = [e for e in entries if e.state in NOT_SENT]
         entries = [e for e in entries if e.state not in NOT_SENT]
-        settled: list[Outcome] = [
-            self._bounced(message, e, bounce.local(_NOT_SENT_KINDS[e.state])) for e in suppressed
-        ]
+        listed = "account-suppressed"
+        if message.tenant_name and any(e.state == "suppressed" for e in suppressed):
+            # Sent as a tenant: on whose list was it?
+            target = await self.suppression.target(
+                message.account_id, message.region, message.configuration_set, message.tenant_name
+            )
+            listed = "tenant-suppressed" if target.tenant else listed
+        kinds = {"suppressed": listed, "unsubscribed": "unsubscribed"}
+        settled: list[Outcome] = [self._bounced(message, e, bounce.local(kinds[e.state])) for e in suppressed]
         attempted: list[Outcome] = []
         try:
             if entries and domain == SIMULATOR_DOMAIN:
@@ -443,13 +447,13 @@ class DeliveryEngine:
         )
 
     async def _suppress(self, message: Outbound, entries: list[Claimed], bounced: list[Bounced]) -> None:
-        """Permanent bounces join the account's suppression list when its settings (or the configuration
-        set's) include BOUNCE (Suppression.reasons, shared with late feedback). Simulator addresses and
-        those already on the list never do, as in SES."""
-        reasons = await self.suppression.reasons(
-            message.account_id, message.region, message.configuration_set
+        """Permanent bounces join the account's suppression list (or the tenant's own) when its settings
+        (or the configuration set's, or the tenant's) include BOUNCE (Suppression.target, shared with
+        late feedback). Simulator addresses and those already on the list never do, as in SES."""
+        target = await self.suppression.target(
+            message.account_id, message.region, message.configuration_set, message.tenant_name
         )
-        if "BOUNCE" not in reasons:
+        if "BOUNCE" not in target.reasons:
             return
         by_id = {e.id: e for e in entries}
         for outcome in bounced:
@@ -458,4 +462,6 @@ class DeliveryEngine:
                 continue
             if not suppressible(outcome.verdict.bounce_type, outcome.verdict.bounce_subtype):
                 continue
-            await self.suppression.put(message.account_id, message.region, e.recipient, "BOUNCE", message.id)
+            await self.suppression.put(
+                message.account_id, message.region, e.recipient, "BOUNCE", message.id, tenant=target.tenant
+            )

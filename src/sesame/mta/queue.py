@@ -54,6 +54,7 @@ class Outbound:
     from_address: str
     subject: str | None
     configuration_set: str | None
+    tenant_name: str | None
     body: bytes
 
 

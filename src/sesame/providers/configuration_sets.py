@@ -354,7 +354,7 @@ class ConfigurationSetsV2:
     async def put_configuration_set_suppression_options(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict:
-        value = self._members(params, "SuppressedReasons", "ValidationOptions")
+        value = self._members(params, "SuppressedReasons", "SuppressionScope", "ValidationOptions")
         value.setdefault("SuppressedReasons", [])
         return await self._put(ctx, params, "SuppressionOptions", value)
 

@@ -18,6 +18,7 @@ from sesame.providers.configuration_sets import ConfigurationSetsV2
 from sesame.providers.contact_lists import ContactListsV2
 from sesame.providers.dedicated_ips import DedicatedIpsV2
 from sesame.providers.jobs import JobsV2
+from sesame.providers.tenants import TenantsV2
 from sesame.providers.v2_identities import IdentitiesV2
 from sesame.providers.v2_sending import SendingV2
 from sesame.providers.vdm import VdmV2
@@ -41,6 +42,7 @@ class SesV2Provider(
     VdmV2,
     ContactListsV2,
     JobsV2,
+    TenantsV2,
 ):
     def __init__(self, sesame: Sesame) -> None:
         self.accounts = sesame.accounts
@@ -59,6 +61,8 @@ class SesV2Provider(
         self.address_insights = sesame.address_insights
         self.contact_lists = sesame.contact_lists
         self.jobs = sesame.jobs
+        self.tenants = sesame.tenants
+        self.entities = sesame.reputation_entities
 
     # -- account ----------------------------------------------------------------------------------
 

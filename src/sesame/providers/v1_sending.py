@@ -30,6 +30,10 @@ _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "config-missing": (E.ConfigurationSetDoesNotExistException, "ConfigurationSetDoesNotExist"),
     "config-paused": (E.ConfigurationSetSendingPausedException, "ConfigurationSetSendingPaused"),
     "list-missing": (E.MessageRejected, "MessageRejected"),
+    # A raw message's X-SES-TENANT: v1 knows no tenants, and refuses such a send as a rejected message.
+    "tenant-missing": (E.MessageRejected, "MessageRejected"),
+    "tenant-rejected": (E.MessageRejected, "MessageRejected"),
+    "tenant-paused": (E.MessageRejected, "MessageRejected"),
 }
 _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": E.TemplateDoesNotExistException,

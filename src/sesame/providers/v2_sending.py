@@ -15,6 +15,7 @@ from sesame.domain.contact_lists import ListManagement
 from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.templates import MAX_INLINE_TEMPLATE_BYTES, Content, Templates, TemplateStoreError
+from sesame.domain.tenants import Tenants
 from sesame.mail import handlebars as hb
 from sesame.mail import mime
 from sesame.providers.v1_sending import render_preview
@@ -33,6 +34,10 @@ _SEND_ERRORS: dict[str, tuple[type[ServiceError], str]] = {
     "config-missing": (E.NotFoundException, "CONFIGURATION_SET_NOT_FOUND"),
     "config-paused": (E.SendingPausedException, "CONFIGURATION_SET_SENDING_PAUSED"),
     "list-missing": (E.NotFoundException, "INVALID_PARAMETER"),
+    # SES documents no bulk status of its own for a tenant's refusals.
+    "tenant-missing": (E.NotFoundException, "INVALID_PARAMETER"),
+    "tenant-rejected": (E.MessageRejected, "MESSAGE_REJECTED"),
+    "tenant-paused": (E.SendingPausedException, "FAILED"),
 }
 _TEMPLATE_ERRORS: dict[str, type[ServiceError]] = {
     "not-found": E.NotFoundException,
@@ -97,6 +102,7 @@ def _envelope(params: dict[str, Any], destination: dict[str, Any], tags: dict[st
         configuration_set=params.get("ConfigurationSetName"),
         tags=tags,
         list_management=_list_management(params),
+        tenant=params.get("TenantName"),
     )
 
 
@@ -109,6 +115,7 @@ class SendingV2:
     sending: Sending
     templates: Templates
     suppression: Suppression
+    tenants: Tenants
 
     async def _template_parts(
         self, ctx: RequestContext, template: dict[str, Any]
@@ -154,6 +161,7 @@ class SendingV2:
                     tags=tags,
                     limit=compose.V2_MAX_BYTES,
                     list_management=_list_management(params),
+                    tenant=params.get("TenantName"),
                 )
             elif kinds[0] == "Simple":
                 simple = content["Simple"]
@@ -314,14 +322,25 @@ class SendingV2:
             raise E.BadRequestException(str(exc)) from None
         return {"RenderedTemplate": preview}
 
-    # -- the account-level suppression list -------------------------------------------------------
+    # -- the suppression lists: the account's, or a tenant's own (TenantName) --------------------------
+
+    async def _list_tenant(self, ctx: RequestContext, params: dict[str, Any]) -> str | None:
+        """The tenant whose own list the call is about (it must exist), or None for the account's."""
+        name: str | None = params.get("TenantName")
+        if name:
+            await self.tenants.get(ctx.account_id, ctx.region, name)  # TenantNotFound → NotFoundException
+        return name or None
 
     async def put_suppressed_destination(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        await self.suppression.put(ctx.account_id, ctx.region, params["EmailAddress"], params["Reason"])
+        tenant = await self._list_tenant(ctx, params)
+        await self.suppression.put(
+            ctx.account_id, ctx.region, params["EmailAddress"], params["Reason"], tenant=tenant
+        )
         return {}
 
     async def get_suppressed_destination(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        row = await self.suppression.get(ctx.account_id, ctx.region, params["EmailAddress"])
+        tenant = await self._list_tenant(ctx, params)
+        row = await self.suppression.get(ctx.account_id, ctx.region, params["EmailAddress"], tenant)
         if row is None:
             raise E.NotFoundException(
                 f"Email address {params['EmailAddress']} does not exist on your suppression list."
@@ -334,12 +353,15 @@ class SendingV2:
         }
         if attributes:
             out["Attributes"] = attributes
+        if tenant:
+            out["TenantName"] = tenant
         return {"SuppressedDestination": out}
 
     async def delete_suppressed_destination(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
-        if not await self.suppression.delete(ctx.account_id, ctx.region, params["EmailAddress"]):
+        tenant = await self._list_tenant(ctx, params)
+        if not await self.suppression.delete(ctx.account_id, ctx.region, params["EmailAddress"], tenant):
             raise E.NotFoundException(
                 f"Email address {params['EmailAddress']} does not exist on your suppression list."
             )
@@ -355,6 +377,7 @@ class SendingV2:
             after = decode_token(params.get("NextToken"))
         except ServiceError:
             raise E.InvalidNextTokenException("The NextToken is not valid.") from None
+        tenant = await self._list_tenant(ctx, params)
         rows, last = await self.suppression.page(
             ctx.account_id,
             ctx.region,
@@ -363,6 +386,7 @@ class SendingV2:
             end=params.get("EndDate"),
             after=after,
             limit=size,
+            tenant=tenant,
         )
         out: dict[str, Any] = {
             "SuppressedDestinationSummaries": [

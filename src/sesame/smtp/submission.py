@@ -40,6 +40,9 @@ _REFUSALS = {
     "config-missing": (554, "Transaction failed: {}"),
     "list-missing": (554, "Transaction failed: {}"),
     "invalid": (554, "Transaction failed: {}"),
+    "tenant-missing": (554, "Transaction failed: {}"),
+    "tenant-rejected": (554, "Message rejected: {}"),
+    "tenant-paused": (554, "Message rejected: {}"),
 }
 
 

@@ -211,6 +211,8 @@ class Message(Base):
     size: Mapped[int] = mapped_column(default=0)
     #: The address of the API or SMTP client that sent it (event records' ses:source-ip tag).
     source_ip: Mapped[str | None] = mapped_column(sa.String(45), default=None)
+    #: The tenant it was sent as (v2 TenantName, the X-SES-TENANT header), if any.
+    tenant_name: Mapped[str | None] = mapped_column(sa.String(64), default=None)
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
@@ -795,3 +797,82 @@ class BulkJobFailure(Base):
     line: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     record: Mapped[str] = mapped_column(sa.Text)
     error: Mapped[str] = mapped_column(sa.Text)
+
+
+class Tenant(Base):
+    """A tenant (SES v2 CreateTenant): a named group of the account's identities, configuration sets and
+    templates with reputation of its own (its reputation entity) and, optionally, a suppression list of
+    its own (``suppression_attributes``: TenantSuppressionAttributes as given)."""
+
+    __tablename__ = "tenants"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    arn: Mapped[str] = mapped_column(sa.String(1011))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    suppression_attributes: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+
+
+class TenantResource(Base):
+    """A resource (identity, configuration set or template, by ARN) associated with a tenant."""
+
+    __tablename__ = "tenant_resources"
+    __table_args__ = (sa.Index("ix_tenant_resources_resource", "account_id", "region", "resource_arn"),)
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    tenant_name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    resource_arn: Mapped[str] = mapped_column(sa.String(1011), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(sa.String(24))  # EMAIL_IDENTITY | CONFIGURATION_SET | …
+    associated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReputationEntity(Base):
+    """A reputation entity (SES v2): a resource (a tenant, by ARN) whose sending a policy may pause on its
+    own rates (domain/reputation_entities.py). ``scope`` names its counters in ``reputation_counters``;
+    ``sending_status`` is the aggregate of the customer's and Sesame's statuses, kept for filtering."""
+
+    __tablename__ = "reputation_entities"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    reference: Mapped[str] = mapped_column(sa.String(1011), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(sa.String(16), default="RESOURCE")
+    scope: Mapped[str] = mapped_column(sa.String(64))
+    policy: Mapped[str] = mapped_column(sa.String(255))
+    customer_status: Mapped[str] = mapped_column(sa.String(16), default="ENABLED")
+    customer_cause: Mapped[str | None] = mapped_column(sa.String(512), default=None)
+    customer_updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ses_status: Mapped[str] = mapped_column(sa.String(16), default="ENABLED")
+    ses_cause: Mapped[str | None] = mapped_column(sa.String(512), default=None)
+    ses_updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sending_status: Mapped[str] = mapped_column(sa.String(16), default="ENABLED")
+    #: The highest finding the rates show: NONE, LOW or HIGH.
+    impact: Mapped[str] = mapped_column(sa.String(8), default="NONE")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TenantSuppressedDestination(Base):
+    """A tenant's own suppression list (SuppressionScope TENANT), as ``suppressed_destinations`` is the
+    account's."""
+
+    __tablename__ = "tenant_suppressed_destinations"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    tenant_name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    email_address: Mapped[str] = mapped_column(sa.String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(16))  # BOUNCE | COMPLAINT
+    last_update_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    message_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
+    feedback_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
