@@ -99,6 +99,10 @@ class DeliverySettings:
     #: Sesame's (the ``mx`` role), which hands such mail to the feedback processor. Empty: such mail
     #: goes out with the sender's own address as its return path, and its late bounces go there.
     return_path_domain: str = ""
+    #: Scan every accepted message for viruses with ``receiving.clamd``, as SES scans all outgoing
+    #: mail: a message with a virus is accepted (its MessageId returned) and never sent, and publishes
+    #: a Reject record. A scanner that cannot be asked lets the message through (and says so in the log).
+    virus_scan: bool = False
     #: Messages delivered at once by one process.
     concurrency: int = 16
     #: How long a claimed queue entry stays ours; a worker that dies loses its claim after this.

@@ -34,6 +34,7 @@ from sesame.domain.tracking import Tracking
 from sesame.domain.unsubscribe import Unsubscribe
 from sesame.domain.vdm import Vdm
 from sesame.domain.verification import Verification
+from sesame.errors import ConfigError
 from sesame.events import inspect
 from sesame.events.publisher import EventPublisher
 from sesame.integrations.functions import Functions
@@ -170,7 +171,12 @@ class Sesame:
             reporting_mta=helo_name(settings.delivery),
         )
         mx_name = settings.smtp.hostname or helo_name(settings.delivery)
-        judge = Judge(receiving_dns, Scanners.from_settings(settings.receiving), mx_name)
+        scanners = Scanners.from_settings(settings.receiving)
+        judge = Judge(receiving_dns, scanners, mx_name)
+        if settings.delivery.virus_scan:
+            if scanners.clamd is None:
+                raise ConfigError("delivery.virus_scan needs a virus scanner: set receiving.clamd")
+            self.sending.virus_found = scanners.virus_found
         hours = settings.receiving.retention_hours
         keep = dt.timedelta(hours=hours) if settings.mode == "serve" and hours > 0 else None
         self.receiving = Processor(self.inbox, judge, self._ours, self.actions, retention=keep)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from sesame.testing.http_sink import HttpSink, verify_sns_signature
 from sesame.testing.moto import moto_server
 from sesame.testing.servers import SesameProcess, sesame_cli
 from sesame.testing.smtp import SinkServer
-from tests.conftest import Serve
+from tests.conftest import Serve, query
 from tests.e2e.test_delivery import Sender, mx, received_by
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "events"
@@ -82,6 +83,7 @@ def sesame(
     module_database: str,
     moto: str,
     sink: SinkServer,
+    clamd: FakeClamd,
     dns_server: DnsServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Serve]:
@@ -98,6 +100,8 @@ def sesame(
         "SESAME_DELIVERY__HELO_NAME": "sesame.test",
         "SESAME_AWS__ENDPOINT_URL": moto,
         "SESAME_EVENTS__POLL_INTERVAL": "0.1",
+        "SESAME_RECEIVING__CLAMD": clamd.address,
+        "SESAME_DELIVERY__VIRUS_SCAN": "true",
     }
     data_dir = tmp_path_factory.mktemp("events")
     with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
@@ -145,21 +149,84 @@ def drain_queue(
     return got
 
 
-WANTED = {"Send", "Delivery", "Bounce", "Complaint", "DeliveryDelay", "Rendering Failure"}
+WANTED = {
+    "Send",
+    "Reject",
+    "Delivery",
+    "Bounce",
+    "Complaint",
+    "DeliveryDelay",
+    "Rendering Failure",
+    "Subscription",
+}
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+class FakeClamd:
+    """ClamAV's clamd as far as zINSTREAM goes, on loopback in a thread of its own: finds the EICAR test
+    file (the mailbox simulator has no address for a Reject; SES documents EICAR for it)."""
+
+    def __enter__(self) -> FakeClamd:
+        import socketserver
+        import struct
+        import threading
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                f = self.request.makefile("rb")
+                assert f.read(10) == b"zINSTREAM\0"
+                data = b""
+                while size := struct.unpack(">I", f.read(4))[0]:
+                    data += f.read(size)
+                found = b"stream: Eicar-Test-Signature FOUND\0" if EICAR in data else b"stream: OK\0"
+                self.request.sendall(found)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def clamd() -> Iterator[FakeClamd]:
+    with FakeClamd() as server:
+        yield server
 
 
 def types(records: list[dict[str, Any]]) -> set[str]:
     return {r["eventType"] for r in records}
 
 
-def send_every_kind(sender: Sender, config: str) -> dict[str, str]:
+def send_every_kind(sesame: Serve, sender: Sender, config: str) -> dict[str, str]:
     """Mail that makes every event type Sesame emits: message ids by what each is for."""
     v2 = sender.v2
     v2.create_email_template(
         TemplateName=f"hello-{config}", TemplateContent={"Subject": "Hi {{name}}", "Text": "Hello {{name}}"}
     )
     tags = [{"Name": "campaign", "Value": "launch"}]
+    virus = {"Simple": {"Subject": {"Data": "invoice"}, "Body": {"Text": {"Data": EICAR.decode()}}}}
+    v2.create_contact_list(
+        ContactListName="readers",
+        Topics=[{"TopicName": "news", "DisplayName": "News", "DefaultSubscriptionStatus": "OPT_IN"}],
+    )
+    listed = sender.send(
+        "success@simulator.amazonses.com",
+        ConfigurationSetName=config,
+        ListManagementOptions={"ContactListName": "readers", "TopicName": "news"},
+    )
+    # The recipient's mail client unsubscribes with RFC 8058's one-click POST.
+    [stored] = query(sesame, "SELECT body FROM messages WHERE id = :m", m=listed)
+    link = re.search(rb"List-Unsubscribe: <([^>]+)>", bytes(stored["body"]))
+    assert link is not None
+    httpx.post(link.group(1).decode(), content=b"List-Unsubscribe=One-Click").raise_for_status()
     return {
+        "reject": sender.send("success@simulator.amazonses.com", ConfigurationSetName=config, content=virus),
+        "subscription": listed,
         "ok": sender.send("success@simulator.amazonses.com", ConfigurationSetName=config, EmailTags=tags),
         "bounce": sender.send("bounce@simulator.amazonses.com", ConfigurationSetName=config),
         "complaint": sender.send("complaint@simulator.amazonses.com", ConfigurationSetName=config),
@@ -176,7 +243,8 @@ def send_every_kind(sender: Sender, config: str) -> dict[str, str]:
 def check_goldens(by_type: dict[str, list[dict[str, Any]]], sent: dict[str, str]) -> None:
     """Each event type's record, from the message made for it, against its golden shape."""
     source = {"Send": "ok", "Delivery": "ok", "Bounce": "bounce", "Complaint": "complaint",
-              "DeliveryDelay": "delay", "Rendering Failure": "render"}  # fmt: skip
+              "DeliveryDelay": "delay", "Rendering Failure": "render", "Reject": "reject",
+              "Subscription": "subscription"}  # fmt: skip
     for event_type, message in source.items():
         (record,) = [r for r in by_type[event_type] if r["mail"]["messageId"] == sent[message]][:1]
         golden(f"event-{event_type.replace(' ', '')}", record)
@@ -222,7 +290,7 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
             EventDestinationName=name,
             EventDestination={"Enabled": True, "MatchingEventTypes": every, **target},
         )
-    sent = send_every_kind(sender, "all")
+    sent = send_every_kind(sesame, sender, "all")
 
     def records(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [json.loads(n["Message"]) for n in got if n["Message"].startswith("{")]
@@ -266,7 +334,8 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
     assert {e["source"] for e in on_bus} == {"aws.ses"}
     detail_types = {e["detail-type"] for e in on_bus}
     assert {"Email Sent", "Email Delivered", "Email Bounced", "Email Complaint Received",
-            "Email Delivery Delayed", "Email Rendering Failed"} <= detail_types  # fmt: skip
+            "Email Delivery Delayed", "Email Rendering Failed", "Email Rejected",
+            "Email Subscribed"} <= detail_types  # fmt: skip
     assert {e["detail"]["eventType"] for e in on_bus} == types(on_bus and [e["detail"] for e in on_bus])
 
     # Firehose: one JSON record per line in the stream's bucket.
@@ -284,7 +353,7 @@ def test_every_event_type_to_every_destination(sesame: Serve, sender: Sender, mo
     # DeliveryDelay (CloudWatch takes none).
     metrics = aws(moto, "cloudwatch").list_metrics(Namespace="AWS/SES")["Metrics"]
     names = {m["MetricName"] for m in metrics}
-    assert {"Send", "Delivery", "Bounce", "Complaint", "RenderingFailure"} <= names
+    assert {"Send", "Reject", "Delivery", "Bounce", "Complaint", "RenderingFailure", "Subscription"} <= names
     assert "DeliveryDelay" not in names
     dims = [
         {d["Name"]: d["Value"] for d in m["Dimensions"]} for m in metrics if m["MetricName"] == "Delivery"
@@ -315,8 +384,8 @@ def test_every_event_type_to_a_sesame_sns_http_subscription(sesame: Serve, sende
             EventDestinationName="sns",
             EventDestination={
                 "Enabled": True,
-                "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY",
-                                       "RENDERING_FAILURE"],
+                "MatchingEventTypes": ["SEND", "REJECT", "DELIVERY", "BOUNCE", "COMPLAINT", "DELIVERY_DELAY",
+                                       "RENDERING_FAILURE", "SUBSCRIPTION"],
                 "SnsDestination": {"TopicArn": topic},
             },
         )  # fmt: skip
@@ -324,7 +393,7 @@ def test_every_event_type_to_a_sesame_sns_http_subscription(sesame: Serve, sende
         assert (
             validated.json()["Message"] == "Successfully validated SNS topic for Amazon SES event publishing."
         )
-        sent = send_every_kind(sender, "own")
+        sent = send_every_kind(sesame, sender, "own")
 
         def records() -> list[dict[str, Any]]:
             return [

@@ -47,6 +47,7 @@ from sesame.storage.writer import Work, insert
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 50
+REJECT_REASON = "Bad content"  # the only reason SES gives in a Reject record
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
 #: Counter buckets: per second (kept two minutes) for the rate, per minute (kept a day) for the quota,
 #: per 15 minutes (kept two weeks) for GetSendStatistics.
@@ -128,6 +129,8 @@ class Outgoing:
     list_management: ListManagement | None = None
     #: Lower-cased recipients unsubscribed from the list or topic: accepted, never sent to.
     unsubscribed: set[str] = field(default_factory=set)
+    #: Accepted but not sent: the virus scan found something (SES: a Reject record, "Bad content").
+    rejected: bool = False
 
 
 def _event(unit: _Unit, event_type: str, detail: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
@@ -237,6 +240,8 @@ class Sending:
         #: ``list_management(account, region, message, options)``: the recipients not to send to, the
         #: message given its unsubscribe links (domain/unsubscribe.Unsubscribe.apply).
         self.list_management: ListManagementHook | None = None
+        #: ``virus_found(message) -> bool`` when outgoing mail is scanned (``delivery.virus_scan``).
+        self.virus_found: Callable[[bytes], Awaitable[bool]] | None = None
         #: Checks sends made as a tenant (domain/tenants.py; set by the runtime).
         self.admit_tenant: AdmitTenant | None = None
 
@@ -425,6 +430,8 @@ class Sending:
             # Before the message is stored: the capture, the DKIM signature and the recipient see the
             # tracked HTML. Mail without a tracking configuration set never comes here.
             msg.body = await self.tracking.apply(tracking, msg.message_id, msg.body)
+        if self.virus_found is not None and not msg.rendering_failure:
+            msg.rejected = await self.virus_found(msg.body)
         return await self._enqueue(
             account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send
         )
@@ -495,7 +502,12 @@ class Sending:
             quarter = (*k, STATS_SPAN, second // STATS_SPAN)
             if n:
                 increments[quarter] = increments.get(quarter, 0) + n
-            status = "rendering-failure" if msg.rendering_failure else ("captured" if capture else "queued")
+            if msg.rendering_failure:
+                status = "rendering-failure"
+            elif msg.rejected:
+                status = "rejected"
+            else:
+                status = "captured" if capture else "queued"
             messages.append(
                 {
                     "id": msg.message_id,
@@ -519,6 +531,9 @@ class Sending:
             if msg.rendering_failure:
                 failure = {"errorMessage": msg.rendering_failure, "templateName": msg.summary.get("Template")}
                 records.append(_event(unit, "RenderingFailure", failure, created))
+            elif msg.rejected:  # accepted, counted, never sent [DG: event-publishing-retrieving-sns-contents]
+                records.append(_event(unit, "Send", {}, created))
+                records.append(_event(unit, "Reject", {"reason": REJECT_REASON}, created))
             else:
                 records.append(_event(unit, "Send", {}, created))
                 for rcpt in msg.recipients:

@@ -177,6 +177,13 @@ class Scanners:
             return ScanResult("PROCESSING_FAILED", str(exc))
         return ScanResult("FAIL", found) if found else ScanResult("PASS", "clean")
 
+    async def virus_found(self, message: bytes) -> bool:
+        """For outgoing mail (``delivery.virus_scan``): whether clamd found a virus."""
+        result = await self.virus(message)
+        if result.status == "FAIL":
+            log.info("outgoing message refused: %s", result.detail)
+        return result.status == "FAIL"
+
 
 _said: set[str] = set()
 

@@ -206,7 +206,7 @@ class Message(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: What the caller asked for, for the dev-mode inspection endpoint (Destination, Body, Template…).
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    #: "queued", "captured" (dev mode), or "rendering-failure" (not sent).
+    #: "queued", "captured" (dev mode), "rendering-failure" or "rejected" (a virus; neither is sent).
     status: Mapped[str] = mapped_column(sa.String(24), default="queued")
     size: Mapped[int] = mapped_column(default=0)
     #: The address of the API or SMTP client that sent it (event records' ses:source-ip tag).
