@@ -26,6 +26,7 @@ from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, query
 from tests.e2e.test_delivery import Sender, events, mx, received_by
+from tests.e2e.test_smtp_delivery import message, submit_starttls
 from tests.e2e.test_tracking import delivered_parts, dkim_valid, event_destinations
 
 RETURN_PATH_DOMAIN = "bounces.lists.test"
@@ -380,3 +381,20 @@ def test_bulk_send_names_the_list_in_a_header(sesame: Serve, sender: ListSender,
     assert "/unsubscribe/" in msg.get_content()
     [bounce] = events(sesame, results[1]["MessageId"])
     assert bounce["bounceSubType"] == "UnsubscribedRecipient"
+
+
+def test_smtp_submission_names_the_list_in_a_header(
+    sesame: Serve, sender: ListSender, sink: SinkServer
+) -> None:
+    """Over SES's SMTP interface the X-SES-LIST-MANAGEMENT-OPTIONS header is the only way to name a list."""
+    rcpt = f"smtp@{sender.to_domain}"
+    data = message(
+        sender, rcpt, "X-SES-LIST-MANAGEMENT-OPTIONS: readers; topic=news", body=FOOTER.encode() + b"\r\n"
+    )
+    code, _ = submit_starttls(sesame, sender, rcpt, data)
+    assert code == 250
+    msg = message_from_bytes(received_by(sink, rcpt).data, policy=default_policy)
+    assert "X-SES-LIST-MANAGEMENT-OPTIONS" not in msg
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/unsubscribe/" in msg.get_content()
+    assert contact(sender, rcpt)["EmailAddress"] == rcpt
