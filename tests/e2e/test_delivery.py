@@ -18,6 +18,7 @@ from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, query
+from tests.e2e.servers import serve_env, serving
 
 SIMPLE = {
     "Simple": {"Subject": {"Data": "hello"}, "Body": {"Text": {"Data": "Hello there.\nSecond line.\n"}}}
@@ -53,26 +54,21 @@ def sesame(
     dns_server: DnsServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__ROUTES": f"plain.test=127.0.0.1:{plain_sink.port},"
+    env = serve_env(
+        dns_server,
+        DELIVERY__MX_PORT=str(sink.port),
+        DELIVERY__ROUTES=f"plain.test=127.0.0.1:{plain_sink.port},"
         f"throttle.test=127.0.0.3:{throttling_sink.port}",
-        "SESAME_DELIVERY__THROTTLE_BACKOFF": "2",
-        "SESAME_DELIVERY__DEDICATED_IPS": "127.0.0.4,127.0.0.5",
-        "SESAME_DELIVERY__SITES": "slow.test=connections=1;rate=4",
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__RETRY_BASE": "0.5",
-        "SESAME_DELIVERY__MAX_AGE_SECONDS": "8",
-        "SESAME_DELIVERY__CONNECT_TIMEOUT": "3",
-        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
-    }
-    data_dir = tmp_path_factory.mktemp("delivery")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+        DELIVERY__THROTTLE_BACKOFF="2",
+        DELIVERY__DEDICATED_IPS="127.0.0.4,127.0.0.5",
+        DELIVERY__SITES="slow.test=connections=1;rate=4",
+        DELIVERY__RETRY_BASE="0.5",
+        DELIVERY__MAX_AGE_SECONDS="8",
+        DELIVERY__CONNECT_TIMEOUT="3",
+        DELIVERY__HELO_NAME="sesame.test",
+    )
+    with serving(module_database, tmp_path_factory, "delivery", env) as server:
+        yield server
 
 
 def mx(dns_server: DnsServer, domain: str, *hosts: tuple[int, str]) -> None:

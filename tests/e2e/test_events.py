@@ -24,6 +24,7 @@ from sesame.testing.moto import moto_server
 from sesame.testing.servers import SesameProcess, sesame_cli
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, query
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, mx, received_by
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "events"
@@ -73,12 +74,6 @@ def aws(moto: str, service: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def sink(module_database: str) -> Iterator[SinkServer]:
-    with SinkServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str,
     moto: str,
@@ -87,25 +82,20 @@ def sesame(
     dns_server: DnsServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__RETRY_BASE": "0.5",
-        "SESAME_DELIVERY__MAX_AGE_SECONDS": "4",
-        "SESAME_DELIVERY__CONNECT_TIMEOUT": "1",
-        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
-        "SESAME_AWS__ENDPOINT_URL": moto,
-        "SESAME_EVENTS__POLL_INTERVAL": "0.1",
-        "SESAME_RECEIVING__CLAMD": clamd.address,
-        "SESAME_DELIVERY__VIRUS_SCAN": "true",
-    }
-    data_dir = tmp_path_factory.mktemp("events")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+    env = serve_env(
+        dns_server,
+        DELIVERY__MX_PORT=str(sink.port),
+        DELIVERY__RETRY_BASE="0.5",
+        DELIVERY__MAX_AGE_SECONDS="4",
+        DELIVERY__CONNECT_TIMEOUT="1",
+        DELIVERY__HELO_NAME="sesame.test",
+        AWS__ENDPOINT_URL=moto,
+        EVENTS__POLL_INTERVAL="0.1",
+        RECEIVING__CLAMD=clamd.address,
+        DELIVERY__VIRUS_SCAN="true",
+    )
+    with serving(module_database, tmp_path_factory, "events", env) as server:
+        yield server
 
 
 _n = iter(range(1000))

@@ -23,9 +23,9 @@ from sesame.domain.feedback import Feedback
 from sesame.storage.db import Database
 from sesame.testing.dns import DnsServer
 from sesame.testing.http_sink import HttpSink, verify_sns_signature
-from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, execute, query
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, events, received_by
 from tests.e2e.test_events import shape
 
@@ -38,29 +38,18 @@ ROLE = "arn:aws:iam::123456789012:role/x"
 
 
 @pytest.fixture(scope="module")
-def sink(module_database: str) -> Iterator[SinkServer]:
-    with SinkServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__ROUTES": ",".join(f"{d}=127.0.0.1:{sink.port}" for d in DOMAINS),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
-        "SESAME_DELIVERY__RETURN_PATH_DOMAIN": RETURN_PATH_DOMAIN,
-        "SESAME_EVENTS__POLL_INTERVAL": "0.1",
-    }
-    data_dir = tmp_path_factory.mktemp("feedback")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+    env = serve_env(
+        dns_server,
+        DELIVERY__ROUTES=",".join(f"{d}=127.0.0.1:{sink.port}" for d in DOMAINS),
+        DELIVERY__HELO_NAME="sesame.test",
+        DELIVERY__RETURN_PATH_DOMAIN=RETURN_PATH_DOMAIN,
+        EVENTS__POLL_INTERVAL="0.1",
+    )
+    with serving(module_database, tmp_path_factory, "feedback", env) as server:
+        yield server
 
 
 _n = iter(range(1000))

@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from sesame.testing.dns import DnsServer
-from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, mx, received_by
 
 DEST = "rep-dest.test"
@@ -42,22 +42,17 @@ def sink(module_database: str, dns_server: DnsServer) -> Iterator[SinkServer]:
 def sesame(
     module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
-        "SESAME_EVENTS__POLL_INTERVAL": "0.1",
-        "SESAME_REPUTATION__MIN_SENDS": "4",
-        "SESAME_REPUTATION__BOUNCE_REVIEW": "0.2",
-        "SESAME_REPUTATION__BOUNCE_PAUSE": "0.5",
-    }
-    data_dir = tmp_path_factory.mktemp("reputation")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+    env = serve_env(
+        dns_server,
+        DELIVERY__MX_PORT=str(sink.port),
+        DELIVERY__HELO_NAME="sesame.test",
+        EVENTS__POLL_INTERVAL="0.1",
+        REPUTATION__MIN_SENDS="4",
+        REPUTATION__BOUNCE_REVIEW="0.2",
+        REPUTATION__BOUNCE_PAUSE="0.5",
+    )
+    with serving(module_database, tmp_path_factory, "reputation", env) as server:
+        yield server
 
 
 _n = iter(range(1000))

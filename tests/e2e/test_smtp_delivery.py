@@ -25,6 +25,7 @@ from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, query
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, _json, events, received_by
 
 _OK = re.compile(r"^Ok (\S+)$")
@@ -38,25 +39,17 @@ def sink(module_database: str) -> Iterator[SinkServer]:
 
 def delivery_env(dns_server: DnsServer, sink: SinkServer) -> dict[str, str]:
     """Every recipient domain is delivered to the sink (127.0.0.1 as its MX, the sink's port)."""
-    return {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__HELO_NAME": "sesame.test",
-    }
+    return serve_env(dns_server, DELIVERY__MX_PORT=str(sink.port), DELIVERY__HELO_NAME="sesame.test")
 
 
 @pytest.fixture(scope="module")
 def sesame(
     module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    data_dir = tmp_path_factory.mktemp("smtp-delivery")
-    env = delivery_env(dns_server, sink)
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+    with serving(
+        module_database, tmp_path_factory, "smtp-delivery", delivery_env(dns_server, sink)
+    ) as server:
+        yield server
 
 
 _n = iter(range(100, 1000))  # domains from100.test …, apart from test_delivery's

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from sesame.storage.models import DeliveryEvent, Message, utcnow
 from sesame.testing.dns import DnsServer
-from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, query
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, events, mx, received_by, write
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -37,28 +37,17 @@ TEXT = f"New this week: {LINK}\n"
 
 
 @pytest.fixture(scope="module")
-def sink(module_database: str) -> Iterator[SinkServer]:
-    with SinkServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
+    env = serve_env(
+        dns_server,
+        DELIVERY__MX_PORT=str(sink.port),
         # Roomy, so that a slow machine still counts the test's first click as a scanner's.
-        "SESAME_TRACKING__MACHINE_CLICK_SECONDS": "60",
-    }
-    data_dir = tmp_path_factory.mktemp("tracking")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+        TRACKING__MACHINE_CLICK_SECONDS="60",
+    )
+    with serving(module_database, tmp_path_factory, "tracking", env) as server:
+        yield server
 
 
 class TrackedSender(Sender):

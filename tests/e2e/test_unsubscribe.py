@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from sesame.testing.dns import DnsServer
-from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve, query
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, events, mx, received_by
 from tests.e2e.test_smtp_delivery import message, submit_starttls
 from tests.e2e.test_tracking import delivered_parts, dkim_valid, event_destinations
@@ -39,27 +39,16 @@ FOOTER = "Manage your subscription: {{amazonSESUnsubscribeUrl}}"
 
 
 @pytest.fixture(scope="module")
-def sink(module_database: str) -> Iterator[SinkServer]:
-    with SinkServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__RETURN_PATH_DOMAIN": RETURN_PATH_DOMAIN,
-    }
-    data_dir = tmp_path_factory.mktemp("lists")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+    env = serve_env(
+        dns_server,
+        DELIVERY__MX_PORT=str(sink.port),
+        DELIVERY__RETURN_PATH_DOMAIN=RETURN_PATH_DOMAIN,
+    )
+    with serving(module_database, tmp_path_factory, "lists", env) as server:
+        yield server
 
 
 _n = iter(range(1000))

@@ -24,6 +24,7 @@ from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
 from sesame.testing.smtp import SinkServer
 from tests.conftest import Serve
+from tests.e2e.servers import serve_env, serving
 from tests.e2e.test_delivery import Sender, events, received_by, write
 
 #: Recipient domains routed to the sink; acme-corp.test is hosted "at Google" by its MX.
@@ -31,36 +32,25 @@ ROUTED = ("gmail.com", "yahoo.com", "acme-corp.test")
 
 
 @pytest.fixture(scope="module")
-def sink(module_database: str) -> Iterator[SinkServer]:
-    with SinkServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def sesame(
     module_database: str, sink: SinkServer, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
-    env = {
-        "SESAME_DNS__NAMESERVERS": dns_server.address,
-        "SESAME_DNS__TIMEOUT": "2",
-        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
-        "SESAME_DELIVERY__MX_PORT": str(sink.port),
-        "SESAME_DELIVERY__ROUTES": ",".join(f"{d}=127.0.0.1:{sink.port}" for d in ROUTED),
-        "SESAME_DELIVERY__POLL_INTERVAL": "0.2",
-        "SESAME_DELIVERY__RETRY_BASE": "0.5",
-        "SESAME_DELIVERY__MAX_AGE_SECONDS": "3",
-        "SESAME_DELIVERY__CONNECT_TIMEOUT": "1",
-        "SESAME_EVENTS__POLL_INTERVAL": "0.1",
-        "SESAME_VDM__PASS_INTERVAL": "0.3",
-        "SESAME_VDM__RECOMMENDATIONS_INTERVAL": "1",
-        "SESAME_VDM__RECOMMENDATION_MIN_VOLUME": "1",
-    }
     dns_server.add("acme-corp.test", "MX", "10 aspmx.l.google.com.")
     dns_server.add("dest-v.test", "A", "127.0.0.1")  # implicit MX: the sink
-    data_dir = tmp_path_factory.mktemp("vdm")
-    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
-        yield Serve(proc, data_dir, module_database)
+    env = serve_env(
+        dns_server,
+        DELIVERY__MX_PORT=str(sink.port),
+        DELIVERY__ROUTES=",".join(f"{d}=127.0.0.1:{sink.port}" for d in ROUTED),
+        DELIVERY__RETRY_BASE="0.5",
+        DELIVERY__MAX_AGE_SECONDS="3",
+        DELIVERY__CONNECT_TIMEOUT="1",
+        EVENTS__POLL_INTERVAL="0.1",
+        VDM__PASS_INTERVAL="0.3",
+        VDM__RECOMMENDATIONS_INTERVAL="1",
+        VDM__RECOMMENDATION_MIN_VOLUME="1",
+    )
+    with serving(module_database, tmp_path_factory, "vdm", env) as server:
+        yield server
 
 
 _n = iter(range(1000))
