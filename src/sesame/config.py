@@ -237,6 +237,12 @@ class EventSettings:
     lease_seconds: float = 60.0
     #: Records claimed and published together.
     batch: int = 200
+    #: While this process delivers mail, each publisher (events, SNS deliveries) keeps to this share of
+    #: the time, so that a burst is delivered at full speed and its records follow (events/pacing.py);
+    #: 1: publish side by side with delivery. A publisher never waits longer than
+    #: ``delivery_first_max_wait`` seconds between two batches.
+    delivery_share: float = 0.05
+    delivery_first_max_wait: float = 10.0
 
 
 @dataclass

@@ -36,6 +36,7 @@ from sesame.domain.vdm import Vdm
 from sesame.domain.verification import Verification
 from sesame.errors import ConfigError
 from sesame.events import inspect
+from sesame.events.pacing import DeliveryFirst
 from sesame.events.publisher import EventPublisher
 from sesame.integrations.functions import Functions
 from sesame.integrations.objects import ObjectStore, objects_root
@@ -154,6 +155,10 @@ class Sesame:
             observers=[self.reputation.observe, self.vdm.observe],
         )
         self.event_destinations.topics = self.publisher
+        if self.engine is not None:  # publishing gives way to this process's deliveries
+            share, wait = settings.events.delivery_share, settings.events.delivery_first_max_wait
+            self.publisher.pacing = DeliveryFirst(self.engine.delivering, share, wait)
+            self.sns_delivery.pacing = DeliveryFirst(self.engine.delivering, share, wait)
         # Receiving: receipt rules and IP filters (asked per connection and per recipient), the MX's
         # door, received mail and the loop that works out verdicts, feedback and receipt actions.
         self.receipt_rules = ReceiptRules(self.db, topics=self.publisher)

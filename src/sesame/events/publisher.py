@@ -26,6 +26,7 @@ from sesame.domain.compose import Envelope
 from sesame.domain.sending import Outgoing
 from sesame.events import records
 from sesame.events.outbox import Due, Observer, Outbox, Outcome
+from sesame.events.pacing import DeliveryFirst
 from sesame.integrations import cloudwatch_local
 from sesame.integrations.aws import AwsClients, NoEndpoint, region_of
 from sesame.integrations.firehose_files import FirehoseFiles
@@ -68,6 +69,8 @@ class EventPublisher:
         self.firehose = FirehoseFiles(settings.data_dir / "firehose")
         self._wake = asyncio.Event()
         self._gate = asyncio.Semaphore(CONCURRENCY)
+        #: Set by the runtime when this process delivers mail: publishing gives way to it.
+        self.pacing = DeliveryFirst(None, 1, 0)
         #: Records built for the batch being published, by (event id, format, headers wanted).
         self._built: dict[tuple[int, str, bool], str] = {}
 
@@ -79,8 +82,10 @@ class EventPublisher:
         while True:
             busy = False
             try:
-                busy = bool(await self.outbox.dispatch(conf.batch))
-                claimed = await self.outbox.claim(conf.batch, conf.lease_seconds)
+                await self.pacing.turn()
+                batch = self.pacing.batch(conf.batch)
+                busy = bool(await self.outbox.dispatch(batch))
+                claimed = await self.outbox.claim(batch, conf.lease_seconds)
                 if claimed:
                     busy = True
                     await self.outbox.settle(claimed, await self.publish(claimed))
@@ -89,6 +94,7 @@ class EventPublisher:
             except Exception:
                 log.exception("event publishing failed; trying again")
             if not busy:
+                self.pacing.idle()
                 try:
                     await asyncio.wait_for(self._wake.wait(), conf.poll_interval)
                 except TimeoutError:

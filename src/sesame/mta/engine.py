@@ -52,6 +52,8 @@ CLAIM_GATHER = 0.2
 #: takes) is retried with the usual backoff and bounces on this try, every claim counting as one: such
 #: errors rarely go away by themselves, and one left to the lease was tried again unchanged forever.
 INTERNAL_FAILURE_ATTEMPTS = 3
+#: How recently mail must have been claimed or settled for delivery to count as busy (events/pacing.py).
+BUSY_SECONDS = 0.5
 
 
 _THROTTLE_WORDS = re.compile(r"rate|throttl|too many|slow down", re.IGNORECASE)
@@ -131,6 +133,7 @@ class DeliveryEngine:
         #: Destination address → (monotonic time until which it is left alone, current backoff).
         self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
+        self._last_busy = -1.0  # monotonic time of the last claim or outcome settled here
         #: Queues Sesame's own mail (the simulator's auto-replies): Sending.send_system.
         self.on_auto_reply: Callable[[str, str, Outgoing], Awaitable[str]] | None = None
 
@@ -159,6 +162,7 @@ class DeliveryEngine:
                         log.exception("claiming queue entries failed")
                     next_claim = time.monotonic() + CLAIM_GATHER
                 if claimed:
+                    self._last_busy = time.monotonic()
                     for task in await self._start(claimed, gate):
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
@@ -181,6 +185,12 @@ class DeliveryEngine:
                 await asyncio.wait(inflight, timeout=10)
                 for task in inflight:
                     task.cancel()
+
+    def delivering(self) -> bool:
+        """Whether this process is busy delivering (events/pacing.py gives way to it): mail was claimed
+        or an outcome settled within the last half second. Deliveries that only wait on a slow server
+        do not count."""
+        return time.monotonic() - self._last_busy < BUSY_SECONDS
 
     async def close(self) -> None:
         await self.connections.close()
@@ -278,6 +288,7 @@ class DeliveryEngine:
         # Group-committed with other outcomes and accepted mail (storage/writer.py); the entries we no
         # longer hold (our lease expired) are left to the worker that has them.
         await self.queue.settle(message, settled)
+        self._last_busy = time.monotonic()
         _count(message, settled)
         permanent = [o for o in settled if isinstance(o, Bounced) and o.permanent]
         if permanent:

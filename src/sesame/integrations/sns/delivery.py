@@ -27,6 +27,7 @@ from sesame.domain import compose
 from sesame.domain.compose import Envelope
 from sesame.domain.sending import Outgoing
 from sesame.domain.verification import system_sender
+from sesame.events.pacing import DeliveryFirst
 from sesame.integrations.sns import messages, policy
 from sesame.integrations.sns.outbox import Job, Outbox, Outcome
 from sesame.integrations.sns.signing import Signer
@@ -62,6 +63,8 @@ class Deliverer:
         self.outbox = Outbox(db, self.worker_id, self.config.lease_seconds)
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
+        #: Set by the runtime when this process delivers mail: SNS deliveries give way to it.
+        self.pacing = DeliveryFirst(None, 1, 0)
 
     def wake(self) -> None:
         self._wake.set()
@@ -86,8 +89,12 @@ class Deliverer:
                 claimed: list[Job] = []
                 room = limit * 2 - len(inflight)
                 if room > 0:
+                    if inflight and self.pacing.delivering is not None and self.pacing.delivering():
+                        # The last batch's posts are its work: let them finish before timing it.
+                        await asyncio.wait(set(inflight))
+                    await self.pacing.turn()
                     try:
-                        claimed = await self.outbox.claim(room)
+                        claimed = await self.outbox.claim(self.pacing.batch(room))
                     except Exception:
                         log.exception("claiming SNS deliveries failed")
                 for job in claimed:
@@ -101,6 +108,7 @@ class Deliverer:
                     except Exception:
                         log.exception("pruning SNS deliveries failed")
                 if not claimed:
+                    self.pacing.idle()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
                     except TimeoutError:
