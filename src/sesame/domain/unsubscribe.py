@@ -34,6 +34,7 @@ from sesame.config import Settings
 from sesame.domain.contact_lists import OPT_IN, OPT_OUT, Change, ContactLists, ListManagement, Preferences
 from sesame.domain.secrets import SecretBox, Signer
 from sesame.domain.sending import Outgoing, SendError
+from sesame.domain.tracking import iso
 from sesame.mail import mime
 from sesame.mail.rewrite import rewrite_parts
 from sesame.storage.db import Database
@@ -90,8 +91,6 @@ def _preferences(prefs: Preferences, topics: list[dict[str, Any]]) -> dict[str, 
 
 
 def subscription_detail(change: Change, source: str, when: dt.datetime) -> dict[str, Any]:
-    from sesame.domain.tracking import iso
-
     return {
         "contactList": change.list_name,
         "timestamp": iso(when),
