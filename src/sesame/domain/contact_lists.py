@@ -3,7 +3,7 @@
 An account has at most one list per region, with at most 20 topics. A contact's subscription to a
 topic is its explicit preference when it has one, else the topic's ``DefaultSubscriptionStatus``;
 ``UnsubscribeAll`` overrides both. Sends with ``ListManagementOptions`` read that here
-(``subscription``), and unsubscribing writes it back (``change_preferences``), old and new preferences
+(``enrol``), and unsubscribing writes it back (``change_preferences``), old and new preferences
 returned so that a Subscription record can show both.
 
 Contacts are keyed by the lower-cased address, as sends and suppression compare addresses; the
