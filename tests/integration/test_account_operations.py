@@ -116,9 +116,9 @@ def test_unimplemented_operations_answer_a_typed_error(serve: Serve) -> None:
     account = serve.new_account("unimplemented")
     v2 = serve.client("sesv2", account)
     with pytest.raises(ClientError) as err:
-        v2.list_contact_lists()
+        v2.list_multi_region_endpoints()
     assert err.value.response["Error"]["Code"] == "NotImplemented"
-    assert "ListContactLists" in err.value.response["Error"]["Message"]
+    assert "ListMultiRegionEndpoints" in err.value.response["Error"]["Message"]
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     v1 = serve.client("ses", account)
     with pytest.raises(v1.exceptions.MessageRejected):  # every v1 operation is implemented now
