@@ -84,7 +84,6 @@ class Change:
     """What an unsubscribe did: the contact's preferences over every topic before and after."""
 
     list_name: str
-    address: str
     old: Preferences
     new: Preferences
     topics: list[dict[str, Any]]
@@ -446,7 +445,7 @@ class ContactLists:
                 row.unsubscribe_all = unsubscribe_all
             row.updated_at = utcnow()
             new = Preferences(chosen, row.unsubscribe_all)
-            return Change(list_name, row.email_address, old, new, list(lst.topics))
+            return Change(list_name, old, new, list(lst.topics))
 
 
 def _of_list(account_id: str, region: str, name: str) -> tuple[Any, ...]:

@@ -90,8 +90,10 @@ class Deliverer:
                 room = limit * 2 - len(inflight)
                 if room > 0:
                     if inflight and self.pacing.delivering is not None and self.pacing.delivering():
-                        # The last batch's posts are its work: let them finish before timing it.
-                        await asyncio.wait(set(inflight))
+                        # The last batch's posts are its work: let them finish before timing it, but
+                        # no longer than a publisher ever waits, so that one slow endpoint cannot hold
+                        # up every other subscription's deliveries while mail is being delivered.
+                        await asyncio.wait(set(inflight), timeout=self.pacing.max_wait)
                     await self.pacing.turn()
                     try:
                         claimed = await self.outbox.claim(self.pacing.batch(room))
