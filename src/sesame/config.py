@@ -348,6 +348,20 @@ class JobsSettings:
 
 
 @dataclass
+class ConsoleSettings:
+    """The web console at ``/console/`` (``/`` opens it in a browser)."""
+
+    enabled: bool = True
+    #: Hours a signed-in session lasts; signing in again starts a new one.
+    session_hours: float = 12.0
+    #: Rows a list page shows.
+    page_size: int = 50
+    #: Where the dev inbox's "Release" sends a captured message ("host:port" of an SMTP server, e.g.
+    #: Mailpit); empty means the form asks for one. ``sesame dev --relay HOST:PORT`` sets it.
+    relay: str = ""
+
+
+@dataclass
 class Settings:
     mode: Mode = "dev"
     #: Where the SQLite database, the secret-encryption key and blobs live.
@@ -403,6 +417,7 @@ class Settings:
     vdm: VdmSettings = field(default_factory=VdmSettings)
     receiving: ReceivingSettings = field(default_factory=ReceivingSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @property
     def database_url(self) -> str:

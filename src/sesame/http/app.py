@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sesame import console
 from sesame.awsapi import errors
 from sesame.awsapi.dispatch import error_response
 from sesame.awsapi.messages import AwsRequest, AwsResponse
@@ -153,6 +154,13 @@ def create_app(sesame: Sesame) -> Starlette:
             f"<p>{html.escape(row.identity)} is verified for sending in {html.escape(row.region)}.</p>"
         )
 
+    async def root(request: Request) -> Response:
+        """``GET /`` in a browser opens the console; a signed or query-protocol request is the API's."""
+        signed = "authorization" in request.headers or "X-Amz-Signature" in request.query_params
+        if signed or "Action" in request.query_params or not settings.console.enabled:
+            return await aws(request)
+        return RedirectResponse("/console/", status_code=303)
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "mode": settings.mode})
 
@@ -193,6 +201,8 @@ def create_app(sesame: Sesame) -> Starlette:
         *tracking.routes(sesame),
         *unsubscribe.routes(sesame),
         *objects.routes(sesame),
+        *console.routes(sesame),
+        Route("/", root, methods=["GET"]),
     ]
     if settings.mode == "dev":
         routes += [

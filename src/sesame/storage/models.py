@@ -876,3 +876,22 @@ class TenantSuppressedDestination(Base):
     last_update_time: Mapped[dt.datetime] = mapped_column(default=utcnow)
     message_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
     feedback_id: Mapped[str | None] = mapped_column(sa.String(80), default=None)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser of the web console. The cookie holds a random token; the table holds only its
+    SHA-256, so a read of the database gives no one a session. Rows live in the database (not in the
+    cookie) so that signing out ends a session on every node, and expired rows are swept at sign-in."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # hex SHA-256 of the token
+    #: "dev" (dev mode, no sign-in), "account" (an access key's account) or "operator" (the admin token).
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    #: The account whose pages are shown (dev: the one chosen; operator: none).
+    account_id: Mapped[str | None] = mapped_column(sa.String(12), default=None)
+    region: Mapped[str] = mapped_column(sa.String(32))
+    #: The key signed in with: a session ends when its key is disabled or deleted.
+    access_key_id: Mapped[str | None] = mapped_column(sa.String(128), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
