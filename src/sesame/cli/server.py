@@ -42,7 +42,8 @@ def _dev_banner(host: str, port: int, settings: Settings, smtp: dict[str, tuple[
     mx = f"smtp://{smtp['mx'][0]}:{smtp['mx'][1]}" if "mx" in smtp else "off"
     return f"""
 Sesame dev server: {endpoint}  (data in {settings.data_dir}, any access key works)
-SMTP (any credentials or none; mail is captured and shown at {endpoint}/_aws/ses):{mail or " off"}
+Console: {endpoint}/  (captured mail, the account's pages, the queue)
+SMTP (any credentials or none; mail is captured: see the console, or {endpoint}/_aws/ses):{mail or " off"}
 MX (every domain receives; mail is shown at {endpoint}/_sesame/inbound): {mx}
 
   aws sesv2 get-account --endpoint-url {endpoint} --region us-east-1
