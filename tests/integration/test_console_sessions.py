@@ -4,6 +4,7 @@ tokens on forms, sign-out, and the session's end when its key is disabled. On bo
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -144,3 +145,21 @@ def test_dev_mode_opens_the_inbox_without_sign_in_and_still_guards_forms(dev: Se
         # The account exists now, as any 12-digit key id makes it in dev mode.
         ses = client("sesv2", dev.endpoint, key="111122223333")
         assert ses.get_account()["SendingEnabled"] is True
+
+
+def test_sessions_expire_and_a_public_https_url_makes_the_cookie_secure(
+    module_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = {"SESAME_CONSOLE__SESSION_HOURS": str(2 / 3600), "SESAME_PUBLIC_URL": "https://mail.example"}
+    data_dir = tmp_path_factory.mktemp("expiry")
+    with SesameProcess("dev", data_dir=data_dir, database=module_database, env=env) as proc:
+        with httpx.Client(base_url=proc.endpoint) as http:
+            first = http.get("/console/no-such-page")
+            assert "Secure" in first.headers["set-cookie"]
+            token = http.cookies.get("sesame_console")
+            # The cookie is Secure, so httpx will not send it over plain HTTP: send it by hand.
+            again = httpx.get(proc.endpoint + "/console/no-such-page", cookies={"sesame_console": token})
+            assert "set-cookie" not in again.headers  # the same session
+            time.sleep(2.5)
+            later = httpx.get(proc.endpoint + "/console/no-such-page", cookies={"sesame_console": token})
+            assert "set-cookie" in later.headers  # that session ended; dev mode starts a new one

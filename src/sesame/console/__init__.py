@@ -110,7 +110,7 @@ class Console:
                 response = RedirectResponse(target, status_code=303)
                 response.set_cookie(
                     COOKIE, principal.token, max_age=int(self.sessions.lifetime.total_seconds()),
-                    **cookie_kwargs(request),
+                    **cookie_kwargs(request, self.settings.public_url),
                 )  # fmt: skip
                 return response
             error, status = "The access key id, secret or admin token is not right.", 401

@@ -187,12 +187,13 @@ class Ctx:
         return self.render("error.html", status=status, message=message)
 
 
-def cookie_kwargs(request: Request) -> dict[str, Any]:
-    """HttpOnly, SameSite=Strict, Secure when the console is reached over TLS."""
+def cookie_kwargs(request: Request, public_url: str) -> dict[str, Any]:
+    """HttpOnly, SameSite=Strict, Secure when the console is reached over TLS (directly, or behind a
+    proxy that terminates it: ``public_url`` says https)."""
     return {
         "httponly": True,
         "samesite": "strict",
-        "secure": request.url.scheme == "https",
+        "secure": request.url.scheme == "https" or public_url.startswith("https://"),
         "path": PREFIX,
     }
 
@@ -244,7 +245,9 @@ def page(console: Console, need: Need, handler: Handler) -> Endpoint:
         else:
             response = await handler(ctx)
         if new_session is not None:
-            response.set_cookie(COOKIE, new_session.token, **cookie_kwargs(request))
+            response.set_cookie(
+                COOKIE, new_session.token, **cookie_kwargs(request, console.settings.public_url)
+            )
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
