@@ -234,6 +234,8 @@ def page(console: Console, need: Need, handler: Handler) -> Endpoint:
                 if request.method != "GET":
                     return PlainTextResponse("Your session has ended: sign in again.", 403, headers=HEADERS)
                 return RedirectResponse(f"{PREFIX}/sign-in?next={quote(request.url.path)}", 303)
+            # Dev mode makes an account on first sight, as its API does: the pages may write for it.
+            await console.sesame.accounts.ensure(console.settings.default_account)
             principal = new_session = await console.sessions.start("dev", console.settings.default_account)
         ctx = Ctx(request, console, principal, started=started)
         if not allowed(principal, need, console.mode):
