@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sesame.console.forms import REFUSED, attempt, next_url, ticked
+from sesame.console.forms import REFUSED, attempt, first_url, next_url, ticked
 from sesame.console.web import PREFIX, Ctx, page
 from sesame.domain import event_destinations as ed
 from sesame.domain.suppression import REASONS
@@ -90,7 +90,7 @@ async def index(ctx: Ctx) -> Response:
         error=error,
         typed=ctx.form.get("name", ""),
         next=next_url(BASE, ctx.query, last),
-        first=BASE if after else "",
+        first=first_url(BASE, ctx.query),
     )
 
 

@@ -55,3 +55,11 @@ def next_url(path: str, query: dict[str, str], after: str | None) -> str:
         return ""
     kept = {k: v for k, v in query.items() if v and k != "after"}
     return f"{path}?{urlencode({**kept, 'after': after})}"
+
+
+def first_url(path: str, query: dict[str, str]) -> str:
+    """The link back to the first page, when this is a later one (same filters)."""
+    if not query.get("after"):
+        return ""
+    kept = {k: v for k, v in query.items() if v and k != "after"}
+    return f"{path}?{urlencode(kept)}" if kept else path
