@@ -67,7 +67,7 @@ async def index(ctx: Ctx) -> Response:
             ctx,
             ctx.sesame.configuration_sets.create(
                 ctx.account_id, ctx.region, name, {"SendingOptions": {"SendingEnabled": True}}
-            )
+            ),
         )
         if not error:
             return ctx.redirect(_url(name), f"Configuration set {name} created.")
@@ -154,7 +154,8 @@ def _shown_destination(d: dict[str, Any]) -> dict[str, Any]:
         where = target.get("EventBusArn", "")
     elif kind == "CloudWatchDestination":
         where = ", ".join(
-            f"{c.get('DimensionName')} ({c.get('DimensionValueSource')}, default {c.get('DefaultDimensionValue')})"
+            f"{c.get('DimensionName')} ({c.get('DimensionValueSource')}, "
+            f"default {c.get('DefaultDimensionValue')})"
             for c in target.get("DimensionConfigurations") or []
         )
     else:
@@ -259,7 +260,7 @@ async def add_destination(ctx: Ctx) -> Response:
     destination = ctx.form.get("destination_name", "").strip()
     error = await attempt(
         ctx,
-        ctx.sesame.event_destinations.create(ctx.account_id, ctx.region, name, destination, _definition(ctx))
+        ctx.sesame.event_destinations.create(ctx.account_id, ctx.region, name, destination, _definition(ctx)),
     )
     if error:
         return await show(ctx, error, 400)
@@ -267,7 +268,8 @@ async def add_destination(ctx: Ctx) -> Response:
 
 
 async def toggle_destination(ctx: Ctx) -> Response:
-    """Enable or disable: the stored destination, its Enabled flipped (UpdateConfigurationSetEventDestination)."""
+    """Enable or disable: the stored destination with its Enabled changed, as
+    UpdateConfigurationSetEventDestination stores it."""
     name, destination = ctx.request.path_params["name"], ctx.request.path_params["destination"]
     events = ctx.sesame.event_destinations
     try:
@@ -287,7 +289,9 @@ async def toggle_destination(ctx: Ctx) -> Response:
 
 async def delete_destination(ctx: Ctx) -> Response:
     name, destination = ctx.request.path_params["name"], ctx.request.path_params["destination"]
-    error = await attempt(ctx, ctx.sesame.event_destinations.delete(ctx.account_id, ctx.region, name, destination))
+    error = await attempt(
+        ctx, ctx.sesame.event_destinations.delete(ctx.account_id, ctx.region, name, destination)
+    )
     if error:
         return await show(ctx, error, 400)
     return ctx.redirect(_url(name) + "#destinations", f"Event destination {destination} deleted.")

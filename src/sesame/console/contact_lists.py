@@ -40,9 +40,13 @@ def routes(console: Console) -> list[BaseRoute]:
         Route(BASE + "/{name}/topics", page(console, "account", update_list), methods=["POST"]),
         Route(BASE + "/{name}/delete", page(console, "account", delete_list), methods=["POST"]),
         Route(BASE + "/{name}/contacts", page(console, "account", add_contact), methods=["POST"]),
-        Route(BASE + "/{name}/contacts/{address}", page(console, "account", contact), methods=["GET", "POST"]),
         Route(
-            BASE + "/{name}/contacts/{address}/delete", page(console, "account", delete_contact), methods=["POST"]
+            BASE + "/{name}/contacts/{address}", page(console, "account", contact), methods=["GET", "POST"]
+        ),
+        Route(
+            BASE + "/{name}/contacts/{address}/delete",
+            page(console, "account", delete_contact),
+            methods=["POST"],
         ),
     ]
 

@@ -55,13 +55,17 @@ def _set_url(name: str) -> str:
 async def index(ctx: Ctx, error: str = "", status: int = 200) -> Response:
     rules = ctx.sesame.receipt_rules
     after = ctx.query.get("after") or None
-    sets, last = await rules.page_sets(ctx.account_id, ctx.region, after, ctx.console.settings.console.page_size)
+    sets, last = await rules.page_sets(
+        ctx.account_id, ctx.region, after, ctx.console.settings.console.page_size
+    )
     filters = await rules.list_filters(ctx.account_id, ctx.region)
     return ctx.render(
         "receiving.html",
         status=status,
-        sets=[{"name": s.name, "active": s.active, "created": s.created_at, "rules": len(s.rules or [])}
-              for s in sets],  # fmt: skip
+        sets=[
+            {"name": s.name, "active": s.active, "created": s.created_at, "rules": len(s.rules or [])}
+            for s in sets
+        ],  # fmt: skip
         filters=filters,
         error=error,
         form=ctx.form,
@@ -85,7 +89,9 @@ async def set_active(ctx: Ctx) -> Response:
     if error:
         return await index(ctx, error, 400)
     notice = f"Rule set {name} is active." if name else "No rule set is active: mail is not received."
-    return ctx.redirect(ctx.form.get("back", "") if ctx.form.get("back", "").startswith(BASE) else BASE, notice)
+    return ctx.redirect(
+        ctx.form.get("back", "") if ctx.form.get("back", "").startswith(BASE) else BASE, notice
+    )
 
 
 async def delete_set(ctx: Ctx) -> Response:
@@ -159,7 +165,8 @@ def summary(action: dict[str, Any]) -> str:
     if kind == "SNSAction":
         return f"SNS: {body.get('TopicArn', '')} ({body.get('Encoding', 'UTF-8')})"
     if kind == "BounceAction":
-        return f"Bounce: {body.get('SmtpReplyCode', '')} {body.get('StatusCode', '')} {body.get('Message', '')}".strip()
+        said = (body.get("SmtpReplyCode", ""), body.get("StatusCode", ""), body.get("Message", ""))
+        return "Bounce: " + " ".join(str(p) for p in said if p)
     if kind == "StopAction":
         return "Stop the rule set"
     if kind == "LambdaAction":

@@ -52,7 +52,9 @@ async def index(ctx: Ctx, error: str = "", status: int = 200) -> Response:
         elif reason not in REASONS:
             error = "Reason must be BOUNCE or COMPLAINT."
         else:
-            error = await attempt(ctx, ctx.sesame.suppression.put(ctx.account_id, ctx.region, address, reason))
+            error = await attempt(
+                ctx, ctx.sesame.suppression.put(ctx.account_id, ctx.region, address, reason)
+            )
         if not error:
             return ctx.redirect(BASE, f"{address} is on the suppression list ({reason}).")
         status = 400
@@ -60,7 +62,9 @@ async def index(ctx: Ctx, error: str = "", status: int = 200) -> Response:
     reason_filter = ctx.query.get("reason", "")
     after = ctx.query.get("after") or None
     rows, last = await _search(ctx, search, reason_filter, after)
-    jobs, _ = await ctx.sesame.jobs.list_imports(ctx.account_id, ctx.region, "SUPPRESSION_LIST", None, RECENT_JOBS)
+    jobs, _ = await ctx.sesame.jobs.list_imports(
+        ctx.account_id, ctx.region, "SUPPRESSION_LIST", None, RECENT_JOBS
+    )
     return ctx.render(
         "suppression.html",
         status=status,
@@ -116,7 +120,8 @@ async def start_import(ctx: Ctx) -> Response:
     if not body.strip():
         return await index(ctx, "The file is empty.", 400)
     bucket = ctx.console.settings.jobs.bucket
-    key = f"console-imports/{ctx.account_id}/{secrets.token_hex(8)}.{'csv' if data_format == 'CSV' else 'jsonl'}"
+    suffix = "csv" if data_format == "CSV" else "jsonl"
+    key = f"console-imports/{ctx.account_id}/{secrets.token_hex(8)}.{suffix}"
     params: dict[str, Any] = {
         "ImportDestination": {"SuppressionListDestination": {"SuppressionListImportAction": action}},
         "ImportDataSource": {"S3Url": f"s3://{bucket}/{key}", "DataFormat": data_format},
