@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from sesame.testing.servers import SesameProcess
-from tests.conftest import client
+from tests.conftest import Serve, client
 
 
 class Console:
@@ -460,3 +460,25 @@ def test_settings_forms_need_the_csrf_token(dev: SesameProcess, console: Console
     assert refused.status_code == 403
     with pytest.raises(sdk(dev, account).exceptions.NotFoundException):
         sdk(dev, account).get_configuration_set(ConfigurationSetName="sneaky")
+
+
+def test_an_account_signed_in_with_its_key(serve: Serve) -> None:
+    """In serve mode the pages are the signed-in account's, and nobody else's."""
+    mine, other = serve.new_account("settings-a"), serve.new_account("settings-b")
+    with httpx.Client(base_url=serve.endpoint, follow_redirects=False, timeout=30) as http:
+        assert http.get("/console/tenants").status_code == 303  # to the sign-in page
+        signed = http.post(
+            "/console/sign-in",
+            data={"access_key_id": mine["AccessKeyId"], "secret_access_key": mine["SecretAccessKey"]},
+        )
+        assert signed.status_code == 303
+        page = http.get("/console/tenants")
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        made = http.post("/console/tenants", data={"csrf_token": csrf, "name": "signed-in"})
+        assert made.status_code == 303
+    assert (
+        serve.client("sesv2", mine).get_tenant(TenantName="signed-in")["Tenant"]["TenantName"] == "signed-in"
+    )
+    theirs = serve.client("sesv2", other)
+    with pytest.raises(theirs.exceptions.NotFoundException):
+        theirs.get_tenant(TenantName="signed-in")
