@@ -25,18 +25,10 @@ async def attempt(ctx: Ctx, call: Awaitable[Any]) -> str:
     """Run ``call``, a change to the account's resources: "" when it worked, else the message SES gives
     for why not."""
     try:
-        await ready(ctx)
         await call
     except REFUSED as exc:
         return exc.message
     return ""
-
-
-async def ready(ctx: Ctx) -> None:
-    """Dev mode: the account the session shows exists once something is made in it, as it does once
-    the API or SMTP is used with its id (a fresh dev session's default account may not exist yet)."""
-    if ctx.principal.kind == "dev":
-        await ctx.sesame.accounts.ensure(ctx.account_id)
 
 
 def ticked(form: dict[str, str], name: str) -> bool:

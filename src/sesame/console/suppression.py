@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sesame.console.forms import REFUSED, attempt, first_url, next_url, ready
+from sesame.console.forms import REFUSED, attempt, first_url, next_url
 from sesame.console.web import MAX_UPLOAD_BYTES, PREFIX, Ctx, page
 from sesame.domain.suppression import REASONS
 from sesame.jobs.suppression import ADDRESS, MAX_ADDRESS
@@ -127,7 +127,6 @@ async def start_import(ctx: Ctx) -> Response:
         "ImportDataSource": {"S3Url": f"s3://{bucket}/{key}", "DataFormat": data_format},
     }
     try:
-        await ready(ctx)
         await ctx.sesame.objects.put(bucket, key, body, region=ctx.region)
         job_id = await ctx.sesame.jobs.create_import(ctx.account_id, ctx.region, params)
     except REFUSED as exc:
