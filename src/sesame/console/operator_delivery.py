@@ -273,7 +273,7 @@ async def nodes(ctx: Ctx) -> Response:
         "operator_nodes.html",
         host=socket.gethostname(),
         pid=os.getpid(),
-        mode=settings.mode,
+        node_mode=settings.mode,
         database="SQLite" if settings.is_sqlite else "PostgreSQL",
         listeners=listeners,
         tasks=tasks,
