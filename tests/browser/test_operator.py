@@ -106,3 +106,16 @@ def test_the_queue_by_site(page: Any, node: Serve, dns_server: DnsServer, tmp_pa
     page.reload()
     assert page.get_by_role("row").filter(has_text="bob@slow-mx.test").is_visible()
     screenshot(page, "operator-site-phone", tmp_path)
+
+
+def test_event_publishing_and_this_node(page: Any, node: Serve, tmp_path: Path) -> None:
+    sign_in_as_operator(page, node)
+    page.get_by_role("navigation").get_by_role("link", name="Event publishing").click()
+    page.get_by_role("heading", name="Recent records").wait_for()
+    screenshot(page, "operator-events", tmp_path)
+    page.goto(f"{node.endpoint}/console/operator/accounts")
+    page.get_by_role("link", name="this node").click()
+    assert "issue 13" in page.get_by_role("main").inner_text()
+    assert page.get_by_role("cell", name="delivery").count() == 0  # delivery is background work
+    assert page.get_by_text("delivers the queue").is_visible()
+    screenshot(page, "operator-nodes", tmp_path)

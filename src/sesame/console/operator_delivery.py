@@ -254,7 +254,11 @@ async def nodes(ctx: Ctx) -> Response:
     (issue 13); until then a node knows only itself."""
     settings = ctx.console.settings
     sesame = ctx.sesame
-    listeners = [("api", f"HTTP {_address(*settings.http_address())}", "the SES APIs, SNS and this console")]
+    # The HTTP socket that took this request: its real port, when the settings said "any free port".
+    server = ctx.request.scope.get("server") or settings.http_address()
+    listeners = [
+        ("api", f"HTTP {_address(str(server[0]), int(server[1] or 0))}", "the SES APIs, SNS and this console")
+    ]
     for name, address in settings.smtp_addresses().items():
         role = {"smtp": "smtp", "smtps": "smtp", "mx": "mx"}.get(name, name)
         what = "mail for Sesame's return paths and receipt rules" if name == "mx" else "SMTP submission"
