@@ -237,7 +237,7 @@ def _sender(node: Serve, operator: Browser, dns_server: DnsServer, n: int) -> An
     v2.create_email_identity(EmailIdentity=domain)
     dns_server.add_zone_lines(node.cli("identities", "records", domain, "--account", account["AccountId"]))
     assert v2.get_email_identity(EmailIdentity=domain)["VerificationStatus"] == "SUCCESS"
-    return v2, domain
+    return account, v2, domain
 
 
 def _wait_for(check: Any, timeout: float = 20.0) -> Any:
@@ -252,7 +252,7 @@ def _wait_for(check: Any, timeout: float = 20.0) -> Any:
 def test_the_queue_shows_a_stuck_site_and_acts_on_its_mail(
     node: Serve, operator: Browser, dns_server: DnsServer
 ) -> None:
-    v2, domain = _sender(node, operator, dns_server, 1)
+    _, v2, domain = _sender(node, operator, dns_server, 1)
 
     def send(to: str) -> str:
         return str(
@@ -313,6 +313,44 @@ def test_a_form_without_the_csrf_token_is_refused(
     )
     assert pause.status_code == 403
     assert node.client("sesv2", account).get_account()["SendingEnabled"] is True
+
+
+def test_a_failing_destination_is_shown_and_retried(
+    node: Serve, operator: Browser, dns_server: DnsServer
+) -> None:
+    account, v2, domain = _sender(node, operator, dns_server, 2)
+    sns = node.client("sns", account)
+    topic = sns.create_topic(Name="console-events")["TopicArn"]
+    v2.create_configuration_set(ConfigurationSetName="watched")
+    v2.create_configuration_set_event_destination(
+        ConfigurationSetName="watched",
+        EventDestinationName="to-sns",
+        EventDestination={
+            "Enabled": True,
+            "MatchingEventTypes": ["SEND"],
+            "SnsDestination": {"TopicArn": topic},
+        },
+    )
+    sns.delete_topic(TopicArn=topic)  # records for it have nowhere to go now
+    v2.send_email(
+        FromEmailAddress=f"me@{domain}",
+        Destination={"ToAddresses": ["success@simulator.amazonses.com"]},
+        Content=SIMPLE,
+        ConfigurationSetName="watched",
+    )
+    row = re.compile(r"set/watched/to-sns</code></td>.*?</tr>", re.S)
+    assert _wait_for(
+        lambda: (
+            (m := row.search(operator.get("/console/operator/events").text)) and "not tried yet" not in m[0]
+        )
+    )
+    page = operator.get("/console/operator/events")
+    found = row.search(page.text)
+    assert found and "sns" in found[0] and "attempt(s)" in found[0]
+    retried = operator.post("/console/operator/events/retry", destination="set/watched/to-sns")
+    assert re.search(
+        r"[1-9]\d* publication\(s\) of set/watched/to-sns will be tried again now", text(retried)
+    )
 
 
 def test_event_publishing_and_this_node(node: Serve, operator: Browser) -> None:
