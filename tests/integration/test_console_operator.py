@@ -285,6 +285,11 @@ def test_the_queue_shows_a_stuck_site_and_acts_on_its_mail(
     shown_message = text(operator.get(f"/console/operator/queue/messages/{second}"))
     assert "bounced" in shown_message and "Bounce" in shown_message
 
+    # Without the form's CSRF token nothing happens.
+    refused = operator.post(f"/console/operator/queue/messages/{third}/delete", csrf=False, back=site)
+    assert refused.status_code == 403
+    assert "cid@unreachable.test" in text(operator.get(site))
+
     # Delete: gone from the queue and the message page.
     deleted = operator.post(f"/console/operator/queue/messages/{third}/delete", back=site)
     assert "deleted" in text(deleted) and "cid@unreachable.test" not in text(deleted)

@@ -126,6 +126,11 @@ async def message(ctx: Ctx) -> Response:
     found = await q.show(ctx.sesame.db, ctx.request.path_params["message_id"])
     if found is None:
         return ctx.error(404, "There is no such message in the queue (it may have been deleted).")
+    found["CreatedAt"] = dt.datetime.fromisoformat(found["CreatedAt"])
+    for r in found["Recipients"]:
+        r["NextAttemptAt"] = dt.datetime.fromisoformat(r["NextAttemptAt"])
+    for e in found["Events"]:
+        e["At"] = dt.datetime.fromisoformat(e["At"])
     return ctx.render("operator_message.html", m=found, back=str(ctx.request.url.path))
 
 
