@@ -63,6 +63,12 @@ def test_the_operator_creates_an_account(page: Any, node: Serve, tmp_path: Path)
     assert "Sending limits saved for us-east-1" in page.get_by_role("status").inner_text()
     assert ses.get_account()["ProductionAccessEnabled"] is True
     screenshot(page, "operator-account", tmp_path)
+    # A phone: the account and the list read without scrolling sideways.
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.get_by_role("link", name="Accounts", exact=True).first.click()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "operator-accounts-phone", tmp_path)
 
 
 def test_the_queue_by_site(page: Any, node: Serve, dns_server: DnsServer, tmp_path: Path) -> None:
@@ -105,6 +111,7 @@ def test_the_queue_by_site(page: Any, node: Serve, dns_server: DnsServer, tmp_pa
     page.set_viewport_size(PHONE)
     page.reload()
     assert page.get_by_role("row").filter(has_text="bob@slow-mx.test").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "operator-site-phone", tmp_path)
 
 
