@@ -74,6 +74,7 @@ NAV = (
     NavItem("/operator/accounts", "Accounts", "operator"),
     NavItem("/operator/queue", "Queue", "operator"),
     NavItem("/operator/events", "Event publishing", "operator"),
+    NavItem("/operator/nodes", "Nodes", "operator"),
 )
 
 
