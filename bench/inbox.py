@@ -44,7 +44,11 @@ def build(i: int, when: dt.datetime) -> tuple[dict[str, Any], list[dict[str, Any
     to = [f"user{rnd.randrange(10000)}@example.test", f"other{i % 97}@example.test"]
     subject = f"Order {i} " + " ".join(rnd.choices(WORDS, k=4))
     text = "\n".join(" ".join(rnd.choices(WORDS, k=12)) for _ in range(20))
-    html = "<html><body>" + "".join(f"<p>{' '.join(rnd.choices(WORDS, k=12))}</p>" for _ in range(20)) + "</body></html>"
+    html = (
+        "<html><body>"
+        + "".join(f"<p>{' '.join(rnd.choices(WORDS, k=12))}</p>" for _ in range(20))
+        + "</body></html>"
+    )
     attachments = [mime.Attachment(rnd.randbytes(20000), "invoice.pdf")] if i % 10 == 0 else []
     message_id = f"{i:012d}-bench"
     body = mime.build_simple(
@@ -120,7 +124,10 @@ async def main() -> None:
         await timed("a page half way down (keyset)", lambda: query.page(Filters(), deep.next, page))
         await timed("filter: account", lambda: query.page(Filters(account_id="111111111111"), "", page))
         await timed("filter: identity (domain)", lambda: query.page(Filters(identity="team.test"), "", page))
-        await timed("search: subject word 'Order 99999'", lambda: query.page(Filters(q='subject:"Order 99999"'), "", page))
+        await timed(
+            "search: subject word 'Order 99999'",
+            lambda: query.page(Filters(q='subject:"Order 99999"'), "", page),
+        )
         await timed("search: common word (any field)", lambda: query.page(Filters(q="kilo"), "", page))
         await timed(f"search: absent word, body, window {inbox_query.SCAN_WINDOW}",
                     lambda: query.page(Filters(q="body:zyxwvut"), "", page))  # fmt: skip

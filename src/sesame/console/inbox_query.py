@@ -112,8 +112,8 @@ class InboxQuery:
     def _contains(self, column: Any, text: str) -> sa.ColumnElement[bool]:
         # SQLite's LIKE ignores ASCII case already (and then can stay a plain scan); PostgreSQL needs ILIKE.
         if self.db.is_sqlite:
-            return column.like(_like(text), escape="\\")  # type: ignore[no-any-return]
-        return column.ilike(_like(text), escape="\\")  # type: ignore[no-any-return]
+            return column.like(_like(text), escape="\\")
+        return column.ilike(_like(text), escape="\\")
 
     def _body_contains(self, text: str) -> sa.ColumnElement[bool]:
         if self.db.is_sqlite:  # a BLOB compares as the text it holds
@@ -121,7 +121,7 @@ class InboxQuery:
         # bytea has no ILIKE: read its bytes as Latin-1 (any byte is a character, so nothing fails to
         # convert) and look for the query's UTF-8 bytes read the same way.
         needle = text.encode("utf-8").decode("latin-1")
-        return sa.func.convert_from(M.c.body, "LATIN1").ilike(_like(needle), escape="\\")  # type: ignore[no-any-return]
+        return sa.func.convert_from(M.c.body, "LATIN1").ilike(_like(needle), escape="\\")
 
     def _term(self, name: str, text: str) -> sa.ColumnElement[bool]:
         to = sa.exists().where(Q.c.message_id == M.c.id, self._contains(Q.c.recipient, text))
@@ -134,7 +134,10 @@ class InboxQuery:
         return matches[name] if name else sa.or_(*matches.values())
 
     def _filtered(
-        self, filters: Filters, after: tuple[dt.datetime, str] | None, addresses: tuple[list[str], bool] | None
+        self,
+        filters: Filters,
+        after: tuple[dt.datetime, str] | None,
+        addresses: tuple[list[str], bool] | None,
     ) -> list[sa.ColumnElement[bool]]:
         where: list[sa.ColumnElement[bool]] = []
         if filters.account_id:
@@ -174,7 +177,13 @@ class InboxQuery:
                 .limit(limit + 1)
             )
             # The window's oldest message, when the window is full: where "Search older" goes on from.
-            last = sa.select(M.c.created_at, M.c.id).where(*where).order_by(*newest).offset(SCAN_WINDOW - 1).limit(1)
+            last = (
+                sa.select(M.c.created_at, M.c.id)
+                .where(*where)
+                .order_by(*newest)
+                .offset(SCAN_WINDOW - 1)
+                .limit(1)
+            )
         else:
             q = sa.select(*columns).where(*where).order_by(*newest).limit(limit + 1)
         async with self.db.read() as s:
@@ -189,9 +198,15 @@ class InboxQuery:
                     recipients.setdefault(message_id, []).append(rcpt)
         rows = [
             Row(
-                id=r["id"], account_id=r["account_id"], region=r["region"], created_at=r["created_at"],
-                from_address=r["from_address"], subject=r["subject"] or "", size=r["size"] or 0,
-                status=r["status"], attachments=has_attachments(bytes(r["head"] or b"")),
+                id=r["id"],
+                account_id=r["account_id"],
+                region=r["region"],
+                created_at=r["created_at"],
+                from_address=r["from_address"],
+                subject=r["subject"] or "",
+                size=r["size"] or 0,
+                status=r["status"],
+                attachments=has_attachments(bytes(r["head"] or b"")),
                 recipients=recipients.get(r["id"], []),
             )  # fmt: skip
             for r in found[:limit]
@@ -242,5 +257,9 @@ class InboxQuery:
 
     async def events(self, message_id: str) -> list[DeliveryEvent]:
         async with self.db.read() as s:
-            q = sa.select(DeliveryEvent).where(DeliveryEvent.message_id == message_id).order_by(DeliveryEvent.id)
+            q = (
+                sa.select(DeliveryEvent)
+                .where(DeliveryEvent.message_id == message_id)
+                .order_by(DeliveryEvent.id)
+            )
             return list(await s.scalars(q))

@@ -182,7 +182,11 @@ class _Links(HTMLParser):
         values = dict(attrs)
         if tag == "a" and values.get("href"):
             href = (values["href"] or "").strip()
-            kind = self.report.links if href.lower().startswith(("http://", "https://")) else self.report.other_links
+            kind = (
+                self.report.links
+                if href.lower().startswith(("http://", "https://"))
+                else self.report.other_links
+            )
             if href not in kind:
                 kind.append(href)
         elif tag == "img" and "alt" not in values:  # alt="" is right for a decorative image
@@ -212,7 +216,7 @@ def _decoded_text(part: Message) -> str:
 def _payload(part: Message) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
-        if isinstance(inner, list) and inner:
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             return bytes(inner[0].as_bytes())
     payload = part.get_payload(decode=True)
     return payload if isinstance(payload, bytes) else b""
