@@ -116,8 +116,8 @@ class InboxQuery:
         return column.ilike(_like(text), escape="\\")
 
     def _body_contains(self, text: str) -> sa.ColumnElement[bool]:
-        if self.db.is_sqlite:  # a BLOB compares as the text it holds
-            return sa.type_coerce(M.c.body, sa.Text).like(_like(text), escape="\\")
+        if self.db.is_sqlite:  # LIKE never matches a BLOB as it is: read it as the text it holds
+            return sa.cast(M.c.body, sa.Text).like(_like(text), escape="\\")
         # bytea has no ILIKE: read its bytes as Latin-1 (any byte is a character, so nothing fails to
         # convert) and look for the query's UTF-8 bytes read the same way.
         needle = text.encode("utf-8").decode("latin-1")
