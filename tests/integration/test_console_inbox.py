@@ -98,16 +98,25 @@ def test_list_newest_first_and_search(dev: SesameProcess, console: Console) -> N
     assert _rows(console.get("/console/inbox", params={"q": token.upper()}).text) == [
         f"third {token}", f"second {token}", f"first {token}"
     ]  # fmt: skip
-    assert _rows(console.get("/console/inbox", params={"q": f"zebra{token}".upper()}).text) == [f"second {token}"]
-    assert _rows(console.get("/console/inbox", params={"q": f"body:Zebra{token}"}).text) == [f"second {token}"]
+    assert _rows(console.get("/console/inbox", params={"q": f"zebra{token}".upper()}).text) == [
+        f"second {token}"
+    ]
+    assert _rows(console.get("/console/inbox", params={"q": f"body:Zebra{token}"}).text) == [
+        f"second {token}"
+    ]
     assert _rows(console.get("/console/inbox", params={"q": f"to:bob-{token}"}).text) == [f"third {token}"]
-    assert _rows(console.get("/console/inbox", params={"q": f'subject:"first {token}"'}).text) == [f"first {token}"]
+    assert _rows(console.get("/console/inbox", params={"q": f'subject:"first {token}"'}).text) == [
+        f"first {token}"
+    ]
     assert _rows(console.get("/console/inbox", params={"q": f"{token} absent-{token}"}).text) == []
     # Dates: nothing captured tomorrow.
     tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
     assert _rows(console.get("/console/inbox", params={"q": token, "since": tomorrow}).text) == []
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    assert len(_rows(console.get("/console/inbox", params={"q": token, "since": today, "until": today}).text)) == 3
+    assert (
+        len(_rows(console.get("/console/inbox", params={"q": token, "since": today, "until": today}).text))
+        == 3
+    )
 
 
 def test_filters_per_account_and_identity(dev: SesameProcess, console: Console) -> None:
@@ -116,7 +125,9 @@ def test_filters_per_account_and_identity(dev: SesameProcess, console: Console) 
     _send(dev, subject=f"default {token}", sender=f"b@other-{token}.test")
     by_account = _rows(console.get("/console/inbox", params={"account": "222233334444"}).text)
     assert f"acct {token}" in by_account and f"default {token}" not in by_account
-    assert _rows(console.get("/console/inbox", params={"identity": f"{token}.TEST"}).text) == [f"acct {token}"]
+    assert _rows(console.get("/console/inbox", params={"identity": f"{token}.TEST"}).text) == [
+        f"acct {token}"
+    ]
     assert _rows(console.get("/console/inbox", params={"identity": f"b@other-{token}.test"}).text) == [
         f"default {token}"
     ]
@@ -124,11 +135,16 @@ def test_filters_per_account_and_identity(dev: SesameProcess, console: Console) 
 
 def test_paging_is_keyset(dev: SesameProcess, console: Console) -> None:
     token = uuid.uuid4().hex[:8]
-    for i in range(3):
-        _send(dev, subject=f"page{i} {token}")
-    # The page size is 50: page through the search's results with ?after= instead, two windows of one.
+    ids = [_send(dev, subject=f"page{i} {token}") for i in range(3)]
     first = console.get("/console/inbox", params={"q": token}).text
-    assert "Older messages" not in first and len(_rows(first)) == 3
+    assert _rows(first) == [f"page2 {token}", f"page1 {token}", f"page0 {token}"]
+    assert "Older messages" not in first  # 3 rows on a page of 50
+    # A page starts after the (created_at, id) of the last row of the one before.
+    [middle] = httpx.get(f"{dev.endpoint}/_aws/ses", params={"id": ids[1]}).json()["messages"]
+    after = f"{middle['Timestamp']}|{ids[1]}"
+    older = console.get("/console/inbox", params={"q": token, "after": after}).text
+    assert _rows(older) == [f"page0 {token}"]
+    assert f'href="/console/inbox?q={token}">Newest</a>' in older
 
 
 def test_message_tabs(dev: SesameProcess, console: Console) -> None:
@@ -137,7 +153,7 @@ def test_message_tabs(dev: SesameProcess, console: Console) -> None:
         dev,
         subject=f"tabs {token}",
         text=f"plain text {token}",
-        html_body=f'<p>Hi <a href="https://example.test/x">x</a> <img src="https://img.test/a.png"> {token}</p>',
+        html_body=f'<p><a href="https://example.test/x">x</a> <img src="https://img.test/a.png"> {token}</p>',
     )
     base = f"/console/inbox/{message_id}"
     page = console.get(base).text  # the HTML tab by default
@@ -185,7 +201,9 @@ def test_template_and_data_are_shown(dev: SesameProcess, console: Console) -> No
     sent = ses.send_email(
         FromEmailAddress="app@shop.test",
         Destination={"ToAddresses": ["x@example.test"]},
-        Content={"Template": {"TemplateName": f"welcome-{token}", "TemplateData": json.dumps({"name": token})}},
+        Content={
+            "Template": {"TemplateName": f"welcome-{token}", "TemplateData": json.dumps({"name": token})}
+        },
     )
     page = console.get(f"/console/inbox/{sent['MessageId']}").text
     assert f"<dd>welcome-{token}</dd>" in page
@@ -194,7 +212,9 @@ def test_template_and_data_are_shown(dev: SesameProcess, console: Console) -> No
 
 
 def test_html_frame_has_its_own_policy(dev: SesameProcess, console: Console) -> None:
-    message_id = _send(dev, subject="frame", html_body='<html><head></head><body><script>x()</script>hi</body></html>')
+    message_id = _send(
+        dev, subject="frame", html_body="<html><head></head><body><script>x()</script>hi</body></html>"
+    )
     frame = console.get(f"/console/inbox/{message_id}/html")
     csp = frame.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "style-src 'unsafe-inline'" in csp
@@ -203,7 +223,10 @@ def test_html_frame_has_its_own_policy(dev: SesameProcess, console: Console) -> 
     with_images = console.get(f"/console/inbox/{message_id}/html", params={"images": "1"})
     assert "img-src * data: cid:;" in with_images.headers["content-security-policy"]
     # The console's own pages keep their policy.
-    assert "frame-ancestors 'none'" in console.get(f"/console/inbox/{message_id}").headers["content-security-policy"]
+    assert (
+        "frame-ancestors 'none'"
+        in console.get(f"/console/inbox/{message_id}").headers["content-security-policy"]
+    )
 
 
 def test_attachments_download_safely(dev: SesameProcess, console: Console) -> None:
@@ -222,7 +245,10 @@ def test_attachments_download_safely(dev: SesameProcess, console: Console) -> No
     listed = console.get("/console/inbox", params={"q": "subject:with files"}).text
     assert 'title="Has attachments"' in listed
     page = console.get(base, params={"tab": "attachments"}).text
-    links = dict((html.unescape(name), href) for href, name in re.findall(r'<a href="([^"]+/parts/\d+)"[^>]*>([^<]+)</a>', page))
+    links = dict(
+        (html.unescape(name), href)
+        for href, name in re.findall(r'<a href="([^"]+/parts/\d+)"[^>]*>([^<]+)</a>', page)
+    )
     assert set(links) == {"report.pdf", '../../"evil" name.html', "cid:logo@x"}
     pdf = console.get(links["report.pdf"])
     assert pdf.content == b"%PDF-1.4 fake"
@@ -273,7 +299,10 @@ def test_release_to_an_smtp_server(dev: SesameProcess, console: Console) -> None
         )
         assert "for a@x.test, b@y.test." in done.text
         assert sink.wait_for(2)[1].rcpt_tos == ["a@x.test", "b@y.test"]
-        assert console.post(f"/console/inbox/{message_id}/release", {"relay": relay}, token=False).status_code == 403
+        assert (
+            console.post(f"/console/inbox/{message_id}/release", {"relay": relay}, token=False).status_code
+            == 403
+        )
     bad = console.post(f"/console/inbox/{message_id}/release", {"relay": "nonsense"})
     assert "give the SMTP server as HOST:PORT" in bad.text
 
@@ -293,14 +322,14 @@ def test_relay_flag_prefills_the_release_form(module_database: str, tmp_path: Pa
 
 
 class _Links(BaseHTTPRequestHandler):
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+    def do_HEAD(self) -> None:
         if self.path == "/no-head":
             self.send_response(405)
         else:
             self.send_response(200 if self.path in ("/ok", "/get-only") else 404)
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/get-only" else 500)
         self.end_headers()
 
@@ -313,9 +342,14 @@ def test_check_links_lists_the_broken_ones(dev: SesameProcess, console: Console)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     site = f"http://127.0.0.1:{server.server_address[1]}"
     dead = f"http://127.0.0.1:{free_port()}/down"
-    body = "".join(f'<a href="{site}{p}">{p}</a>' for p in ("/ok", "/missing", "/no-head")) + f'<a href="{dead}">d</a>'
+    body = (
+        "".join(f'<a href="{site}{p}">{p}</a>' for p in ("/ok", "/missing", "/no-head"))
+        + f'<a href="{dead}">d</a>'
+    )
     try:
-        message_id = _send(dev, subject="links", html_body=body + '<a href="mailto:x@y.test">m</a><img src="a.png" alt="">')
+        message_id = _send(
+            dev, subject="links", html_body=body + '<a href="mailto:x@y.test">m</a><img src="a.png" alt="">'
+        )
         base = f"/console/inbox/{message_id}"
         before = console.get(base, params={"tab": "checks"}).text
         assert "Every image has an alt attribute." in before and "mailto:x@y.test" in before
