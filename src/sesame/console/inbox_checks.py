@@ -122,7 +122,7 @@ async def release(raw: bytes, mail_from: str, recipients: list[str], host: str, 
         tx = await cache.send(Hop(host, port, host), mail_from=mail_from, recipients=recipients, data=raw,
                               require_tls=False)  # fmt: skip
     except (ConnectFailed, TlsUnavailable, OSError) as exc:
-        return [f"{host}:{port}: {exc or type(exc).__name__}"]
+        return [str(exc) or type(exc).__name__]
     finally:
         await cache.close()
     return [f"{rcpt}: {reply}" for rcpt, reply in tx.replies.items() if not 200 <= reply.code < 300]

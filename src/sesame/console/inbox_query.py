@@ -32,6 +32,7 @@ SCAN_WINDOW = 2000
 #: How much of each body the list reads to mark messages with attachments.
 HEAD_BYTES = 4096
 FIELDS = ("from", "to", "subject", "body")
+MAX_TERMS = 10  # each is a condition on every row of the window
 
 M = Message.__table__
 Q = QueueEntry.__table__
@@ -60,7 +61,7 @@ class Filters:
                 out.append((name.lower(), rest))
             elif word:
                 out.append(("", word))
-        return out
+        return out[:MAX_TERMS]
 
 
 @dataclass(frozen=True)
