@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -132,23 +132,8 @@ class Inbox:
         a delete), a comment as a heartbeat, and an end after STREAM_SECONDS (EventSource reconnects).
         A client that goes away ends it: Starlette stops the generator at the disconnect, or the next
         write fails."""
-
-        async def events() -> AsyncIterator[str]:
-            started = last_beat = time.monotonic()
-            seen = await self.query.latest()
-            yield "retry: 2000\n\n"
-            while time.monotonic() - started < STREAM_SECONDS:
-                await asyncio.sleep(POLL_SECONDS)
-                now = await self.query.latest()
-                if now != seen:
-                    seen = now
-                    yield "event: change\ndata: {}\n\n"
-                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                    last_beat = time.monotonic()
-                    yield ": heartbeat\n\n"
-
         headers = {**HEADERS, "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(changes(self.query.latest), media_type="text/event-stream", headers=headers)
 
     async def delete_all(self, ctx: Ctx) -> Response:
         await ctx.sesame.sending.forget(None)
@@ -272,6 +257,30 @@ class Inbox:
         links = reading.links_of(reading.read(bytes(found[0].body)).html).links
         results = await inbox_checks.check_links(links)
         return await self.show(ctx, link_results=results, tab="checks")
+
+
+async def changes(
+    latest: Callable[[], Awaitable[str]],
+    *,
+    poll: float = POLL_SECONDS,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    lifetime: float = STREAM_SECONDS,
+) -> AsyncIterator[str]:
+    """The event stream's text: ``change`` each time ``latest()`` answers something new, a comment every
+    ``heartbeat`` seconds (proxies close silent connections; a write to a gone client fails), and the end
+    after ``lifetime`` seconds."""
+    started = last_beat = time.monotonic()
+    seen = await latest()
+    yield "retry: 2000\n\n"
+    while time.monotonic() - started < lifetime:
+        await asyncio.sleep(poll)
+        now = await latest()
+        if now != seen:
+            seen = now
+            yield "event: change\ndata: {}\n\n"
+        if time.monotonic() - last_beat >= heartbeat:
+            last_beat = time.monotonic()
+            yield ": heartbeat\n\n"
 
 
 def _destinations(summary: dict[str, Any]) -> list[str]:
