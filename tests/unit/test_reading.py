@@ -55,3 +55,10 @@ def test_safe_filename_and_attachment_marker() -> None:
     assert reading.safe_filename("...") == "attachment"
     assert reading.has_attachments(b"Content-Type: multipart/mixed; boundary=x\r\n")
     assert not reading.has_attachments(b"Content-Type: multipart/alternative; boundary=x\r\n")
+
+
+def test_content_disposition_keeps_a_unicode_name_safely() -> None:
+    assert reading.content_disposition("report.pdf") == 'attachment; filename="report.pdf"'
+    assert reading.content_disposition('../Rechnung "März"\r\n.pdf') == (
+        "attachment; filename=\"Rechnung _M_rz_.pdf\"; filename*=UTF-8''Rechnung%20_M%C3%A4rz_.pdf"
+    )

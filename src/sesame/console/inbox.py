@@ -211,8 +211,7 @@ class Inbox:
         found = await self._load(ctx)
         if found is None:
             return ctx.error(404, "There is no such message: it may have been deleted.")
-        name = reading.safe_filename(f"{found[0].id}.eml")
-        headers = {**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+        headers = {**HEADERS, "Content-Disposition": reading.content_disposition(f"{found[0].id}.eml")}
         return Response(bytes(found[0].body), media_type="message/rfc822", headers=headers)
 
     async def part(self, ctx: Ctx) -> Response:
@@ -225,7 +224,8 @@ class Inbox:
         if not wanted:
             return ctx.error(404, "The message has no such attachment.")
         part = wanted[0]
-        headers = {**HEADERS, "Content-Disposition": f'attachment; filename="{part.download_name}"'}
+        disposition = reading.content_disposition(part.filename or part.download_name)
+        headers = {**HEADERS, "Content-Disposition": disposition}
         return Response(part.content, media_type=part.download_type, headers=headers)
 
     async def delete(self, ctx: Ctx) -> Response:

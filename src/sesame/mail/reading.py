@@ -20,6 +20,7 @@ from email import message_from_bytes
 from email.message import EmailMessage, Message
 from email.policy import default as _DEFAULT
 from html.parser import HTMLParser
+from urllib.parse import quote
 
 #: Inline (cid:) images larger than this are not inlined into the framed HTML as data: URLs.
 MAX_INLINE_BYTES = 5 * 1024 * 1024
@@ -30,6 +31,7 @@ _SAFE_TYPES = frozenset(
     " application/json audio/mpeg video/mp4 application/gzip".split()
 )
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_UNSAFE_UNICODE = re.compile(r'[\x00-\x1f\x7f"%;\\]+')
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,17 @@ def safe_filename(name: str) -> str:
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE_NAME.sub("_", name).strip(" .")
     return name[-100:] or "attachment"
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with the safe ASCII name, and the name in UTF-8 too (RFC 6266 §4.3) when it has
+    other characters (paths, quotes and control characters removed from it as well)."""
+    value = f'attachment; filename="{safe_filename(name)}"'
+    if not name.isascii():
+        base = _UNSAFE_UNICODE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")[-100:]
+        if base:
+            value += "; filename*=UTF-8''" + quote(base, safe="")
+    return value
 
 
 def framed(reading: Reading, *, images: bool = False) -> str:
