@@ -66,6 +66,15 @@ def test_search_window_goes_on_where_it_stopped(
             assert [r.id for r in first.rows] == ["m009", "m008", "m007"] and first.searched_to is None
             second = await query.page(Filters(), first.next, 3)
             assert [r.id for r in second.rows] == ["m006", "m005", "m004"]
+            # An account: on SQLite a row-only condition like a search word, so windowed; not on PostgreSQL.
+            got = await query.page(Filters(account_id="000000000000"), "", 3)
+            assert [r.id for r in got.rows] == ["m009", "m008", "m007"] and got.searched_to is None
+            other = await query.page(Filters(account_id="999999999999"), "", 3)
+            assert other.rows == []
+            if sesame.db.is_sqlite:
+                assert other.searched_to == dt.datetime(2026, 1, 1, 0, 0, 6, tzinfo=dt.UTC)
+            else:
+                assert other.searched_to is None and not other.next
             # An identity: a domain covers its subdomains; an address is itself; both plans give the same.
             for window in (4, 1000):
                 monkeypatch.setattr(inbox_query, "SCAN_WINDOW", {"sqlite": window, "postgresql": window})
