@@ -1,6 +1,6 @@
 """Dev inbox benchmark: how long the inbox's list and search take with many captured messages stored.
 
-    python bench/inbox.py [--messages 100000] [--database postgresql://…] [--keep DIR]
+    python bench/inbox.py [--messages 100000] [--database postgresql://…] [--keep DIR] [--pages]
 
 Fills a fresh database (SQLite in a temporary directory unless ``--database``) with ``--messages``
 captured messages built the way SendEmail builds them: a text and an HTML body (~3 KB), every tenth
@@ -12,6 +12,9 @@ times each, the inbox's own reads (console/inbox_query.py), and reports the medi
 * a search for a word in the subjects, and a body search for a word no message holds (the worst case:
   nothing stops the scan early), within the bounded window the inbox uses (``SCAN_WINDOW``) and, for
   comparison, over every message (what an unbounded scan would cost).
+
+With ``--pages`` it then starts ``sesame dev`` on that storage and reports each inbox page's server time
+(the median ``Server-Timing`` of five requests): the list, searched and filtered, and a message's tabs.
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--database", default="")
     parser.add_argument("--keep", type=Path, default=None, help="data dir to keep (and reuse if filled)")
+    parser.add_argument("--pages", action="store_true", help="then time the console's inbox pages")
     args = parser.parse_args()
     data_dir = args.keep or Path(tempfile.mkdtemp(prefix="sesame-inbox-bench-"))
     settings = config.load("dev", data_dir=data_dir, database=args.database or None)
@@ -140,6 +144,45 @@ async def main() -> None:
                     lambda: query.page(Filters(q="body:zyxwvut"), "", page), runs=3)  # fmt: skip
     finally:
         await sesame.close()
+    if args.pages:
+        await asyncio.to_thread(pages, data_dir, args.database)
+
+
+def pages(data_dir: Path, database: str) -> None:
+    import re
+
+    import httpx
+
+    from sesame.testing.servers import SesameProcess
+
+    with SesameProcess("dev", data_dir=data_dir, database=database or None) as proc:
+        http = httpx.Client(base_url=proc.endpoint, follow_redirects=True, timeout=60)
+        http.get("/console/")
+        newest = re.search(r'href="/console/inbox/([^"]+)"', http.get("/console/inbox").text)
+        assert newest
+        message = f"/console/inbox/{newest[1]}"
+        paths = {
+            "inbox": "/console/inbox",
+            "inbox ?q=kilo": "/console/inbox?q=kilo",
+            "inbox ?q=body:zyxwvut (absent)": "/console/inbox?q=body:zyxwvut",
+            "inbox ?identity=team.test": "/console/inbox?identity=team.test",
+            "inbox ?account=111111111111": "/console/inbox?account=111111111111",
+            "inbox ?account=999999999999 (none)": "/console/inbox?account=999999999999",
+            "list fragment": "/console/inbox/list",
+            "message (HTML tab)": message,
+            "message ?tab=raw": f"{message}?tab=raw",
+            "message ?tab=checks (signs and verifies)": f"{message}?tab=checks",
+            "message with attachment ?tab=attachments": "/console/inbox/000000000000-bench?tab=attachments",
+            "frame /html": f"{message}/html",
+        }
+        for name, path in paths.items():
+            times = []
+            for _ in range(5):
+                answer = http.get(path)
+                assert answer.status_code == 200, (path, answer.status_code)
+                times.append(float(re.findall(r"dur=([\d.]+)", answer.headers["server-timing"])[0]))
+            print(f"page: {name:52s} {statistics.median(times):8.1f} ms")
+        http.close()
 
 
 if __name__ == "__main__":
