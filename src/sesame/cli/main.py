@@ -99,10 +99,21 @@ def main() -> None:
 @main.command()
 @storage_options
 @listener_options
+@click.option(
+    "--relay",
+    metavar="HOST:PORT",
+    help="SMTP server the console's inbox releases captured mail to (e.g. Mailpit); sets console.relay.",
+)
 def dev(**flags: Any) -> None:
     """Run for local development: SQLite, any access key, no sandbox, mail captured."""
     from sesame.cli import server
 
+    relay = flags.pop("relay", None)
+    if relay:
+        host, _, port = relay.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter(f"{relay!r} is not HOST:PORT", param_hint="--relay")
+        flags["console"] = {"relay": relay}
     with _config_errors():
         server.main(_settings("dev", **flags))
 
