@@ -307,18 +307,27 @@ def test_release_to_an_smtp_server(dev: SesameProcess, console: Console) -> None
     assert "give the SMTP server as HOST:PORT" in bad.text
 
 
-def test_relay_flag_prefills_the_release_form(module_database: str, tmp_path: Path) -> None:
-    proc = SesameProcess("dev", data_dir=tmp_path, database=module_database)
-    proc.args += ["--relay", "127.0.0.1:1025"]
-    with proc:
-        message_id = _send(proc, subject="prefilled")  # type: ignore[arg-type]
-        session = Console(proc.endpoint)
-        try:
-            page = session.get(f"/console/inbox/{message_id}").text
-            assert 'name="relay" value="127.0.0.1:1025"' in page
-            assert "Release sends a message to 127.0.0.1:1025." in session.get("/console/inbox").text
-        finally:
-            session.close()
+def test_relay_flag_sends_every_message_on_and_prefills_the_release_form(
+    module_database: str, tmp_path: Path
+) -> None:
+    """``sesame dev --relay HOST:PORT``: each message goes to the relay (Mailpit, say) and stays in the
+    inbox."""
+    with SinkServer() as sink:
+        relay = f"127.0.0.1:{sink.port}"
+        proc = SesameProcess("dev", data_dir=tmp_path, database=module_database)
+        proc.args += ["--relay", relay]
+        with proc:
+            message_id = _send(proc, subject="relayed", to="far@example.test")  # type: ignore[arg-type]
+            [got] = sink.wait_for(1)
+            assert got.rcpt_tos == ["far@example.test"] and b"Subject: relayed\r\n" in got.data
+            session = Console(proc.endpoint)
+            try:
+                page = session.get(f"/console/inbox/{message_id}").text
+                assert f'name="relay" value="{relay}"' in page
+                assert f"Release sends a message to {relay}." in session.get("/console/inbox").text
+                assert _rows(session.get("/console/inbox").text) == ["relayed"]
+            finally:
+                session.close()
 
 
 class _Links(BaseHTTPRequestHandler):

@@ -102,7 +102,8 @@ def main() -> None:
 @click.option(
     "--relay",
     metavar="HOST:PORT",
-    help="SMTP server the console's inbox releases captured mail to (e.g. Mailpit); sets console.relay.",
+    help="Also send every message, through the delivery queue, to this SMTP server (e.g. Mailpit), and"
+    " offer it for the inbox's Release; sets delivery.smarthost (delivery.mode smtp) and console.relay.",
 )
 def dev(**flags: Any) -> None:
     """Run for local development: SQLite, any access key, no sandbox, mail captured."""
@@ -114,6 +115,8 @@ def dev(**flags: Any) -> None:
         if not host or not port.isdigit():
             raise click.BadParameter(f"{relay!r} is not HOST:PORT", param_hint="--relay")
         flags["console"] = {"relay": relay}
+        # Mail is still kept and shown in the inbox; the queue hands it to the relay, with retries.
+        flags["delivery"] = {"mode": "smtp", "smarthost": relay}
     with _config_errors():
         server.main(_settings("dev", **flags))
 
