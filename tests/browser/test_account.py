@@ -4,6 +4,7 @@ a template preview, the dashboard against the API, a message's timeline; screens
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ def sesame(
     env = {
         "SESAME_DNS__NAMESERVERS": dns_server.address,
         "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
-        "SESAME_DELIVERY__ENABLED": "false",
         "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
     }
     with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
@@ -33,7 +33,8 @@ def sesame(
 
 @pytest.fixture(scope="module")
 def account(sesame: Serve, dns_server: DnsServer) -> dict[str, Any]:
-    """An account with a verified domain and a few messages sent."""
+    """An account with a verified domain and a few messages sent to the mailbox simulator (delivered
+    or bounced by the delivery engine at once, never leaving the machine)."""
     account = sesame.new_account("browser")
     sesame.cli("accounts", "update", account["AccountId"], "--max-send-rate=100")
     v2 = sesame.client("sesv2", account)
@@ -46,12 +47,24 @@ def account(sesame: Serve, dns_server: DnsServer) -> dict[str, Any]:
     for n in range(4):
         out = v2.send_email(
             FromEmailAddress="orders@shop.test",
-            Destination={"ToAddresses": [f"customer{n}@shop.test"]},
+            Destination={"ToAddresses": [f"success+order{n}@simulator.amazonses.com"]},
             Content={
                 "Simple": {"Subject": {"Data": f"Your order {n}"}, "Body": {"Text": {"Data": "Thanks"}}}
             },
         )
         ids.append(out["MessageId"])
+    out = v2.send_email(
+        FromEmailAddress="orders@shop.test",
+        Destination={"ToAddresses": ["bounce@simulator.amazonses.com"]},
+        Content={"Simple": {"Subject": {"Data": "Returned to sender"}, "Body": {"Text": {"Data": "?"}}}},
+    )
+    ids.append(out["MessageId"])
+    # Until the bounce is counted (the event records are dispatched in the background).
+    v1 = sesame.client("ses", account)
+    deadline = time.monotonic() + 30
+    while sum(p["Bounces"] for p in v1.get_send_statistics()["SendDataPoints"]) < 1:
+        assert time.monotonic() < deadline, "the bounce was never counted"
+        time.sleep(0.2)
     return {**account, "MessageIds": ids}
 
 
@@ -132,11 +145,12 @@ def test_the_dashboards_numbers_are_the_apis(
     def shown(name: str) -> float:
         return float(page.locator(f'[data-figure="{name}"]').inner_text())
 
-    assert shown("SentLast24Hours") == quota["SentLast24Hours"] >= 4
+    assert shown("SentLast24Hours") == quota["SentLast24Hours"]
     assert shown("Max24HourSend") == quota["Max24HourSend"]
     assert shown("MaxSendRate") == quota["MaxSendRate"]
     for key in ("DeliveryAttempts", "Bounces", "Complaints", "Rejects"):
         assert shown(key) == sum(p[key] for p in points)
+    assert (shown("DeliveryAttempts"), shown("Bounces")) == (5, 1)
     charts = page.get_by_role("img")
     assert charts.count() == 2
     assert (
@@ -155,6 +169,14 @@ def test_a_messages_timeline(page: Any, sesame: Serve, account: dict[str, Any], 
     rows.first.get_by_role("link").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Your order 2"
     assert page.locator("#message-id").inner_text() == account["MessageIds"][2]
-    assert "customer2@shop.test" in page.locator("#recipients").inner_text()
+    assert "success+order2@simulator.amazonses.com" in page.locator("#recipients").inner_text()
     assert "Accepted" in page.locator("#timeline").inner_text()
+    # The bounced one: its attempt, the remote server's reply, the Bounce record.
+    page.goto(f"{sesame.endpoint}/console/messages?source=orders%40shop.test&status=bounced")
+    page.get_by_role("link", name=re.compile("^Message ")).click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Returned to sender"
+    recipients = page.locator("#recipients").inner_text()
+    assert "bounced" in recipients and "5.1.1" in recipients
+    timeline = page.locator("#timeline").inner_text()
+    assert "Bounce" in timeline and "Permanent / General" in timeline
     screenshot(page, "message-timeline", tmp_path)

@@ -125,5 +125,6 @@ def chart(
     )
     return Markup(
         f'<figure class="chart" id="{cid}">{"".join(parts)}'
-        f'<figcaption><ul class="legend">{legend}</ul></figcaption>{table}</figure>'
+        f'<figcaption><span class="chart-title" aria-hidden="true">{escape(title)}</span>'
+        f'<ul class="legend">{legend}</ul></figcaption>{table}</figure>'
     )
