@@ -8,6 +8,7 @@ so every recipient stays queued and the figures do not move while a test compare
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -307,3 +308,62 @@ def test_an_account_never_sees_another_accounts_messages(
         assert user.get(f"/console/messages/{mine}").status_code == 200
     finally:
         stranger.close()
+
+
+# ------------------------------------------------------------------ with delivery: the simulator
+
+
+@pytest.fixture(scope="module")
+def delivering(
+    module_database: str, dns_server: DnsServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serve]:
+    """A server that delivers: mail to the mailbox simulator is delivered, bounced or complained about
+    at once, without leaving the machine."""
+    data_dir = tmp_path_factory.mktemp("console-delivering")
+    env = {
+        "SESAME_DNS__NAMESERVERS": dns_server.address,
+        "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+        "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+    }
+    with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
+        yield Serve(proc, data_dir, module_database)
+
+
+def test_timeline_and_dashboard_after_delivery_bounce_and_complaint(
+    delivering: Serve, dns_server: DnsServer
+) -> None:
+    user = User(delivering, dns_server, f"delivered{next(_names)}")
+    try:
+        sent = {
+            kind: user.send(f"To {kind}", to=f"{kind}@simulator.amazonses.com")
+            for kind in ("success", "bounce", "complaint")
+        }
+        deadline = time.monotonic() + 30
+        while True:  # until the outcomes are counted (the records are dispatched in the background)
+            points = user.v1.get_send_statistics()["SendDataPoints"]
+            if sum(p["Bounces"] for p in points) == 1 and sum(p["Complaints"] for p in points) == 1:
+                break
+            assert time.monotonic() < deadline, points
+            time.sleep(0.2)
+        html = user.get("/console/dashboard").text
+        for key in ("DeliveryAttempts", "Bounces", "Complaints", "Rejects"):
+            assert int(figure(html, key)) == sum(p[key] for p in points), key
+        assert int(figure(html, "DeliveryAttempts")) == 3
+        assert int(figure(html, "day-Deliveries")) == 2  # success@ and complaint@, from the event records
+
+        page = user.get(f"/console/messages/{sent['bounce']}").text
+        assert ">bounced<" in page and "550 5.1.1 user unknown" in page
+        assert "<strong>Bounce</strong>" in page and "Permanent / General" in page
+        page = user.get(f"/console/messages/{sent['success']}").text
+        assert ">delivered<" in page and "<strong>Delivery</strong>" in page
+        page = user.get(f"/console/messages/{sent['complaint']}").text
+        assert "<strong>Delivery</strong>" in page and "<strong>Complaint</strong>" in page
+        # Accepted comes first, then the outcomes.
+        assert page.index("<strong>Accepted</strong>") < page.index("<strong>Delivery</strong>")
+
+        found = user.get("/console/messages", status="bounced").text
+        assert sent["bounce"] in found and sent["success"] not in found
+        found = user.get("/console/messages", status="delivered").text
+        assert sent["success"] in found and sent["complaint"] in found and sent["bounce"] not in found
+    finally:
+        user.close()
