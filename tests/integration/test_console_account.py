@@ -17,9 +17,10 @@ import pytest
 
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
-from tests.conftest import Serve
+from tests.conftest import Serve, client
 
 SIMULATOR = "success@simulator.amazonses.com"
+PAGE_SIZE = 5
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def sesame(
         "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
         "SESAME_DELIVERY__ENABLED": "false",
         "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+        "SESAME_CONSOLE__PAGE_SIZE": str(PAGE_SIZE),  # small, so that a few messages make pages
     }
     with SesameProcess("serve", data_dir=data_dir, database=module_database, env=env) as proc:
         yield Serve(proc, data_dir, module_database)
@@ -284,12 +286,21 @@ def test_message_search_and_timeline(user: User) -> None:
     assert "0 opens, 0 clicks" in page
 
 
-def test_message_pages_are_keyset_paged(user: User, sesame: Serve) -> None:
-    ids = [user.send(f"page {n}") for n in range(5)]
-    # The page size is the console's (50): over more than one page, a cursor leads on.
-    first = user.get("/console/messages", subject="page ").text
-    assert all(i in first for i in ids)
-    assert "Older messages" not in first
+def test_message_pages_are_keyset_paged(user: User) -> None:
+    ids = [user.send(f"paged {n}", to=f"reader{n}@{user.domain}") for n in range(PAGE_SIZE + 2)]
+    user.send("not in the series", to=f"someone@{user.domain}")
+    for params in ({"subject": "paged"}, {"to": "reader"}):
+        seen: list[str] = []
+        path: str | None = "/console/messages"
+        query: dict[str, str] = params
+        for _ in range(4):  # two pages, and a bound should paging ever go round in circles
+            if path is None:
+                break
+            html = (user.web.get(path, params=query) if query else user.web.get(path)).text
+            seen += re.findall(r'href="/console/messages/([^"]+)"', html)
+            older = re.search(r'href="(/console/messages\?[^"]+)" rel="next"', html)
+            path, query = (older.group(1).replace("&amp;", "&"), {}) if older else (None, {})
+        assert seen == list(reversed(ids)), params  # every one once, newest first, over two pages
 
 
 def test_an_account_never_sees_another_accounts_messages(
@@ -367,3 +378,39 @@ def test_timeline_and_dashboard_after_delivery_bounce_and_complaint(
         assert sent["success"] in found and sent["complaint"] in found and sent["bounce"] not in found
     finally:
         user.close()
+
+
+# -------------------------------------------------------------------------------------- dev mode
+
+
+def test_dev_mode_needs_no_sign_in_and_verifies_at_once(dev: SesameProcess) -> None:
+    """dev mode: the first visit starts a session for the default account; an identity is verified at
+    once and a test send is captured."""
+    with httpx.Client(base_url=dev.endpoint, timeout=30) as web:
+        r = web.get("/console/dashboard")
+        assert r.status_code == 200, r.text[-3000:]
+        html = r.text
+        csrf = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', html)
+        assert csrf
+        r = web.post("/console/identities", data={"csrf_token": csrf.group(1), "identity": "devshop.test"})
+        assert r.status_code == 303
+        page = web.get(r.headers["location"]).text
+        assert 'id="verification-status">SUCCESS<' in page and "._domainkey.devshop.test" in page
+        r = web.post(
+            "/console/templates/-/new",
+            data={"csrf_token": csrf.group(1), "name": "devtpl", "subject": "Hi {{n}}", "text": "x",
+                  "html": "", "data": "{}", "action": "save"},
+        )  # fmt: skip
+        assert r.status_code == 303
+        r = web.post(
+            "/console/templates/devtpl/send",
+            data={"csrf_token": csrf.group(1), "from": "a@devshop.test", "to": "b@example.com",
+                  "data": '{"n": 1}'},
+        )  # fmt: skip
+        assert r.status_code == 303
+        page = web.get(r.headers["location"]).text
+        assert "Hi 1" in page and ">captured<" in page
+        ses = client("ses", dev.endpoint)
+        points = ses.get_send_statistics()["SendDataPoints"]
+        html = web.get("/console/dashboard").text
+        assert int(figure(html, "DeliveryAttempts")) == sum(p["DeliveryAttempts"] for p in points) >= 1

@@ -5,7 +5,7 @@ is answered 404, as one that does not exist, so that ids cannot be probed.
 
 The list is newest first, paged by keyset (created_at, id) rather than OFFSET, so that page 500 costs
 what page 1 does; the recipients and their states of a page's messages come in one more query. Text
-filters match case-insensitively anywhere in the field (``lower(x) LIKE``, the same on both databases).
+filters match case-insensitively anywhere in the field (LIKE on SQLite, ILIKE on PostgreSQL).
 
 The timeline is the message, its queue entries (one per recipient: state, attempts, the remote
 server's last reply) and its event records (Send, Delivery, Bounce, DeliveryDelay, Complaint, Reject,
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 RECIPIENT_STATES = ("queued", "deferred", "delivered", "bounced", "suppressed", "unsubscribed", "expired",
                     "failed", "captured")  # fmt: skip
 MESSAGE_STATES = ("rejected", "rendering-failure")
+#: How many of the newest matching recipients a recipient search reads before it looks at messages.
+RECIPIENT_PROBE = 2000
 LEVELS = {
     "Delivery": "ok", "Open": "ok", "Click": "ok", "Subscription": "ok",
     "Bounce": "bad", "Complaint": "bad", "Reject": "bad", "RenderingFailure": "bad",
@@ -53,8 +55,15 @@ def routes(console: Console) -> list[BaseRoute]:
 
 def _like(value: str) -> str:
     """A LIKE pattern matching ``value`` anywhere, its own % and _ taken literally."""
-    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _contains(column: Any, value: str, is_sqlite: bool) -> Any:
+    """``column`` contains ``value``, ignoring case: SQLite's LIKE ignores ASCII case already (and its
+    lower() knows no other letters); PostgreSQL's ILIKE is its case-insensitive LIKE."""
+    pattern = _like(value)
+    return column.like(pattern, escape="\\") if is_sqlite else column.ilike(pattern, escape="\\")
 
 
 def _date(value: str) -> dt.datetime | None:
@@ -79,20 +88,19 @@ class Filters:
     def of(cls, query: dict[str, str]) -> Filters:
         return cls(**{k: query.get(k, "").strip()[:320] for k in cls.__dataclass_fields__})
 
-    def where(self, m: sa.Table, q: sa.Table) -> list[Any]:
+    def where(self, m: sa.Table, q: sa.Table, is_sqlite: bool, to: bool = True) -> list[Any]:
+        def contains(column: Any, value: str) -> Any:
+            return _contains(column, value, is_sqlite)
+
         out: list[Any] = []
         if self.source:
-            out.append(sa.func.lower(m.c.from_address).like(_like(self.source), escape="\\"))
+            out.append(contains(m.c.from_address, self.source))
         if self.subject:
-            out.append(sa.func.lower(m.c.subject).like(_like(self.subject), escape="\\"))
+            out.append(contains(m.c.subject, self.subject))
         if self.message_id:
             out.append(m.c.id == self.message_id)
-        if self.to:
-            out.append(
-                sa.exists().where(
-                    q.c.message_id == m.c.id, sa.func.lower(q.c.recipient).like(_like(self.to), escape="\\")
-                )
-            )
+        if self.to and to:
+            out.append(sa.exists().where(q.c.message_id == m.c.id, contains(q.c.recipient, self.to)))
         if self.status in MESSAGE_STATES:
             out.append(m.c.status == self.status)
         elif self.status in RECIPIENT_STATES:
@@ -121,19 +129,41 @@ def _cursor(value: str) -> tuple[dt.datetime, str] | None:
 async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the account's messages in this region, newest first, and the next page's cursor."""
     m, q = table(Message), table(QueueEntry)
-    where = [m.c.account_id == ctx.account_id, m.c.region == ctx.region, *filters.where(m, q)]
+    db = ctx.sesame.db
+    where = [m.c.account_id == ctx.account_id, m.c.region == ctx.region]
     cursor = _cursor(before) if before else None
     if cursor:
         when, message_id = cursor
         where.append(sa.or_(m.c.created_at < when, sa.and_(m.c.created_at == when, m.c.id < message_id)))
-    stmt = (
-        sa.select(m.c.id, m.c.created_at, m.c.from_address, m.c.subject, m.c.status, m.c.operation)
-        .where(*where)
-        .order_by(m.c.created_at.desc(), m.c.id.desc())
-        .limit(size + 1)
-    )
-    async with ctx.sesame.db.read() as s:
-        rows = [dict(r._mapping) for r in await s.execute(stmt)]
+
+    def page(conditions: list[Any]) -> Any:
+        return (
+            sa.select(m.c.id, m.c.created_at, m.c.from_address, m.c.subject, m.c.status, m.c.operation)
+            .where(*where, *conditions)
+            .order_by(m.c.created_at.desc(), m.c.id.desc())
+            .limit(size + 1)
+        )
+
+    async with db.read() as s:
+        rows: list[dict[str, Any]] | None = None
+        if filters.to:
+            # A recipient search: first the newest matching recipients (the queue read backwards, so a
+            # common word stops early), then their messages. Only if those were too few to fill the
+            # page does it fall back to testing each of the account's messages in turn.
+            recent = sa.select(q.c.message_id).where(_contains(q.c.recipient, filters.to, db.is_sqlite))
+            if cursor:
+                recent = recent.where(q.c.created_at <= cursor[0])  # a message's entries share its time
+            ids = list(await s.scalars(recent.order_by(q.c.id.desc()).limit(RECIPIENT_PROBE)))
+            rows = [
+                dict(r._mapping)
+                for r in await s.execute(
+                    page([*filters.where(m, q, db.is_sqlite, to=False), m.c.id.in_(set(ids))])
+                )
+            ]
+            if len(ids) == RECIPIENT_PROBE and len(rows) <= size:
+                rows = None
+        if rows is None:
+            rows = [dict(r._mapping) for r in await s.execute(page(filters.where(m, q, db.is_sqlite)))]
         more = len(rows) > size
         rows = rows[:size]
         recipients: dict[str, list[tuple[str, str]]] = defaultdict(list)
