@@ -145,7 +145,7 @@ async def show(ctx: Ctx) -> Response:
         for kind, label in ENGAGEMENT.items()
     ]
     daily = [Series(n, [by_day[d][k] for d in days]) for k, n in _NAMES]
-    daily += [Series(label, [n for _, n in values]) for label, values in vdm.items()]
+    daily += [Series(f"{label} (VDM)", [n for _, n in values]) for label, values in vdm.items()]
     day_engagement = {label: sum(engagement.get((kind, h.strftime("%Y-%m-%d %H")), 0) for h in hours)
                       for kind, label in ENGAGEMENT.items()}  # fmt: skip
 
