@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default as default_policy
 from typing import Any
 
 import httpx
@@ -17,7 +19,7 @@ import pytest
 
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
-from tests.conftest import Serve, client
+from tests.conftest import Serve, client, query
 
 SIMULATOR = "success@simulator.amazonses.com"
 PAGE_SIZE = 5
@@ -414,3 +416,40 @@ def test_dev_mode_needs_no_sign_in_and_verifies_at_once(dev: SesameProcess) -> N
         points = ses.get_send_statistics()["SendDataPoints"]
         html = web.get("/console/dashboard").text
         assert int(figure(html, "DeliveryAttempts")) == sum(p["DeliveryAttempts"] for p in points) >= 1
+
+
+def test_dev_mode_timeline_shows_opens_and_clicks(dev: SesameProcess) -> None:
+    """Tracking: an open and a click of a tracked message appear in its timeline, with the link."""
+    from tests.e2e.test_tracking import BROWSER, Links, event_destinations
+
+    v2 = client("sesv2", dev.endpoint)
+    v2.create_email_identity(EmailIdentity="tracked.test")
+    v2.create_configuration_set(ConfigurationSetName="console-tracked")
+    event_destinations(v2, "console-tracked", ["OPEN", "CLICK"])
+    message_id = v2.send_email(
+        FromEmailAddress="news@tracked.test",
+        Destination={"ToAddresses": ["reader@example.net"]},
+        Content={
+            "Simple": {
+                "Subject": {"Data": "Tracked"},
+                "Body": {"Html": {"Data": '<p><a href="https://example.com/deal">deal</a></p>'}},
+            }
+        },
+        ConfigurationSetName="console-tracked",
+    )["MessageId"]
+    serve = Serve(dev, dev.data_dir, dev.database or "")
+    (row,) = query(serve, "SELECT body FROM messages WHERE id = :m", m=message_id)
+    html_part = next(
+        p.get_content()
+        for p in message_from_bytes(bytes(row["body"]), policy=default_policy).walk()
+        if p.get_content_type() == "text/html"
+    )
+    links = Links()
+    links.feed(html_part)
+    assert httpx.get(str(links.anchors[0]["href"]), headers={"User-Agent": BROWSER}).status_code == 302
+    assert httpx.get(str(links.images[0]["src"]), headers={"User-Agent": BROWSER}).status_code == 200
+    with httpx.Client(base_url=dev.endpoint, timeout=30) as web:
+        page = web.get(f"/console/messages/{message_id}").text
+    assert 'id="tracking">1 open, 1 click<' in page
+    assert "<strong>Click</strong>" in page and "Link: https://example.com/deal" in page
+    assert "<strong>Open</strong>" in page
