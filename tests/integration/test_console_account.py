@@ -416,6 +416,9 @@ def test_dev_mode_needs_no_sign_in_and_verifies_at_once(dev: SesameProcess) -> N
         points = ses.get_send_statistics()["SendDataPoints"]
         html = web.get("/console/dashboard").text
         assert int(figure(html, "DeliveryAttempts")) == sum(p["DeliveryAttempts"] for p in points) >= 1
+        quota = ses.get_send_quota()  # dev mode: unlimited, written as the API gives it
+        assert figure(html, "Max24HourSend") == "-1" == str(int(quota["Max24HourSend"]))
+        assert figure(html, "MaxSendRate") == str(int(quota["MaxSendRate"]))
 
 
 def test_dev_mode_timeline_shows_opens_and_clicks(dev: SesameProcess) -> None:

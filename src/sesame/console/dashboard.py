@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from sesame.console.charts import Series, chart
 from sesame.console.web import PREFIX, Ctx, page
-from sesame.domain.quotas import send_quota
+from sesame.domain.quotas import UNLIMITED_SEND_RATE, send_quota
 from sesame.domain.reputation import ACCOUNT
 from sesame.domain.vdm import Query
 from sesame.storage.models import DeliveryEvent, table, utcnow
@@ -89,6 +89,11 @@ async def hourly_engagement(ctx: Ctx, since: dt.datetime) -> dict[tuple[str, str
     )
     async with db.read() as s:
         return {(kind, str(h)): int(n) for kind, h, n in await s.execute(stmt)}
+
+
+def figure(value: float) -> str:
+    """A quota figure as GetSendQuota gives it, written plainly (never "1e+06")."""
+    return str(int(value)) if value == int(value) else f"{value:.2f}"
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,8 @@ async def show(ctx: Ctx) -> Response:
         rates=rates,
         thresholds=thresholds,
         min_sends=conf.min_sends,
+        figure=figure,
+        unlimited_rate=UNLIMITED_SEND_RATE,
         now=now,
     )
 
