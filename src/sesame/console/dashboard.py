@@ -43,13 +43,6 @@ def routes(console: Console) -> list[BaseRoute]:
     return [Route(f"{PREFIX}/dashboard", page(console, "account", show), methods=["GET"])]
 
 
-async def dev_account(ctx: Ctx) -> None:
-    """dev mode: any 12-digit id is an account, made on first use, by the API as by the console (a dev
-    session may show an account no API call has named yet)."""
-    if ctx.console.mode == "dev":
-        await ctx.sesame.accounts.ensure(ctx.account_id)
-
-
 async def send_statistics(ctx: Ctx) -> list[dict[str, Any]]:
     """GetSendStatistics' SendDataPoints, merged as providers/ses_v1.py merges them."""
     points: dict[dt.datetime, dict[str, Any]] = {}
@@ -113,7 +106,6 @@ class Threshold:
 async def show(ctx: Ctx) -> Response:
     sesame = ctx.sesame
     now = utcnow()
-    await dev_account(ctx)
     row = await sesame.accounts.region(ctx.account_id, ctx.region)
     quota = send_quota(row, await sesame.sending.sent_last_24_hours(ctx.account_id, ctx.region))
     points = await send_statistics(ctx)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sesame.console.dashboard import dev_account
 from sesame.console.web import PREFIX, Ctx, page
 from sesame.domain import compose
 from sesame.domain.addresses import IllegalAddress
@@ -142,7 +141,6 @@ async def new(ctx: Ctx) -> Response:
     if ctx.form.get("action") == "preview":
         preview = await render_preview(ctx, content, data)
         return _editor(ctx, name=name, content=content, data=data, exists=False, preview=preview)
-    await dev_account(ctx)
     try:
         await ctx.sesame.templates.create(ctx.account_id, ctx.region, name, _checked(name, content))
     except TemplateStoreError as exc:

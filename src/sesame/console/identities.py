@@ -17,7 +17,6 @@ from urllib.parse import quote
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sesame.console.dashboard import dev_account
 from sesame.console.web import PREFIX, Ctx, page
 from sesame.domain.identities import DOMAIN, SUCCESS, IdentityError, Record, normalize
 from sesame.domain.verification import VerificationError
@@ -74,7 +73,6 @@ async def _create(ctx: Ctx, name: str) -> str:
     if not name:
         raise IdentityError("invalid", "Enter an email address or a domain.")
     sesame = ctx.sesame
-    await dev_account(ctx)
     if "@" in name:
         await sesame.verification.reserve(ctx.account_id, ctx.region)
     row = await sesame.identities.create(ctx.account_id, ctx.region, name)
