@@ -7,6 +7,7 @@ so every recipient stays queued and the figures do not move while a test compare
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import time
 from collections.abc import Iterator
@@ -456,3 +457,32 @@ def test_dev_mode_timeline_shows_opens_and_clicks(dev: SesameProcess) -> None:
     assert 'id="tracking">1 open, 1 click<' in page
     assert "<strong>Click</strong>" in page and "Link: https://example.com/deal" in page
     assert "<strong>Open</strong>" in page
+
+
+def test_a_text_search_reads_a_window_and_goes_on_when_asked(
+    module_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A subject search reads the newest ``console.search_window`` messages; a match older than that is
+    found by following "Search older messages"."""
+    env = {"SESAME_CONSOLE__SEARCH_WINDOW": "3", "SESAME_CONSOLE__PAGE_SIZE": "2"}
+    data_dir = tmp_path_factory.mktemp("window")
+    with SesameProcess("dev", data_dir=data_dir, database=module_database, env=env) as proc:
+        v2 = client("sesv2", proc.endpoint)
+        v2.create_email_identity(EmailIdentity="window.test")  # dev mode: verified at once
+        for subject in ("Rare invoice", "news 1", "news 2", "news 3", "news 4"):
+            v2.send_email(
+                FromEmailAddress="a@window.test",
+                Destination={"ToAddresses": ["b@example.com"]},
+                Content={"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": "x"}}}},
+            )
+            time.sleep(0.01)  # distinct times: the newest first is then the order sent, reversed
+        with httpx.Client(base_url=proc.endpoint, timeout=30) as web:
+            first = web.get("/console/messages", params={"subject": "INVOICE"}).text
+            assert "No messages match among the newest ones searched." in first
+            older = re.search(r'href="(/console/messages\?[^"]+)" rel="next">Search older messages<', first)
+            assert older, first
+            found = web.get(html_lib.unescape(older.group(1))).text
+            assert "Rare invoice" in found and "news" not in found
+            # Without a text condition no window applies: pages of two, all five messages.
+            listed = web.get("/console/messages").text
+            assert listed.count("news ") == 2 and 'rel="next">Older messages<' in listed

@@ -3,9 +3,15 @@
 Every query names the session's account (and the list its region): a message id of another account
 is answered 404, as one that does not exist, so that ids cannot be probed.
 
-The list is newest first, paged by keyset (created_at, id) rather than OFFSET, so that page 500 costs
-what page 1 does; the recipients and their states of a page's messages come in one more query. Text
-filters match case-insensitively anywhere in the field (LIKE on SQLite, ILIKE on PostgreSQL).
+The list is newest first, paged by keyset (created_at, id) rather than OFFSET, walking the
+``ix_messages_account_id_region_created_at`` index, so that page 500 costs what page 1 does; the
+recipients and their states of a page's messages come in one more query. Text filters match
+case-insensitively anywhere in the field (LIKE on SQLite, ILIKE on PostgreSQL), and no index helps with
+that: a word that matches almost nothing would read every message of the account (105 ms at 100,000 on
+both databases). So a text search reads a bounded window, the account's newest
+``console.search_window`` messages from where the page starts; when the window runs out before the page
+fills, the page says how far back it looked and "Search older messages" goes on from there (the dev
+inbox does the same, for bodies).
 
 The timeline is the message, its queue entries (one per recipient: state, attempts, the remote
 server's last reply) and its event records (Send, Delivery, Bounce, DeliveryDelay, Complaint, Reject,
@@ -112,6 +118,11 @@ class Filters:
             out.append(m.c.created_at < until + dt.timedelta(days=1))  # the whole "until" day
         return out
 
+    @property
+    def text(self) -> bool:
+        """Whether a condition matches text anywhere in a field (no index helps: a window is read)."""
+        return bool(self.source or self.subject or self.to)
+
     def query(self, **extra: str) -> str:
         fields = {k: getattr(self, k) for k in self.__dataclass_fields__}
         return urlencode({k: v for k, v in {**fields, **extra}.items() if v})
@@ -126,7 +137,16 @@ def _cursor(value: str) -> tuple[dt.datetime, str] | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)), message_id
 
 
-async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> tuple[list[dict[str, Any]], str | None]:
+@dataclass
+class Found:
+    rows: list[dict[str, Any]]
+    #: Where the next page starts ("created_at~id"), if there is one.
+    next: str | None
+    #: A text search whose window ran out before the page filled: the oldest message it looked at.
+    searched_to: dt.datetime | None = None
+
+
+async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> Found:
     """A page of the account's messages in this region, newest first, and the next page's cursor."""
     m, q = table(Message), table(QueueEntry)
     db = ctx.sesame.db
@@ -136,13 +156,17 @@ async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> tuple[list
         when, message_id = cursor
         where.append(sa.or_(m.c.created_at < when, sa.and_(m.c.created_at == when, m.c.id < message_id)))
 
+    newest = (m.c.created_at.desc(), m.c.id.desc())
+
     def page(conditions: list[Any]) -> Any:
         return (
             sa.select(m.c.id, m.c.created_at, m.c.from_address, m.c.subject, m.c.status, m.c.operation)
             .where(*where, *conditions)
-            .order_by(m.c.created_at.desc(), m.c.id.desc())
+            .order_by(*newest)
             .limit(size + 1)
         )
+
+    window_end: tuple[dt.datetime, str] | None = None
 
     async with db.read() as s:
         rows: list[dict[str, Any]] | None = None
@@ -163,7 +187,17 @@ async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> tuple[list
             if len(ids) == RECIPIENT_PROBE and len(rows) <= size:
                 rows = None
         if rows is None:
-            rows = [dict(r._mapping) for r in await s.execute(page(filters.where(m, q, db.is_sqlite)))]
+            conditions = filters.where(m, q, db.is_sqlite)
+            if filters.text:  # read a bounded window of the account's messages (the module docstring)
+                span = ctx.console.settings.console.search_window
+                window = sa.select(m.c.id).where(*where).order_by(*newest).limit(span).subquery()
+                conditions.append(m.c.id.in_(sa.select(window.c.id)))
+                last_of_window = (
+                    sa.select(m.c.created_at, m.c.id).where(*where).order_by(*newest).offset(span - 1)
+                ).limit(1)
+                edge = (await s.execute(last_of_window)).first()
+                window_end = (edge[0], edge[1]) if edge else None
+            rows = [dict(r._mapping) for r in await s.execute(page(conditions))]
         more = len(rows) > size
         rows = rows[:size]
         recipients: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -177,19 +211,23 @@ async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> tuple[list
                 recipients[message_id].append((recipient, state))
     for r in rows:
         r["recipients"] = recipients.get(r["id"], [])
-    last = f"{rows[-1]['created_at'].isoformat()}~{rows[-1]['id']}" if more else None
-    return rows, last
+    if more:
+        return Found(rows, f"{rows[-1]['created_at'].isoformat()}~{rows[-1]['id']}")
+    if window_end is not None:  # the window is full and the page is not: go on from the window's end
+        return Found(rows, f"{window_end[0].isoformat()}~{window_end[1]}", searched_to=window_end[0])
+    return Found(rows, None)
 
 
 async def search(ctx: Ctx) -> Response:
     filters = Filters.of(ctx.query)
     size = ctx.console.settings.console.page_size
-    rows, last = await find(ctx, filters, ctx.query.get("before", ""), size)
+    found = await find(ctx, filters, ctx.query.get("before", ""), size)
     return ctx.render(
         "messages.html",
-        rows=rows,
+        rows=found.rows,
+        searched_to=found.searched_to,
         filters=filters,
-        next_query=filters.query(before=last) if last else "",
+        next_query=filters.query(before=found.next) if found.next else "",
         first_query=filters.query() if ctx.query.get("before") else None,
         statuses=RECIPIENT_STATES + MESSAGE_STATES,
         levels=STATE_LEVELS,

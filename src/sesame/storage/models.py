@@ -193,6 +193,10 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
+    #: An account's messages newest first (the console's message search and its keyset pages).
+    __table_args__ = (
+        sa.Index("ix_messages_account_id_region_created_at", "account_id", "region", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(80), primary_key=True)  # SES's MessageId
     account_id: Mapped[str] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
