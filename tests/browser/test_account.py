@@ -180,3 +180,32 @@ def test_a_messages_timeline(page: Any, sesame: Serve, account: dict[str, Any], 
     timeline = page.locator("#timeline").inner_text()
     assert "Bounce" in timeline and "Permanent / General" in timeline
     screenshot(page, "message-timeline", tmp_path)
+
+
+def test_a_form_without_its_csrf_token_is_refused(
+    page: Any, sesame: Serve, account: dict[str, Any], tmp_path: Path
+) -> None:
+    """A signed-in browser posting a form whose token was stripped (what a forged cross-site form
+    amounts to) is refused, and nothing changes."""
+    sign_in(page, sesame, account)
+    page.goto(f"{sesame.endpoint}/console/identities")
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach((e) => e.remove())")
+    page.get_by_label("Email address or domain").fill("forged.test")
+    page.get_by_role("button", name="Create identity").click()
+    assert page.get_by_role("alert").inner_text().startswith("This form has expired or did not come")
+    v2 = sesame.client("sesv2", account)
+    assert "forged.test" not in [i["IdentityName"] for i in v2.list_email_identities()["EmailIdentities"]]
+    screenshot(page, "csrf-refused", tmp_path)
+
+
+def test_an_account_cannot_open_another_accounts_message(
+    page: Any, sesame: Serve, account: dict[str, Any]
+) -> None:
+    other = sesame.new_account("browser-other")
+    sign_in(page, sesame, other)
+    for message_id in account["MessageIds"][:2]:
+        response = page.goto(f"{sesame.endpoint}/console/messages/{message_id}")
+        assert response is not None and response.status == 404
+        assert "Your order" not in page.content()
+    page.goto(f"{sesame.endpoint}/console/messages")
+    assert "Your order" not in page.content() and "Returned to sender" not in page.content()
