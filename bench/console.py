@@ -67,6 +67,14 @@ def send_samples(endpoint: str) -> None:
             "Html": "<p>Thanks {{name}}</p>",
         },
     )
+    client.create_configuration_set(ConfigurationSetName="marketing")
+    client.create_contact_list(
+        ContactListName="readers",
+        Topics=[{"TopicName": "news", "DisplayName": "News", "DefaultSubscriptionStatus": "OPT_IN"}],
+    )
+    client.create_contact(ContactListName="readers", EmailAddress="ann@example.com")
+    client.put_suppressed_destination(EmailAddress="gone@example.com", Reason="BOUNCE")
+    client.create_tenant(TenantName="acme")
     for i in range(SAMPLES):
         to = [f"customer{i}@mail{i % 7}.example", f"copy{i}@corp.example"]
         if i % 3 == 0:
@@ -169,26 +177,36 @@ def pages(http: httpx.Client) -> list[str]:
         "/console/inbox",
         "/console/inbox?q=invoice",
         "/console/inbox?q=nobody-has-this-word",
-        "/console/inbox?q=customer5%40mail5.example",
+        "/console/inbox?q=to%3Acustomer5%40mail5.example",
+        "/console/inbox?identity=shop.example",
         f"/console/inbox/{message}",
+        f"/console/inbox/{message}?tab=checks",
         f"/console/inbox/{message}/html",
         "/console/inbox/list",
         "/console/dashboard",
         "/console/identities",
         "/console/identities/shop.example",
         "/console/configuration-sets",
+        "/console/configuration-sets/marketing",
         "/console/templates",
         "/console/templates/receipt",
         "/console/messages",
-        "/console/messages?q=invoice",
+        "/console/messages?subject=invoice",
+        "/console/messages?subject=nobody-has-this-word",
+        "/console/messages?to=customer5%40mail5.example",
+        "/console/messages?status=captured",
         f"/console/messages/{message}",
         "/console/suppression",
+        "/console/suppression?q=gone",
         "/console/receiving",
         "/console/contact-lists",
+        "/console/contact-lists/readers",
         "/console/tenants",
+        "/console/tenants/acme",
         "/console/operator/accounts",
         "/console/operator/accounts/000000000000",
         "/console/operator/queue",
+        "/console/operator/queue?all=1",
         "/console/operator/events",
         "/console/operator/nodes",
     ]
