@@ -206,7 +206,6 @@ def pages(http: httpx.Client) -> list[str]:
         "/console/operator/accounts",
         "/console/operator/accounts/000000000000",
         "/console/operator/queue",
-        "/console/operator/queue?all=1",
         "/console/operator/events",
         "/console/operator/nodes",
     ]

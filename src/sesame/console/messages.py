@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 RECIPIENT_STATES = ("queued", "deferred", "delivered", "bounced", "suppressed", "unsubscribed", "expired",
                     "failed", "captured")  # fmt: skip
 MESSAGE_STATES = ("rejected", "rendering-failure")
-#: How many of the newest matching recipients a recipient search reads before it looks at messages.
-RECIPIENT_PROBE = 2000
 LEVELS = {
     "Delivery": "ok", "Open": "ok", "Click": "ok", "Subscription": "ok",
     "Bounce": "bad", "Complaint": "bad", "Reject": "bad", "RenderingFailure": "bad",
@@ -94,7 +92,7 @@ class Filters:
     def of(cls, query: dict[str, str]) -> Filters:
         return cls(**{k: query.get(k, "").strip()[:320] for k in cls.__dataclass_fields__})
 
-    def where(self, m: sa.Table, q: sa.Table, is_sqlite: bool, to: bool = True) -> list[Any]:
+    def where(self, m: sa.Table, q: sa.Table, is_sqlite: bool) -> list[Any]:
         def contains(column: Any, value: str) -> Any:
             return _contains(column, value, is_sqlite)
 
@@ -105,7 +103,7 @@ class Filters:
             out.append(contains(m.c.subject, self.subject))
         if self.message_id:
             out.append(m.c.id == self.message_id)
-        if self.to and to:
+        if self.to:
             out.append(sa.exists().where(q.c.message_id == m.c.id, contains(q.c.recipient, self.to)))
         if self.status in MESSAGE_STATES:
             out.append(m.c.status == self.status)
@@ -154,50 +152,30 @@ async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> Found:
     cursor = _cursor(before) if before else None
     if cursor:
         when, message_id = cursor
+        # The plain bound first: it is what lets the index walk start at the cursor (an OR alone
+        # would make SQLite read from the newest message on).
+        where.append(m.c.created_at <= when)
         where.append(sa.or_(m.c.created_at < when, sa.and_(m.c.created_at == when, m.c.id < message_id)))
-
     newest = (m.c.created_at.desc(), m.c.id.desc())
-
-    def page(conditions: list[Any]) -> Any:
-        return (
+    conditions = filters.where(m, q, db.is_sqlite)
+    edge: dt.datetime | None = None
+    async with db.read() as s:
+        if filters.text:
+            # The window (the module docstring): the messages from the start of the page back to the
+            # time of the window's last one, a range of the index. The first page after it starts
+            # strictly before that time, so nothing is read twice or skipped.
+            span = ctx.console.settings.console.search_window
+            last = sa.select(m.c.created_at).where(*where).order_by(*newest).offset(span - 1).limit(1)
+            edge = await s.scalar(last)
+            if edge is not None:
+                conditions.append(m.c.created_at >= edge)
+        query = (
             sa.select(m.c.id, m.c.created_at, m.c.from_address, m.c.subject, m.c.status, m.c.operation)
             .where(*where, *conditions)
             .order_by(*newest)
             .limit(size + 1)
         )
-
-    window_end: tuple[dt.datetime, str] | None = None
-
-    async with db.read() as s:
-        rows: list[dict[str, Any]] | None = None
-        if filters.to:
-            # A recipient search: first the newest matching recipients (the queue read backwards, so a
-            # common word stops early), then their messages. Only if those were too few to fill the
-            # page does it fall back to testing each of the account's messages in turn.
-            recent = sa.select(q.c.message_id).where(_contains(q.c.recipient, filters.to, db.is_sqlite))
-            if cursor:
-                recent = recent.where(q.c.created_at <= cursor[0])  # a message's entries share its time
-            ids = list(await s.scalars(recent.order_by(q.c.id.desc()).limit(RECIPIENT_PROBE)))
-            rows = [
-                dict(r._mapping)
-                for r in await s.execute(
-                    page([*filters.where(m, q, db.is_sqlite, to=False), m.c.id.in_(set(ids))])
-                )
-            ]
-            if len(ids) == RECIPIENT_PROBE and len(rows) <= size:
-                rows = None
-        if rows is None:
-            conditions = filters.where(m, q, db.is_sqlite)
-            if filters.text:  # read a bounded window of the account's messages (the module docstring)
-                span = ctx.console.settings.console.search_window
-                window = sa.select(m.c.id).where(*where).order_by(*newest).limit(span).subquery()
-                conditions.append(m.c.id.in_(sa.select(window.c.id)))
-                last_of_window = (
-                    sa.select(m.c.created_at, m.c.id).where(*where).order_by(*newest).offset(span - 1)
-                ).limit(1)
-                edge = (await s.execute(last_of_window)).first()
-                window_end = (edge[0], edge[1]) if edge else None
-            rows = [dict(r._mapping) for r in await s.execute(page(conditions))]
+        rows = [dict(r._mapping) for r in await s.execute(query)]
         more = len(rows) > size
         rows = rows[:size]
         recipients: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -213,8 +191,8 @@ async def find(ctx: Ctx, filters: Filters, before: str, size: int) -> Found:
         r["recipients"] = recipients.get(r["id"], [])
     if more:
         return Found(rows, f"{rows[-1]['created_at'].isoformat()}~{rows[-1]['id']}")
-    if window_end is not None:  # the window is full and the page is not: go on from the window's end
-        return Found(rows, f"{window_end[0].isoformat()}~{window_end[1]}", searched_to=window_end[0])
+    if edge is not None:  # the window is full and the page is not: go on from before the window's time
+        return Found(rows, f"{edge.isoformat()}~", searched_to=edge)
     return Found(rows, None)
 
 

@@ -41,21 +41,17 @@ def _page_number(text: str) -> int:
 
 
 async def queue(ctx: Ctx) -> Response:
-    """Entries by destination site and state, sites with the most waiting first. Pending entries by
-    default, read through the state index; ``?all=1`` adds the settled ones (``sesame queue``'s
-    summary, which counts every row)."""
-    settled = ctx.query.get("all") == "1"
-    if settled:
-        rows = [(r["domain"], r["state"], r["count"]) for r in await q.summary(ctx.sesame.db)]
-    else:
-        async with ctx.sesame.db.read() as s:
-            rows = list(
-                await s.execute(
-                    sa.select(QueueEntry.domain, QueueEntry.state, sa.func.count())
-                    .where(QueueEntry.state.in_(q.PENDING_STATES))
-                    .group_by(QueueEntry.domain, QueueEntry.state)
-                )
+    """Entries waiting for delivery by destination site and state, sites with the most waiting first,
+    read through the state index. Settled entries are left to ``sesame queue``: counting them reads every
+    row of the queue (180 ms at 160,000 entries on SQLite, past the console's 100 ms a page)."""
+    async with ctx.sesame.db.read() as s:
+        rows = list(
+            await s.execute(
+                sa.select(QueueEntry.domain, QueueEntry.state, sa.func.count())
+                .where(QueueEntry.state.in_(q.PENDING_STATES))
+                .group_by(QueueEntry.domain, QueueEntry.state)
             )
+        )
     sites: dict[str, dict[str, int]] = {}
     for domain, state, n in rows:
         sites.setdefault(domain, {})[state] = int(n)
@@ -75,7 +71,6 @@ async def queue(ctx: Ctx) -> Response:
         sites=shown,
         states=_ordered({st for _, counts in ranked for st in counts} or set(q.PENDING_STATES[:2])),
         totals=totals,
-        settled=settled,
         number=number,
         more=len(ranked) > number * size,
         site_count=len(ranked),
