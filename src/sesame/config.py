@@ -358,7 +358,7 @@ class ConsoleSettings:
     page_size: int = 50
     #: Messages one text search of an account's sent messages reads (the newest, from where its page
     #: starts; "Search older messages" goes on): no index helps a substring, so this bounds its time.
-    search_window: int = 10_000
+    search_window: int = 5_000
     #: Where the dev inbox's "Release" sends a captured message ("host:port" of an SMTP server, e.g.
     #: Mailpit); empty means the form asks for one. ``sesame dev --relay HOST:PORT`` sets it.
     relay: str = ""

@@ -104,7 +104,11 @@ class Filters:
         if self.message_id:
             out.append(m.c.id == self.message_id)
         if self.to:
-            out.append(sa.exists().where(q.c.message_id == m.c.id, contains(q.c.recipient, self.to)))
+            # Asked of each message in turn (a scalar subquery with LIMIT, through ix_queue_message_id):
+            # written as EXISTS, PostgreSQL makes it a semi-join that reads every queue entry with
+            # ILIKE first (170 ms at 166,000 entries), however few messages the window holds.
+            one = sa.select(sa.literal(1)).where(q.c.message_id == m.c.id, contains(q.c.recipient, self.to))
+            out.append(one.limit(1).scalar_subquery().is_not(None))
         if self.status in MESSAGE_STATES:
             out.append(m.c.status == self.status)
         elif self.status in RECIPIENT_STATES:
