@@ -55,6 +55,7 @@ from sesame.jobs.suppression import SuppressionListSink
 from sesame.mta import queue as q
 from sesame.mta.engine import DeliveryEngine, helo_name
 from sesame.mta.return_path import ReturnPaths
+from sesame.nodes import Nodes
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
@@ -204,6 +205,7 @@ class Sesame:
         self.jobs = Jobs(
             self.job_store, self.import_sinks, self.object_links, settings.jobs.bucket, self.job_runner.wake
         )
+        self.nodes = Nodes(self.db)
         self.providers = {
             "ses": SesV1Provider(self),
             "sesv2": SesV2Provider(self),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -364,6 +365,33 @@ def test_event_publishing_and_this_node(node: Serve, operator: Browser) -> None:
     nodes = operator.get("/console/operator/nodes")
     page = text(nodes)
     assert node.proc.proc is not None and str(node.proc.proc.pid) in page
-    assert "issue 13" in page and "delivery" in page and "serve" in page
+    assert "(this one)" in page and "delivery" in page and "serve" in page
     database = "SQLite" if not node.database or node.database.startswith("sqlite") else "PostgreSQL"
     assert database in page
+
+
+def test_every_node_on_the_database_is_listed_while_it_runs(
+    node: Serve, operator: Browser, module_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A second ``sesame serve`` on the same database appears on the Nodes page with its roles and
+    listeners, and leaves it when it stops."""
+    assert node.proc.proc is not None
+    first = f"{socket.gethostname()}:{node.proc.proc.pid}"
+    with serving(module_database, tmp_path_factory, "second-node", {}) as second:
+        assert second.proc.proc is not None
+        other = f"{socket.gethostname()}:{second.proc.proc.pid}"
+        deadline = time.monotonic() + 15
+        while other not in (page := text(operator.get("/console/operator/nodes"))):
+            assert time.monotonic() < deadline, page
+            time.sleep(0.2)
+        assert first in page
+        raw = operator.get("/console/operator/nodes").text
+        row = next(r for r in re.findall(r"<tr>.*?</tr>", raw, flags=re.S) if other in r)
+        assert ">alive<" in row and ">mx<" in row and ">api<" in row and ">delivery<" in row
+        host, port = second.proc.listeners["http"]
+        assert f"{host}:{port}" in row
+    deadline = time.monotonic() + 15
+    while other in (page := text(operator.get("/console/operator/nodes"))):
+        assert time.monotonic() < deadline, "a node that stopped is still listed"
+        time.sleep(0.2)
+    assert first in page

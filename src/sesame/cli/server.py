@@ -19,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sesame.config import Settings
 from sesame.http.app import create_app
+from sesame.nodes import NodeInfo
 from sesame.runtime import Sesame
 from sesame.smtp.server import SmtpServer
 from sesame.smtp.submission import Submission
@@ -239,6 +240,9 @@ async def run(settings: Settings) -> None:
     background.append(asyncio.create_task(sesame.receiving.run(), name="sesame-receiving"))
     if settings.jobs.enabled:
         background.append(asyncio.create_task(sesame.job_runner.run(), name="sesame-jobs"))
+    listeners = {"http": f"{real_host}:{real_port}"} | {n: f"{h}:{p}" for n, (h, p) in smtp_bound.items()}
+    node = NodeInfo(settings.mode, _roles(sesame, smtp_bound), listeners)
+    background.append(asyncio.create_task(sesame.nodes.run(node), name="sesame-node"))
     try:
         await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
     finally:
@@ -253,6 +257,17 @@ async def run(settings: Settings) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await job
         await sesame.close()
+
+
+def _roles(sesame: Sesame, listeners: dict[str, tuple[str, int]]) -> list[str]:
+    """What this process does, in the words of ``--roles`` (issue 13 makes them choosable)."""
+    roles = ["api"]
+    roles += [r for r in ("smtp", "mx") if r in listeners or (r == "smtp" and "smtps" in listeners)]
+    roles.append("delivery" if sesame.engine is not None else "capture")
+    roles += ["events", "receiving"]
+    if sesame.settings.jobs.enabled:
+        roles.append("jobs")
+    return roles
 
 
 async def _close_on_exit(server: _Server, *smtp: SmtpServer) -> None:

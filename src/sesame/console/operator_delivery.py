@@ -259,8 +259,8 @@ async def events_retry(ctx: Ctx) -> Response:
 
 
 async def nodes(ctx: Ctx) -> Response:
-    """This node: what it is and what it runs. A deployment's other nodes come with a node registry
-    (issue 13); until then a node knows only itself."""
+    """The deployment's nodes (sesame/nodes.py, the registry each process heartbeats), then this node:
+    what it is and what it runs."""
     settings = ctx.console.settings
     sesame = ctx.sesame
     # The HTTP socket that took this request: its real port, when the settings said "any free port".
@@ -284,6 +284,8 @@ async def nodes(ctx: Ctx) -> Response:
     uptime = int(time.time() - STARTED)
     return ctx.render(
         "operator_nodes.html",
+        registry=await sesame.nodes.list(),
+        this_node=f"{socket.gethostname()}:{os.getpid()}",
         host=socket.gethostname(),
         pid=os.getpid(),
         node_mode=settings.mode,

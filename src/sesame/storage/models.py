@@ -899,3 +899,22 @@ class ConsoleSession(Base):
     access_key_id: Mapped[str | None] = mapped_column(sa.String(128), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class Node(Base):
+    """A running Sesame process, as it last said of itself (runtime's node heartbeat): what the
+    operator's Nodes page lists. A process that stops cleanly removes its row; one that died stops
+    being seen, and its row is swept a day later."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)  # host name and process id
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int] = mapped_column()
+    mode: Mapped[str] = mapped_column(sa.String(8))
+    #: What the process runs: "api", "smtp", "mx", "delivery" (or "capture"), "events", "jobs"…
+    roles: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    #: The addresses it listens on, by listener name ("http", "smtp", "smtps", "mx").
+    listeners: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column()
+    seen_at: Mapped[dt.datetime] = mapped_column()
