@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ from typing import Any, Literal
 from sesame.errors import ConfigError
 
 Mode = Literal["dev", "serve"]
+
+#: What a process can be given to do (``sesame serve --roles``), in the order they are named:
+#: api: the HTTP listener (SES and SNS APIs, console, tracking links, /health, /metrics);
+#: smtp: the submission listeners (``smtp`` and ``smtps``); mx: the receiving listener;
+#: delivery: the delivery queue; events: publishing event records and SNS deliveries;
+#: receiving: what follows a received message's 250 (verdicts, receipt actions, feedback);
+#: jobs: bulk import and export jobs, and the periodic DNS checks (identities, VDM).
+ROLES = ("api", "smtp", "mx", "delivery", "events", "receiving", "jobs")
 
 #: ``SESAME_*`` variables that are not settings: read where they are used (the secrets stay out of the
 #: Settings object, which is logged and passed around), or by the test suite.
@@ -367,6 +376,13 @@ class ConsoleSettings:
 @dataclass
 class Settings:
     mode: Mode = "dev"
+    #: The roles this process takes (see ROLES); empty means all of them.
+    roles: list[str] = field(default_factory=list)
+    #: This node's name in leases, logs, the nodes table and the console; empty means HOST:PID.
+    node_id: str = ""
+    #: Processes of these roles run on this machine, sharing the listeners (``serve`` only); each is a
+    #: node of its own, named NODE_ID/1, NODE_ID/2, ... when ``node_id`` is set.
+    workers: int = 1
     #: Where the SQLite database, the secret-encryption key and blobs live.
     data_dir: Path = Path(".sesame")
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``. ``postgresql://`` URLs use asyncpg.
@@ -438,6 +454,14 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    def runs(self, role: str) -> bool:
+        """Whether this process takes ``role`` (one of ROLES)."""
+        return not self.roles or role in self.roles
+
+    @property
+    def node_name(self) -> str:
+        return self.node_id or f"{socket.gethostname()}:{os.getpid()}"
+
     def http_address(self) -> tuple[str, int]:
         return _address("http", self.http)
 
@@ -453,7 +477,8 @@ class Settings:
             "smtps": ("smtp.listen_tls", self.smtp.listen_tls),
             "mx": ("smtp.listen_mx", self.smtp.listen_mx),
         }
-        return {name: _address(key, value) for name, (key, value) in wanted.items() if value.lower() != "off"}
+        addresses = {n: _address(key, value) for n, (key, value) in wanted.items() if value.lower() != "off"}
+        return {n: a for n, a in addresses.items() if self.runs("mx" if n == "mx" else "smtp")}
 
 
 def _address(name: str, value: str) -> tuple[str, int]:
@@ -526,4 +551,11 @@ def load(
         raise ConfigError(f"mode must be dev or serve, not {settings.mode!r}")
     settings.http_address()
     settings.smtp_addresses()
+    unknown = [r for r in settings.roles if r not in ROLES]
+    if unknown:
+        raise ConfigError(f"roles: unknown role {unknown[0]!r} (roles are {', '.join(ROLES)})")
+    if settings.workers < 1:
+        raise ConfigError(f"workers must be 1 or more, not {settings.workers}")
+    if settings.workers > 1 and settings.mode != "serve":
+        raise ConfigError("workers: several processes are for sesame serve; sesame dev runs one")
     return settings

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -27,18 +28,22 @@ GONE_AFTER = 3 * HEARTBEAT_SECONDS
 SWEEP_AFTER = dt.timedelta(days=1)
 
 
+def lease_owner(node: str, loop: str) -> str:
+    """The name one loop of this process writes into the leases it takes (``locked_by``, 64 characters):
+    the node's name, so that an operator sees whose lease it is, and a random part, so that two
+    processes given the same ``--node-id`` by mistake still never take each other's leases for theirs."""
+    return f"{node[:40]}/{loop[:12]}/{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class NodeInfo:
+    id: str
     mode: str
     roles: list[str]
     listeners: dict[str, str]
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     started_at: dt.datetime = field(default_factory=utcnow)
-
-    @property
-    def id(self) -> str:
-        return f"{self.host}:{self.pid}"
 
 
 @dataclass(frozen=True)

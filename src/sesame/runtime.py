@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -55,7 +57,7 @@ from sesame.jobs.suppression import SuppressionListSink
 from sesame.mta import queue as q
 from sesame.mta.engine import DeliveryEngine, helo_name
 from sesame.mta.return_path import ReturnPaths
-from sesame.nodes import Nodes
+from sesame.nodes import Nodes, lease_owner
 from sesame.providers.errors import translate
 from sesame.providers.ses_v1 import SesV1Provider
 from sesame.providers.ses_v2 import SesV2Provider
@@ -163,7 +165,7 @@ class Sesame:
         # Receiving: receipt rules and IP filters (asked per connection and per recipient), the MX's
         # door, received mail and the loop that works out verdicts, feedback and receipt actions.
         self.receipt_rules = ReceiptRules(self.db, topics=self.publisher)
-        self.inbox = Inbox(self.db)
+        self.inbox = Inbox(self.db, settings.node_name)
         receiving_dns = Lookup(settings.dns, cache=True)
         self.inbound = Inbound(settings, self.inbox, self.receipt_rules, self._is_ours, receiving_dns)
         aws = self.publisher.aws  # one set of botocore clients for the process
@@ -194,7 +196,7 @@ class Sesame:
             "SUPPRESSION_LIST": SuppressionListSink(self.db),
             "CONTACT_LIST": ContactListSink(self.db, self.contact_lists),
         }
-        self.job_store = JobStore(self.db)
+        self.job_store = JobStore(self.db, lease_owner(settings.node_name, "jobs"))
         self.object_links = ObjectLinks(settings, box, self.objects)
         self.job_runner = JobRunner(
             self.job_store,
@@ -216,9 +218,10 @@ class Sesame:
 
     @property
     def delivers(self) -> bool:
-        """Whether this process delivers mail (serve mode, unless ``delivery.mode = "capture"``)."""
+        """Whether this process delivers mail: it has the delivery role, in serve mode unless
+        ``delivery.mode = "capture"``."""
         mode = self.settings.delivery.mode or ("capture" if self.settings.mode == "dev" else "smtp")
-        return mode == "smtp" and self.settings.delivery.enabled
+        return mode == "smtp" and self.settings.delivery.enabled and self.settings.runs("delivery")
 
     async def _configuration_set_exists(self, account_id: str, region: str, name: str) -> bool:
         try:
@@ -242,10 +245,30 @@ class Sesame:
     async def _identity_exists(self, account_id: str, region: str, name: str) -> bool:
         return await self.identities.get(account_id, region, name) is not None
 
-    async def background(self) -> None:
-        """The background work of a ``serve`` node: DNS look-ups for pending identities, and listening
-        for access-key changes made by other processes."""
-        await asyncio.gather(self._recheck_identities(), self.accounts.watch_keys(), self._vdm_pass())
+    def loops(self) -> dict[str, Coroutine[Any, Any, None]]:
+        """The background loops of this process's roles, by name; each runs until cancelled. Every one
+        of them is safe to run on several nodes at once (leases, or idempotent passes)."""
+        runs, serve = self.settings.runs, self.settings.mode == "serve"
+        loops: dict[str, Coroutine[Any, Any, None]] = {}
+        if runs("api"):
+            loops["figures"] = self.keep_figures()
+        if serve and (runs("api") or runs("smtp")):  # both authenticate: drop keys others changed
+            loops["keys"] = self.accounts.watch_keys()
+        if self.engine is not None:
+            loops["delivery"] = self.engine.run()
+        if runs("events"):
+            loops["events"] = self.publisher.run()
+            # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.
+            loops["sns-delivery"] = self.sns_delivery.run()
+        if runs("receiving"):
+            loops["receiving"] = self.receiving.run()
+        if runs("jobs"):
+            if self.settings.jobs.enabled:
+                loops["jobs"] = self.job_runner.run()
+            if serve:  # DNS look-ups for pending identities and VDM, away from the calls
+                loops["identities"] = self._recheck_identities()
+                loops["vdm"] = self._vdm_pass()
+        return loops
 
     async def _vdm_pass(self) -> None:
         """VDM's DNS work, away from the calls: recipient domains' MX (their ISP) and the Advisor's

@@ -124,9 +124,26 @@ def dev(**flags: Any) -> None:
 @main.command()
 @storage_options
 @listener_options
+@click.option(
+    "--roles",
+    metavar="ROLE,...",
+    help=f"What this node does, of {','.join(config.ROLES)} (default: all); a listener opens only"
+    " with its role.",
+)
+@click.option(
+    "--node-id", metavar="NAME", help="This node's name in leases, logs and the console (default HOST:PID)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes of these roles on this machine, sharing the listeners.",
+)
 def serve(**flags: Any) -> None:
     """Run for production: SigV4 access keys, sandbox and quotas for new accounts."""
     from sesame.cli import server
+
+    if flags.get("roles") is not None:
+        flags["roles"] = [r.strip() for r in flags["roles"].split(",") if r.strip()]
 
     with _config_errors():
         server.main(_settings("serve", **flags))

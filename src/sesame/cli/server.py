@@ -9,15 +9,14 @@ import signal
 import socket
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from types import FrameType
 from typing import ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from sesame.config import Settings
+from sesame.config import ROLES, Settings
 from sesame.http.app import create_app
 from sesame.nodes import NodeInfo
 from sesame.runtime import Sesame
@@ -164,40 +163,107 @@ class _Server(uvicorn.Server):
     """uvicorn's server, but a SIGTERM/SIGINT ends in a clean exit (status 0) after the graceful stop.
 
     uvicorn re-raises the signal once it has stopped, so the process would die by it (status -15);
-    a supervisor should see an orderly shutdown as one. A second signal still forces the exit.
+    a supervisor should see an orderly shutdown as one. The process's own handlers (``run``) pass each
+    signal on to ``handle_exit``; a second one still forces the exit.
     """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        #: Set at the first SIGTERM/SIGINT, for the other listeners to stop with this one.
-        self.stopping = asyncio.Event()
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.stopping.set()
-        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+        yield
 
 
-async def run(settings: Settings) -> None:
+def listen(settings: Settings) -> dict[str, socket.socket]:
+    """Bind this process's listeners (by their names: "http", "smtp", "smtps", "mx"), before anything
+    else, so that port 0 is resolved once and ``--workers`` can share them."""
+    sockets = {"http": _bind(*settings.http_address())} if settings.runs("api") else {}
+    sockets |= {name: _bind(*address) for name, address in settings.smtp_addresses().items()}
+    if "http" in sockets and not settings.public_url:  # links in mail must carry the port really bound
+        host, port = sockets["http"].getsockname()[:2]
+        settings.public_url = f"http://{host}:{port}"
+    return sockets
+
+
+def announce(settings: Settings, sockets: dict[str, socket.socket]) -> None:
+    bound = {name: s.getsockname()[:2] for name, s in sockets.items()}
+    for name, (host, port) in bound.items():
+        print(f"listening {name} {host}:{port}", file=sys.stderr, flush=True)
+    if settings.mode == "dev" and "http" in bound:
+        smtp = {name: address for name, address in bound.items() if name != "http"}
+        host, port = bound["http"]
+        print(_dev_banner(host, port, settings, smtp), file=sys.stderr, flush=True)
+
+
+async def run(
+    settings: Settings,
+    sockets: dict[str, socket.socket] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run this process's roles until SIGTERM or SIGINT. Alone, it binds and announces its listeners
+    and says ``ready``; as one of ``--workers`` it is given the supervisor's sockets and ``on_ready``."""
+    alone = sockets is None
+    if sockets is None:
+        sockets = listen(settings)
     sesame = Sesame(settings)
     await sesame.open()
-    host, port = settings.http_address()
-    sock = _bind(host, port)
-    real_host, real_port = sock.getsockname()[:2]
-    if not settings.public_url:  # links in mail (verification) must carry the port really bound
-        settings.public_url = f"http://{real_host}:{real_port}"
-    config = uvicorn.Config(
+    stop = asyncio.Event()
+    http: _Server | None = None
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: int) -> None:
+        stop.set()
+        if http is not None:
+            http.handle_exit(sig, None)
+
+    smtp = SmtpServer(settings, Submission(settings, sesame.accounts, sesame.sending))
+    mx = SmtpServer(settings, sesame.inbound)
+    # The SMTP listeners stop at the signal, with the HTTP one, not after its graceful stop.
+    background = [asyncio.create_task(_close_on(stop, smtp, mx), name="sesame-smtp-stop")]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        serving: asyncio.Task[None] | None = None
+        if "http" in sockets:
+            http = _Server(_http_config(settings, sesame))
+            serving = asyncio.create_task(http.serve(sockets=[sockets["http"]]))
+            while not http.started:
+                if serving.done():
+                    await serving  # uvicorn could not start: its error, or its exit
+                    return
+                await asyncio.sleep(0.01)
+        await smtp.start({n: s for n, s in sockets.items() if n in ("smtp", "smtps")})
+        await mx.start({n: s for n, s in sockets.items() if n == "mx"})
+        if alone:
+            announce(settings, sockets)
+            print("ready", file=sys.stderr, flush=True)
+        elif on_ready is not None:
+            on_ready()
+        for name, work in sesame.loops().items():
+            background.append(asyncio.create_task(work, name=f"sesame-{name}"))
+        listeners = {n: "{}:{}".format(*s.getsockname()[:2]) for n, s in sockets.items()}
+        node = NodeInfo(settings.node_name, settings.mode, _roles(sesame, listeners), listeners)
+        background.append(asyncio.create_task(sesame.nodes.run(node), name="sesame-node"))
+        if serving is not None:
+            await serving  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
+        else:
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await asyncio.gather(smtp.close(), mx.close())
+        for job in background:  # a delivery cut short keeps its lease; another run picks it up
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+        await sesame.close()
+
+
+async def _close_on(stop: asyncio.Event, *servers: SmtpServer) -> None:
+    await stop.wait()
+    await asyncio.gather(*(s.close() for s in servers))
+
+
+def _http_config(settings: Settings, sesame: Sesame) -> uvicorn.Config:
+    return uvicorn.Config(
         create_app(sesame),
         log_level="warning",
         access_log=False,
@@ -207,75 +273,29 @@ async def run(settings: Settings) -> None:
         http=_HttpProtocol.configured(settings),
         limit_concurrency=settings.max_connections or None,
     )
-    server = _Server(config)
-    smtp_sockets = {name: _bind(*address) for name, address in settings.smtp_addresses().items()}
-    mx_sockets = {name: smtp_sockets.pop(name) for name in list(smtp_sockets) if name == "mx"}
-    smtp = SmtpServer(settings, Submission(settings, sesame.accounts, sesame.sending))
-    mx = SmtpServer(settings, sesame.inbound)
-    await smtp.start(smtp_sockets)
-    await mx.start(mx_sockets)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await smtp.close()
-            await mx.close()
-            await task
-            return
-        await asyncio.sleep(0.01)
-    print(f"listening http {real_host}:{real_port}", file=sys.stderr, flush=True)
-    smtp_bound = {name: s.getsockname()[:2] for name, s in (smtp_sockets | mx_sockets).items()}
-    for name, (smtp_host, smtp_port) in smtp_bound.items():
-        print(f"listening {name} {smtp_host}:{smtp_port}", file=sys.stderr, flush=True)
-    if settings.mode == "dev":
-        print(_dev_banner(real_host, real_port, settings, smtp_bound), file=sys.stderr, flush=True)
-    print("ready", file=sys.stderr, flush=True)
-    background = [asyncio.create_task(sesame.background())] if settings.mode == "serve" else []
-    smtp_stop = asyncio.create_task(_close_on_exit(server, smtp, mx), name="sesame-smtp-stop")
-    if sesame.engine is not None:
-        background.append(asyncio.create_task(sesame.engine.run(), name="sesame-delivery"))
-    background.append(asyncio.create_task(sesame.publisher.run(), name="sesame-events"))
-    background.append(asyncio.create_task(sesame.keep_figures(), name="sesame-figures"))
-    # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.
-    background.append(asyncio.create_task(sesame.sns_delivery.run(), name="sesame-sns-delivery"))
-    background.append(asyncio.create_task(sesame.receiving.run(), name="sesame-receiving"))
-    if settings.jobs.enabled:
-        background.append(asyncio.create_task(sesame.job_runner.run(), name="sesame-jobs"))
-    listeners = {"http": f"{real_host}:{real_port}"} | {n: f"{h}:{p}" for n, (h, p) in smtp_bound.items()}
-    node = NodeInfo(settings.mode, _roles(sesame, smtp_bound), listeners)
-    background.append(asyncio.create_task(sesame.nodes.run(node), name="sesame-node"))
-    try:
-        await task  # SIGTERM/SIGINT: stops accepting, finishes requests, returns
-    finally:
-        if not server.stopping.is_set():  # the HTTP server ended on its own (an error): stop SMTP now
-            smtp_stop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await smtp_stop
-        await smtp.close()
-        await mx.close()
-        for job in background:  # a delivery cut short keeps its lease; another run picks it up
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
-        await sesame.close()
 
 
-def _roles(sesame: Sesame, listeners: dict[str, tuple[str, int]]) -> list[str]:
-    """What this process does, in the words of ``--roles`` (issue 13 makes them choosable)."""
-    roles = ["api"]
-    roles += [r for r in ("smtp", "mx") if r in listeners or (r == "smtp" and "smtps" in listeners)]
-    roles.append("delivery" if sesame.engine is not None else "capture")
-    roles += ["events", "receiving"]
-    if sesame.settings.jobs.enabled:
-        roles.append("jobs")
-    return roles
+def _roles(sesame: Sesame, listeners: dict[str, str]) -> list[str]:
+    """What this process does, in the words of ``--roles``: a listener role only if its listener is
+    open, "capture" for a delivery role that keeps mail instead of sending it."""
+    opened = {"api": "http" in listeners, "smtp": bool({"smtp", "smtps"} & set(listeners))}
+    opened["mx"] = "mx" in listeners
+    roles = [r for r in ROLES if sesame.settings.runs(r) and opened.get(r, True)]
+    return ["capture" if r == "delivery" and sesame.engine is None else r for r in roles]
 
 
-async def _close_on_exit(server: _Server, *smtp: SmtpServer) -> None:
-    """The SMTP listeners stop with the HTTP one, at the signal, not after its graceful stop."""
-    await server.stopping.wait()
-    await asyncio.gather(*(s.close() for s in smtp))
+def configure_logging(settings: Settings) -> None:
+    """Every line names the node, for logs gathered from several nodes in one place."""
+    node = settings.node_name.replace("%", "%%")
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s {node} %(name)s: %(message)s", force=True
+    )
 
 
 def main(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
+    if settings.workers > 1:
+        from sesame.cli.workers import supervise
+
+        sys.exit(supervise(settings))
     asyncio.run(run(settings))

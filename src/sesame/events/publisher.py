@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -31,6 +29,7 @@ from sesame.integrations import cloudwatch_local
 from sesame.integrations.aws import AwsClients, NoEndpoint, region_of
 from sesame.integrations.firehose_files import FirehoseFiles
 from sesame.mta.engine import helo_name
+from sesame.nodes import lease_owner
 from sesame.storage.db import Database
 from sesame.storage.models import Message, QueueEntry
 
@@ -63,7 +62,7 @@ class EventPublisher:
         self.settings = settings
         self.send_system = send_system
         self.topics = topics
-        self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.worker_id = lease_owner(settings.node_name, "events")
         self.outbox = Outbox(db, self.worker_id, observers)
         self.aws = AwsClients(settings.aws)
         self.firehose = FirehoseFiles(settings.data_dir / "firehose")

@@ -16,7 +16,6 @@ import random
 import re
 import socket
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from sesame.mta.queue import NOT_SENT, Claimed, DeliveryQueue, Outbound
 from sesame.mta.reply import SmtpReply
 from sesame.mta.return_path import envelope_sender
 from sesame.mta.routing import NoRoute, Router
+from sesame.nodes import lease_owner
 from sesame.resolver import Lookup
 from sesame.storage.db import Database
 from sesame.storage.models import ConfigurationSet, Identity, utcnow
@@ -105,7 +105,7 @@ class DeliveryEngine:
         self.identities = identities
         self.suppression = suppression
         self.configuration_sets = configuration_sets
-        self.worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.worker_id = lease_owner(settings.node_name, "delivery")
         self.queue = DeliveryQueue(db, self.worker_id)
         self.router = Router(settings.delivery, Lookup(settings.dns))
         self.helo = helo_name(settings.delivery)

@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import os
 import socket
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sesame.nodes import lease_owner
 from sesame.storage.db import Database
 from sesame.storage.models import InboundMessage, Receipt, table, utcnow
 from sesame.storage.writer import Work, insert
@@ -132,9 +132,9 @@ _ADVANCE = (
 
 
 class Inbox:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node: str | None = None) -> None:
         self.db = db
-        self.worker_id = f"mx-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
+        self.worker_id = lease_owner(node or f"{socket.gethostname()}:{os.getpid()}", "receiving")
         self._accept: Work[Arrival, str] = Work("received mail", _write_arrivals)
         self._evaluated: Work[Judged, list[Due]] = Work("judged mail", self._write_evaluated)
         self._advanced: Work[dict[str, Any], None] = Work("receipt progress", self._write_advanced)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from email.utils import formataddr
 from typing import Any
@@ -31,6 +29,7 @@ from sesame.events.pacing import DeliveryFirst
 from sesame.integrations.sns import messages, policy
 from sesame.integrations.sns.outbox import Job, Outbox, Outcome
 from sesame.integrations.sns.signing import Signer
+from sesame.nodes import lease_owner
 from sesame.storage.db import Database
 from sesame.storage.models import utcnow
 
@@ -59,7 +58,7 @@ class Deliverer:
         self.config = settings.sns
         self.signer = signer
         self.send_mail = send_mail
-        self.worker_id = f"sns-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"[:64]
+        self.worker_id = lease_owner(settings.node_name, "sns")
         self.outbox = Outbox(db, self.worker_id, self.config.lease_seconds)
         self._wake = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
