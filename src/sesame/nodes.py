@@ -61,8 +61,10 @@ class Nodes:
         async with self.db.write() as s:
             row = await s.get(Node, info.id)
             if row is None:
-                row = Node(id=info.id, host=info.host, pid=info.pid, started_at=info.started_at)
+                row = Node(id=info.id)
                 s.add(row)
+            # A named node (--node-id) that was restarted takes its row over from its previous process.
+            row.host, row.pid, row.started_at = info.host, info.pid, info.started_at
             row.mode, row.roles, row.listeners, row.seen_at = info.mode, info.roles, info.listeners, now
             await s.execute(sa.delete(Node).where(Node.seen_at < now - SWEEP_AFTER))
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ class SesameProcess:
         config_file: Path | None = None,
         env: dict[str, str] | None = None,
         startup_timeout: float = 30.0,
+        args: Sequence[str] = (),
     ) -> None:
         self.args = [
             sys.executable,
@@ -58,6 +60,7 @@ class SesameProcess:
             self.args += ["--database", database]
         if config_file:
             self.args += ["--config", str(config_file)]
+        self.args += args  # --roles, --node-id, --workers, ...
         self.data_dir = data_dir
         self.database = database
         self.env = {**os.environ, **(env or {})}
@@ -101,7 +104,7 @@ class SesameProcess:
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError("sesame did not become ready:\n" + "\n".join(self.stderr_lines))
-        if "http" not in self.listeners:
+        if "ready" not in self.stderr_lines:  # the pump saw the end of stderr: the process ended
             self.stop()
             raise RuntimeError("sesame exited before listening:\n" + "\n".join(self.stderr_lines))
         return self
