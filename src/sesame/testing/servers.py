@@ -6,6 +6,7 @@ with SesameProcess("serve", data_dir=tmp, database=url) as sesame:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -108,6 +109,28 @@ class SesameProcess:
             self.stop()
             raise RuntimeError("sesame exited before listening:\n" + "\n".join(self.stderr_lines))
         return self
+
+    def pids(self) -> list[int]:
+        """The server's process and, with ``--workers``, its workers (/proc: Linux only)."""
+        if self.proc is None:
+            return []
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                with contextlib.suppress(OSError):
+                    todo += [int(child) for child in task.read_text().split()]
+        return found
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the server's processes (workers included) have used so far."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.proc is None:
