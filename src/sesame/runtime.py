@@ -132,6 +132,8 @@ class Sesame:
             )
             self.sending.on_accept = self.engine.wake
             self.engine.on_auto_reply = self.sending.send_system
+        elif not self.db.is_sqlite:
+            self.sending.queue_channel = q.QUEUE_CHANNEL
         register_resource("identity", self._identity_exists)
         # Tenants: their reputation entities are judged as reputation counts, their sends admitted here.
         self.reputation_entities = ReputationEntities(self.db, settings.reputation)
@@ -256,6 +258,9 @@ class Sesame:
             loops["keys"] = self.accounts.watch_keys()
         if self.engine is not None:
             loops["delivery"] = self.engine.run()
+            if not self.db.is_sqlite:  # mail queued by nodes that do not deliver
+                engine = self.engine
+                loops["queue-wake"] = self.db.listen(q.QUEUE_CHANNEL, lambda _: engine.wake(), lambda _: None)
         if runs("events"):
             loops["events"] = self.publisher.run()
             # SNS deliveries go out in dev mode too: a subscriber's endpoint is the developer's own.

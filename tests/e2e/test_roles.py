@@ -25,6 +25,10 @@ def nodes(database: str) -> dict[str, dict[str, Any]]:
     return {r["id"]: {**r, "roles": _json(r["roles"]), "listeners": _json(r["listeners"])} for r in rows}
 
 
+def received(sink: SinkServer, rcpt: str) -> list[Any]:
+    return [m for m in sink.messages if rcpt in m.rcpt_tos]
+
+
 def nodes_when(database: str, good: Any) -> dict[str, dict[str, Any]] | None:
     seen = nodes(database)
     return seen if good(seen) else None
@@ -43,6 +47,7 @@ def wait_for(what: str, check: Any, timeout: float = 20.0) -> Any:
 
 
 def test_an_api_node_accepts_and_a_delivery_node_delivers(database: str, tmp_path: Path) -> None:
+    postgres = database.startswith("postgresql")
     with DnsServer() as dns_server, SinkServer("127.0.0.1") as sink:
         env = serve_env(dns_server, DELIVERY__ROUTES=f"dest.test=127.0.0.1:{sink.port}")
         data_dir = tmp_path / "data"  # one data dir: the nodes share its secret key
@@ -68,14 +73,21 @@ def test_an_api_node_accepts_and_a_delivery_node_delivers(database: str, tmp_pat
                 {"state": "queued"}
             ]
             back_args = ["--roles", "delivery", "--node-id", "back"]
+            # On PostgreSQL the api node's commit wakes the delivery node (NOTIFY): it need not poll.
+            back_env = {**env, "SESAME_DELIVERY__POLL_INTERVAL": "60"} if postgres else env
             with SesameProcess(
-                "serve", data_dir=data_dir, database=database, env=env, args=back_args
+                "serve", data_dir=data_dir, database=database, env=back_env, args=back_args
             ) as back:
                 assert back.listeners == {}, "a delivery node listens on nothing"
-                got = wait_for(
-                    "the delivery", lambda: [m for m in sink.messages if "you@dest.test" in m.rcpt_tos]
-                )
+                got = wait_for("the delivery", lambda: received(sink, "you@dest.test"))
                 assert f"<{message_id}@".encode() in got[0].data
+                time.sleep(0.5)  # the delivery node is waiting now (on PostgreSQL, for a minute)
+                v2.send_email(
+                    FromEmailAddress="me@from.test",
+                    Destination={"ToAddresses": ["again@dest.test"]},
+                    Content={"Simple": {"Subject": {"Data": "split"}, "Body": {"Text": {"Data": "woken"}}}},
+                )
+                wait_for("the second delivery", lambda: received(sink, "again@dest.test"), timeout=20)
                 seen = wait_for(
                     "both nodes", lambda: nodes_when(database, lambda n: {"front", "back"} <= set(n))
                 )

@@ -237,6 +237,9 @@ class Sending:
         self._accept = Work("accepted messages", self._write, self._accepted)
         #: Called after each commit that queued mail (the delivery engine's wake-up).
         self.on_accept: Callable[[], None] | None = None
+        #: PostgreSQL: the channel a commit that queued mail is announced on, for the delivery nodes
+        #: when this process does not deliver (the runtime sets it; SQLite's nodes poll instead).
+        self.queue_channel: str | None = None
         #: ``list_management(account, region, message, options)``: the recipients not to send to, the
         #: message given its unsubscribe links (domain/unsubscribe.Unsubscribe.apply).
         self.list_management: ListManagementHook | None = None
@@ -557,6 +560,8 @@ class Sending:
             outcomes.append(None)
         await insert(s, Message, messages)
         await insert(s, QueueEntry, entries)
+        if self.queue_channel and any(e["state"] == "queued" for e in entries):
+            await self.db.notify(s, self.queue_channel, "")
         await insert(s, DeliveryEvent, records)
         await self.counters.add(s, increments)
         await self.counters.prune(s, now)

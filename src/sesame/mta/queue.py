@@ -29,6 +29,9 @@ from sesame.storage.writer import Work, insert
 #: Entries accepted but never to be sent: their recipient is on the suppression list, or unsubscribed
 #: from the contact list the mail was sent with. The engine bounces them.
 NOT_SENT = ("suppressed", "unsubscribed")
+#: PostgreSQL's NOTIFY channel on which a node that queues mail but does not deliver it (``--roles``
+#: without delivery) wakes the delivery nodes, who would otherwise find it at their next poll.
+QUEUE_CHANNEL = "sesame_queue"
 
 
 @dataclass(frozen=True)
