@@ -301,7 +301,8 @@ def bench_sesame(backend: str, args: argparse.Namespace) -> list[dict] | None:
     ):
         env["SESAME_DNS__NAMESERVERS"] = dns.address
         data_dir = Path(tmp) / "data"
-        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+        flags = ["--workers", str(args.workers)] if args.workers > 1 else []
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env, args=flags) as sesame:
             account = json.loads(sesame_cli("accounts", "create", "bench", data_dir=data_dir, database=url))
             account_id = account["AccountId"]
             sesame_cli(
@@ -368,6 +369,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="8,32")
     parser.add_argument("--tracking", action="store_true", help="HTML with ten links, sent through a "
                         "configuration set with open and click tracking (Sesame targets)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="sesame serve --workers (Sesame targets)")
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
