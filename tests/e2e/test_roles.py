@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sesame.testing.dns import DnsServer
 from sesame.testing.servers import SesameProcess
@@ -105,6 +108,14 @@ def test_workers_share_the_listeners_and_a_dead_one_is_restarted(database: str, 
         assert set(workers) == {"pool/1", "pool/2"}
         assert workers["pool/1"]["listeners"] == workers["pool/2"]["listeners"]
         assert workers["pool/1"]["listeners"]["http"] == "{}:{}".format(*proc.listeners["http"])
+        for _ in range(20):  # each on a connection of its own, taken by either worker
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(f"{proc.endpoint}/v2/email/account", timeout=5)
+        for _ in range(4):  # whichever worker answers a scrape reports both workers' counts
+            with urllib.request.urlopen(f"{proc.endpoint}/metrics", timeout=5) as reply:
+                assert 'error="MissingAuthenticationToken"' in (text := reply.read().decode())
+            counted = [line for line in text.splitlines() if line.startswith("sesame_api_requests_total{")]
+            assert [float(line.rsplit(" ", 1)[1]) for line in counted] == [20.0], counted
         first = workers["pool/1"]["pid"]
         os.kill(first, signal.SIGKILL)
         for _ in range(20):  # the other worker keeps answering on the shared port meanwhile

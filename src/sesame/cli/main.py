@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -140,13 +142,17 @@ def dev(**flags: Any) -> None:
 )
 def serve(**flags: Any) -> None:
     """Run for production: SigV4 access keys, sandbox and quotas for new accounts."""
-    from sesame.cli import server
-
     if flags.get("roles") is not None:
         flags["roles"] = [r.strip() for r in flags["roles"].split(",") if r.strip()]
+    settings = _settings("serve", **flags)
+    if settings.workers > 1:
+        # prometheus-client chooses where counters live when it is first imported (by the server
+        # module): with workers, in files that a scrape of any worker sums (sesame.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sesame-metrics-")
+    from sesame.cli import server
 
     with _config_errors():
-        server.main(_settings("serve", **flags))
+        server.main(settings)
 
 
 @main.group()

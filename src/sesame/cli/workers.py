@@ -15,11 +15,15 @@ import asyncio
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
 import time
 
+from prometheus_client import multiprocess
+
+from sesame import metrics
 from sesame.cli import server
 from sesame.config import Settings
 from sesame.runtime import Sesame
@@ -71,10 +75,14 @@ def supervise(settings: Settings) -> int:
             workers.pop(pid, None)
             continue
         number = workers.pop(pid)
+        if os.environ.get(metrics.MULTIPROCESS):  # its live gauges (SMTP sessions) end with it
+            multiprocess.mark_process_dead(pid)
         log.warning("worker %d (pid %d) ended (%s); starting it again", number, pid, _status(code))
         time.sleep(max(0.0, started[number] + RESTART_BACKOFF_SECONDS - time.monotonic()))
         started[number] = time.monotonic()
         workers[_fork(settings, number, sockets)] = number
+    if directory := os.environ.get(metrics.MULTIPROCESS):
+        shutil.rmtree(directory, ignore_errors=True)
     return status
 
 

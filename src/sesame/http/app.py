@@ -27,6 +27,7 @@ from sesame.config import Settings
 from sesame.events import inspect
 from sesame.http import admin, inbound, objects, sns, tracking, unsubscribe
 from sesame.integrations import cloudwatch_local
+from sesame.metrics import registry as metrics_registry
 from sesame.runtime import Sesame
 
 
@@ -185,7 +186,7 @@ def create_app(sesame: Sesame) -> Starlette:
     async def metrics(request: Request) -> Response:
         # The rates are read from the database at each scrape: any node's publisher may have counted.
         cloudwatch_local.reputation(await sesame.reputation.current())
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     async def reset(request: Request) -> Response:
         await sesame.reset()

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
+
+from sesame.metrics import Figure
 
 SES_EVENTS = Counter(
     "sesame_ses_event",
@@ -26,12 +28,12 @@ def record(account_id: str, region: str, metric: str, dimensions: list[dict[str,
 
 #: SES's Reputation.BounceRate and Reputation.ComplaintRate (fractions: 0.05 is 5%), per account and
 #: region (configuration_set "") and per configuration set with ReputationMetricsEnabled.
-BOUNCE_RATE = Gauge(
+BOUNCE_RATE = Figure(
     "sesame_reputation_bounce_rate",
     "Reputation.BounceRate (AWS/SES): hard bounces over recipients sent, in the reputation window",
     ["account", "region", "configuration_set"],
 )
-COMPLAINT_RATE = Gauge(
+COMPLAINT_RATE = Figure(
     "sesame_reputation_complaint_rate",
     "Reputation.ComplaintRate (AWS/SES): complaints over recipients sent, in the reputation window",
     ["account", "region", "configuration_set"],
