@@ -15,13 +15,12 @@ any other message.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -33,6 +32,7 @@ from sesame.domain.sending import SendError
 from sesame.domain.templates import Content, TemplateStoreError
 from sesame.errors import DomainError
 from sesame.mail import handlebars as hb
+from sesame.storage.models import ConsolePreview, utcnow
 
 if TYPE_CHECKING:
     from sesame.console import Console
@@ -43,33 +43,26 @@ PREVIEW_CSP = (
     "base-uri 'none'; form-action 'none'; sandbox"
 )
 PREVIEW_SECONDS = 600
-PREVIEW_KEEP = 256
+#: Previews one session keeps at once: rendering another drops its oldest.
+PREVIEW_KEEP = 16
 SAMPLE_DATA = '{\n  "name": "Alex"\n}'
-
-
-@dataclass(frozen=True)
-class Kept:
-    owner: str  # the session token's digest
-    html: str
-    until: float
-
-
-#: Rendered previews by id, oldest first (bounded: a new one pushes the oldest out).
-_previews: OrderedDict[str, Kept] = OrderedDict()
 
 
 def _owner(ctx: Ctx) -> str:
     return hashlib.sha256(ctx.principal.token.encode()).hexdigest()
 
 
-def keep_preview(ctx: Ctx, html: str) -> str:
-    now = time.monotonic()
-    for key in [k for k, v in _previews.items() if v.until < now]:
-        del _previews[key]
-    while len(_previews) >= PREVIEW_KEEP:
-        _previews.popitem(last=False)
-    key = secrets.token_urlsafe(18)
-    _previews[key] = Kept(_owner(ctx), html, now + PREVIEW_SECONDS)
+async def keep_preview(ctx: Ctx, html: str) -> str:
+    """Keep the rendered HTML for the frame's request, which any process may answer; sweep what expired."""
+    now, owner, key = utcnow(), _owner(ctx), secrets.token_urlsafe(18)
+    async with ctx.sesame.db.write() as s:
+        await s.execute(sa.delete(ConsolePreview).where(ConsolePreview.expires_at < now))
+        kept = sa.select(ConsolePreview.id).where(ConsolePreview.owner == owner)
+        old = list(await s.scalars(kept.order_by(ConsolePreview.created_at.desc()).offset(PREVIEW_KEEP - 1)))
+        if old:
+            await s.execute(sa.delete(ConsolePreview).where(ConsolePreview.id.in_(old)))
+        until = now + dt.timedelta(seconds=PREVIEW_SECONDS)
+        s.add(ConsolePreview(id=key, owner=owner, html=html, created_at=now, expires_at=until))
     return key
 
 
@@ -112,7 +105,7 @@ async def render_preview(ctx: Ctx, content: Content, data_json: str) -> dict[str
         return {"error": str(exc)}
     out: dict[str, Any] = {"subject": subject, "text": text, "frame": None}
     if html is not None:
-        out["frame"] = f"{PREFIX}/templates/-/preview/{keep_preview(ctx, html)}"
+        out["frame"] = f"{PREFIX}/templates/-/preview/{await keep_preview(ctx, html)}"
     return out
 
 
@@ -227,8 +220,9 @@ async def delete(ctx: Ctx) -> Response:
 
 async def framed(ctx: Ctx) -> Response:
     """The rendered HTML, for the preview's iframe only (same origin, sandboxed, its own policy)."""
-    kept = _previews.get(ctx.request.path_params["key"])
-    if kept is None or kept.owner != _owner(ctx) or kept.until < time.monotonic():
+    async with ctx.sesame.db.read() as s:
+        kept = await s.get(ConsolePreview, ctx.request.path_params["key"][:32])
+    if kept is None or kept.owner != _owner(ctx) or kept.expires_at < utcnow():
         return HTMLResponse("<p>This preview has expired: preview again.</p>", 404, headers=_frame_headers())
     return HTMLResponse(kept.html, headers=_frame_headers())
 

@@ -901,6 +901,20 @@ class ConsoleSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
+class ConsolePreview(Base):
+    """A template preview the console rendered, for the preview's frame, whose request may reach
+    another process or node than the one that rendered it (``--workers``, nodes behind a balancer)."""
+
+    __tablename__ = "console_previews"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)  # random, in the frame's URL
+    #: The console session that rendered it (its id): no other session may read it.
+    owner: Mapped[str] = mapped_column(sa.String(64), index=True)
+    html: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class Node(Base):
     """A running Sesame process, as it last said of itself (runtime's node heartbeat): what the
     operator's Nodes page lists. A process that stops cleanly removes its row; one that died stops
