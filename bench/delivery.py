@@ -417,7 +417,7 @@ def bench_sesame(args: argparse.Namespace) -> tuple[dict | None, bytes | None]:
         routes = f"{SINK_DOMAIN}=127.0.0.1:{the_sink.port},{PROBE_DOMAIN}=127.0.0.1:{probe_sink.port}"
         env = sesame_env(dns_server, args.concurrency, routes, delivery=True)
         data_dir = Path(tmp) / "data"
-        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env, args=workers(args)) as sesame:
             account = set_up_sender(sesame, dns_server, data_dir, url)
             if account is None:
                 return None, None
@@ -441,13 +441,13 @@ def bench_sesame(args: argparse.Namespace) -> tuple[dict | None, bytes | None]:
                 sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"], request_body(RECIPIENT)
             )
             assert sesame.proc is not None
-            cpu_before = cpu_seconds(sesame.proc.pid)
+            cpu_before = sesame.cpu_seconds()
             sent = asyncio.run(inject(sesame.endpoint, signer, args.messages, args.clients, args.seconds))
             n = sent["accepted"]
             left = args.seconds + GRACE - (time.perf_counter() - sent["start"])
             last = the_sink.wait_for(n, left) if n else None
             delivered = the_sink.count()
-            cpu = cpu_seconds(sesame.proc.pid) - cpu_before
+            cpu = sesame.cpu_seconds() - cpu_before
             wall = (last or time.perf_counter()) - sent["start"]
             print(f"{name}: the server used {cpu:.1f} s of CPU in {wall:.1f} s from the first request to the "
                   f"last delivery ({cpu / wall:.0%} of one core)", flush=True)  # fmt: skip
@@ -469,6 +469,10 @@ def bench_sesame(args: argparse.Namespace) -> tuple[dict | None, bytes | None]:
             "lag": last - sent["last_accept"] if last else float("nan"),
             "stuck": sent["stuck"],
         }, probe.data
+
+
+def workers(args: argparse.Namespace) -> list[str]:
+    return ["--workers", str(args.workers)] if args.workers > 1 else []
 
 
 def cpu_seconds(pid: int) -> float:
@@ -591,7 +595,7 @@ def drain_sesame(args: argparse.Namespace, events: bool = False) -> dict | None:
         routes = f"{SINK_DOMAIN}=127.0.0.1:{the_sink.port}"
         data_dir = Path(tmp) / "data"
         env = sesame_env(dns_server, args.concurrency, routes, delivery=False)
-        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env, args=workers(args)) as sesame:
             account = set_up_sender(sesame, dns_server, data_dir, url)
             if account is None:
                 return None
@@ -603,11 +607,11 @@ def drain_sesame(args: argparse.Namespace, events: bool = False) -> dict | None:
                 "accepted"
             ]
         env = sesame_env(dns_server, args.concurrency, routes, delivery=True)
-        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env, args=workers(args)) as sesame:
             start = time.perf_counter()
             assert sesame.proc is not None
             last = the_sink.wait_for(n, args.seconds) if n else None
-            cpu = cpu_seconds(sesame.proc.pid)
+            cpu = sesame.cpu_seconds()
             result = {"name": f"sesame-{args.database}" + (" + events" if events else ""), "queued": n,
                       "delivered": the_sink.count(),
                       "delivered_s": n / (last - start) if last else float("nan"),
@@ -635,7 +639,7 @@ def bench_memory(args: argparse.Namespace) -> dict | None:
     ):
         env = sesame_env(dns_server, args.concurrency, f"{SINK_DOMAIN}=127.0.0.1:9", delivery=False)
         data_dir = Path(tmp) / "data"
-        with SesameProcess("serve", data_dir=data_dir, database=url, env=env) as sesame:
+        with SesameProcess("serve", data_dir=data_dir, database=url, env=env, args=workers(args)) as sesame:
             assert sesame.proc is not None
             pid = sesame.proc.pid
             account = set_up_sender(sesame, dns_server, data_dir, url)
@@ -946,6 +950,7 @@ def main() -> None:
         "--seconds", type=float, default=300.0, help="time bound per side (sending + delivery)"
     )
     parser.add_argument("--no-postfix", action="store_true", help="Sesame only")
+    parser.add_argument("--workers", type=int, default=1, help="sesame serve --workers")
     parser.add_argument(
         "--events",
         action="store_true",

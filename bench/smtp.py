@@ -440,8 +440,9 @@ def bench_sesame(backend: str, args: argparse.Namespace, message_file: Path) -> 
         password = json.loads(cli("accounts", "smtp-password", key, "--region", REGION))["SmtpPassword"]
         config_file = Path(tmp) / "sesame.toml"
         sesame_config(config_file, account_id)
+        flags = ["--workers", str(args.workers)] if args.workers > 1 else []
         with SesameProcess(
-            "serve", data_dir=data_dir, database=url, config_file=config_file, env=env
+            "serve", data_dir=data_dir, database=url, config_file=config_file, env=env, args=flags
         ) as sesame:
             if "smtp" not in sesame.listeners:
                 print(
@@ -525,6 +526,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="time bound per run")
     parser.add_argument("--sessions", type=int, default=20, help="concurrent SMTP sessions")
     parser.add_argument("--no-tls", action="store_true", help="skip Sesame's STARTTLS + AUTH rows")
+    parser.add_argument("--workers", type=int, default=1, help="sesame serve --workers")
     parser.add_argument("--tmp", default=None, help="directory for the queues and databases (a disk, so "
                         "that fsync means something; default: the system's temp dir)")  # fmt: skip
     args = parser.parse_args()
