@@ -91,7 +91,9 @@ def _token(n: int = 32) -> str:
     return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(n))
 
 
+@functools.lru_cache(maxsize=256)
 def _public_key_b64(private_pem: str) -> str:
+    """Once per key: loading an RSA key checks it, 40-80 ms each time the console showed an identity."""
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
