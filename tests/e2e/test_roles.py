@@ -143,3 +143,20 @@ def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "unknown role 'mailman'" in done.stderr
     assert "api, smtp, mx, delivery, events, receiving, jobs" in done.stderr
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """SQLite only: what is tested is the processes, not the database."""
+    database = f"sqlite:///{tmp_path / 'sesame.db'}"
+    args = ["--workers", "2"]
+    with SesameProcess("serve", data_dir=tmp_path / "data", database=database, args=args) as proc:
+        workers = wait_for("two workers", lambda: nodes_when(database, lambda n: len(n) == 2))
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait(10)
+
+        def gone() -> bool:
+            return not any(Path(f"/proc/{n['pid']}").exists() for n in workers.values())
+
+        wait_for("the workers to stop", gone, timeout=30)
+        assert nodes(database) == {}, "each stopped cleanly (SIGTERM), removing its row"

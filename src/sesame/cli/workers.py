@@ -12,6 +12,8 @@ supervisor exits once they all have.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import select
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 #: A worker that dies sooner than this after its start is not restarted at once (a crash loop).
 RESTART_BACKOFF_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: How long the workers have to say they are ready before the supervisor gives up.
 STARTUP_SECONDS = 60.0
 
@@ -98,6 +101,7 @@ async def _prepare(settings: Settings) -> None:
 def _fork(
     settings: Settings, number: int, sockets: dict[str, socket.socket], ready: int | None = None, *unused: int
 ) -> int:
+    supervisor = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -105,6 +109,7 @@ def _fork(
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _stop_with(supervisor)
         for fd in unused:
             os.close(fd)
         if settings.node_id:  # else each worker is HOST:PID, like any process
@@ -123,6 +128,18 @@ def _fork(
     finally:
         sys.stderr.flush()
         os._exit(code)  # never return into the supervisor's code
+
+
+def _stop_with(supervisor: int) -> None:
+    """Linux: this worker gets SIGTERM when the supervisor dies, even by SIGKILL, rather than keep the
+    listeners open as an orphan (a new supervisor could not bind them)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: a supervisor killed outright leaves its workers
+        return
+    if os.getppid() != supervisor:  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _await_ready(pipe: int, count: int) -> bool:
