@@ -387,7 +387,8 @@ class Settings:
     data_dir: Path = Path(".sesame")
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``. ``postgresql://`` URLs use asyncpg.
     database: str = ""
-    #: HOST:PORT of the HTTP listener (AWS API, /health, dev endpoints). Port 0 picks a free port.
+    #: HOST:PORT of the HTTP listener (AWS API, console, /health, /metrics, dev endpoints); port 0 picks
+    #: a free port. A node without the api role serves only /health and /metrics on it; "off": none.
     http: str = "127.0.0.1:4587"
     #: The URL people reach this server's HTTP listener at (verification links, open and click tracking
     #: without a CustomRedirectDomain); empty means
@@ -462,8 +463,13 @@ class Settings:
     def node_name(self) -> str:
         return self.node_id or f"{socket.gethostname()}:{os.getpid()}"
 
+    @property
+    def http_enabled(self) -> bool:
+        return self.http.lower() != "off"
+
     def http_address(self) -> tuple[str, int]:
-        return _address("http", self.http)
+        """Where the HTTP listener binds (``http = "off"``: none; the address is the default's)."""
+        return _address("http", self.http if self.http_enabled else Settings.http)
 
     @property
     def smtp_region(self) -> str:

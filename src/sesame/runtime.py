@@ -252,7 +252,7 @@ class Sesame:
         of them is safe to run on several nodes at once (leases, or idempotent passes)."""
         runs, serve = self.settings.runs, self.settings.mode == "serve"
         loops: dict[str, Coroutine[Any, Any, None]] = {}
-        if runs("api"):
+        if self.settings.http_enabled:  # the /metrics figures, served on every node's HTTP listener
             loops["figures"] = self.keep_figures()
         if serve and (runs("api") or runs("smtp")):  # both authenticate: drop keys others changed
             loops["keys"] = self.accounts.watch_keys()

@@ -175,7 +175,7 @@ class _Server(uvicorn.Server):
 def listen(settings: Settings) -> dict[str, socket.socket]:
     """Bind this process's listeners (by their names: "http", "smtp", "smtps", "mx"), before anything
     else, so that port 0 is resolved once and ``--workers`` can share them."""
-    sockets = {"http": _bind(*settings.http_address())} if settings.runs("api") else {}
+    sockets = {"http": _bind(*settings.http_address())} if settings.http_enabled else {}
     sockets |= {name: _bind(*address) for name, address in settings.smtp_addresses().items()}
     if "http" in sockets and not settings.public_url:  # links in mail must carry the port really bound
         host, port = sockets["http"].getsockname()[:2]

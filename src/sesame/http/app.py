@@ -193,9 +193,11 @@ def create_app(sesame: Sesame) -> Starlette:
         return JSONResponse({"status": "reset"})
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+    ops = [Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    if not settings.runs("api"):  # a node of other roles: its health and figures, for its operator
+        return Starlette(routes=ops)
     routes: list[Any] = [
-        Route("/health", health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        *ops,
         Route("/_sesame/verify-email", verify_email, methods=["GET"]),
         *admin.routes(sesame),
         *sns.routes(sesame),
