@@ -61,8 +61,11 @@ class Nodes:
         async with self.db.write() as s:
             row = await s.get(Node, info.id)
             if row is None:
-                row = Node(id=info.id, host=info.host, pid=info.pid, started_at=info.started_at)
+                row = Node(id=info.id)
                 s.add(row)
+            # A node started again under its --node-id (after a crash, row left behind) is this process
+            # now: its host, pid and start, not the dead one's.
+            row.host, row.pid, row.started_at = info.host, info.pid, info.started_at
             row.mode, row.roles, row.listeners, row.seen_at = info.mode, info.roles, info.listeners, now
             await s.execute(sa.delete(Node).where(Node.seen_at < now - SWEEP_AFTER))
 
