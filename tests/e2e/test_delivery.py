@@ -507,6 +507,29 @@ def test_a_worker_killed_mid_delivery_loses_nothing(database: str, tmp_path: Any
         assert len(sink.messages) == 1
 
 
+def test_a_delivery_outlasting_its_lease_is_not_sent_again_by_its_own_process(
+    database: str, tmp_path: Any
+) -> None:
+    """A server that takes longer to answer the final dot than the queue entry's lease lasts: the same
+    process claims the entry again (its lease ran out) while it is still delivering it, and must not
+    send it a second time; the delivery under way settles it."""
+    with DnsServer() as dns_server, SinkServer("127.0.0.1", data_delay=3) as slow:
+        env = {
+            "SESAME_DNS__NAMESERVERS": dns_server.address,
+            "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
+            "SESAME_IDENTITIES__DKIM_KEY_BITS": "1024",
+            "SESAME_DELIVERY__ROUTES": f"slow-server.test=127.0.0.1:{slow.port}",
+            "SESAME_DELIVERY__LEASE_SECONDS": "1",
+            "SESAME_DELIVERY__POLL_INTERVAL": "0.1",
+        }
+        data_dir = tmp_path / "data"
+        with SesameProcess("serve", data_dir=data_dir, database=database, env=env) as proc:
+            serve = Serve(proc, data_dir, database)
+            message_id = Sender(serve, dns_server, 960).send("patient@slow-server.test")
+            assert [e["type"] for e in events(serve, message_id)] == ["Delivery"]
+        assert [m.rcpt_tos for m in slow.messages] == [["patient@slow-server.test"]]
+
+
 def queue_cli(sesame: Serve, *args: str) -> str:
     import subprocess
     import sys

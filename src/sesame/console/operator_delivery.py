@@ -285,7 +285,7 @@ async def nodes(ctx: Ctx) -> Response:
     return ctx.render(
         "operator_nodes.html",
         registry=await sesame.nodes.list(),
-        this_node=f"{socket.gethostname()}:{os.getpid()}",
+        this_node=settings.node_name,  # the --node-id, else HOST:PID: the id its registry row has
         host=socket.gethostname(),
         pid=os.getpid(),
         node_mode=settings.mode,

@@ -134,6 +134,7 @@ class DeliveryEngine:
         self._throttled: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
         self._last_busy = -1.0  # monotonic time of the last claim or outcome settled here
+        self._in_hand: set[int] = set()  # the queue entries being delivered by this process now
         #: Queues Sesame's own mail (the simulator's auto-replies): Sending.send_system.
         self.on_auto_reply: Callable[[str, str, Outgoing], Awaitable[str]] | None = None
 
@@ -197,19 +198,29 @@ class DeliveryEngine:
 
     async def _start(self, claimed: list[Claimed], gate: asyncio.Semaphore) -> list[asyncio.Task[None]]:
         """One task per message and recipient domain; at most ``concurrency`` are in SMTP at once."""
+        # An entry still being delivered here whose lease ran out (a slow server, a long wait for the
+        # gate) is claimed again by this same process: the claim renews the lease, and the delivery
+        # under way settles it. Delivering it a second time would send the message twice.
+        claimed = [e for e in claimed if e.id not in self._in_hand]
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for entry in claimed:
             groups[(entry.message_id, entry.domain)].append(entry)
-        jobs = await self._jobs(sorted({m for m, _ in groups}))
+            self._in_hand.add(entry.id)
+        try:
+            jobs = await self._jobs(sorted({m for m, _ in groups}))
+        except BaseException:
+            self._in_hand.difference_update(e.id for e in claimed)
+            raise
 
         async def one(key: tuple[str, str], entries: list[Claimed]) -> None:
-            job = jobs.get(key[0])
-            if job is None:
-                return
             try:
-                await self._deliver(job, key[1], entries, gate)
+                job = jobs.get(key[0])
+                if job is not None:
+                    await self._deliver(job, key[1], entries, gate)
             except Exception:
                 log.exception("delivering %s to %s failed; its lease will expire", *key)
+            finally:
+                self._in_hand.difference_update(e.id for e in entries)
 
         return [asyncio.create_task(one(k, v)) for k, v in groups.items()]
 

@@ -41,6 +41,7 @@ class SesameProcess:
         startup_timeout: float = 30.0,
         args: Sequence[str] = (),
     ) -> None:
+        """``args``: more command-line flags (``["--node-id", "a"]``), after the listeners'."""
         self.args = [
             sys.executable,
             "-m",
@@ -56,12 +57,12 @@ class SesameProcess:
             "127.0.0.1:0",
             "--data-dir",
             str(data_dir),
+            *args,
         ]
         if database:
             self.args += ["--database", database]
         if config_file:
             self.args += ["--config", str(config_file)]
-        self.args += args  # --roles, --node-id, --workers, ...
         self.data_dir = data_dir
         self.database = database
         self.env = {**os.environ, **(env or {})}
@@ -147,6 +148,15 @@ class SesameProcess:
         if self.proc.stderr is not None and not self._pump.is_alive():
             self.proc.stderr.close()
         return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer ends a process: no shutdown code runs."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(15)
+        self.stop()  # closes the pipe once the pump has read it to the end
 
     def __enter__(self) -> SesameProcess:
         return self.start()

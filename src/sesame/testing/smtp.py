@@ -24,6 +24,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Received:
     connection_id: int  # 1, 2, … in the order the sink accepted the connections
     helo: str | None = None  # the EHLO/HELO name the client gave
     mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters, e.g. BODY=8BITMIME
+    received_at: float = field(default_factory=time.monotonic)  # when the data came (time.monotonic)
 
 
 class SinkServer:
@@ -62,6 +64,7 @@ class SinkServer:
         hostname: str = "sink.test",
         replies: dict[str, tuple[int, str]] | None = None,
         data_reply: tuple[int, str] | None = None,
+        data_delay: float = 0.0,
         size_limit: int | None = None,
         max_messages_per_connection: int | None = None,
         auth: dict[str, str] | None = None,
@@ -72,8 +75,9 @@ class SinkServer:
         message refused with it goes to ``rejected``. ``size_limit``: advertised as SIZE and enforced
         (552); None advertises no SIZE and takes any size. ``max_messages_per_connection``: after that
         many messages a connection's next MAIL FROM gets 421 and the connection is closed.
-        ``pipelining``: advertise PIPELINING (RFC 2920), as Postfix and Exim do; aiosmtpd reads
-        pipelined commands in order either way."""
+        ``data_delay``: seconds a message waits, recorded already, for the reply to its final dot (a
+        slow server). ``pipelining``: advertise PIPELINING (RFC 2920), as Postfix and Exim do;
+        aiosmtpd reads pipelined commands in order either way."""
         if require_tls and not tls:
             raise ValueError("require_tls needs tls=True")
         #: username → password: AUTH PLAIN/LOGIN is then required (after STARTTLS when ``tls``).
@@ -87,6 +91,7 @@ class SinkServer:
         self.size_limit = size_limit
         self.max_messages_per_connection = max_messages_per_connection
         self.data_reply = data_reply
+        self.data_delay = data_delay
         self.certificate_path: Path | None = None
         self._requested_port = port
         self._port = port
@@ -356,6 +361,8 @@ class _Handler:
         reply = self.sink.data_reply
         accepted = reply is None or 200 <= reply[0] < 300
         queue_id = self.sink._record(received, accepted)
+        if self.sink.data_delay:
+            await asyncio.sleep(self.sink.data_delay)
         return f"250 2.0.0 Ok: queued as {queue_id}" if reply is None else f"{reply[0]} {reply[1]}"
 
 
