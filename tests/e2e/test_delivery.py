@@ -507,13 +507,11 @@ def test_a_worker_killed_mid_delivery_loses_nothing(database: str, tmp_path: Any
         assert len(sink.messages) == 1
 
 
-def test_a_delivery_outlasting_its_lease_is_not_sent_again_by_its_own_process(
-    database: str, tmp_path: Any
-) -> None:
-    """A server that takes longer to answer the final dot than the queue entry's lease lasts: the same
-    process claims the entry again (its lease ran out) while it is still delivering it, and must not
-    send it a second time; the delivery under way settles it."""
-    with DnsServer() as dns_server, SinkServer("127.0.0.1", data_delay=3) as slow:
+def test_a_delivery_outlasting_its_lease_is_sent_once(database: str, tmp_path: Any) -> None:
+    """A server that takes longer to answer the final dot than the queue entry's lease lasts: the
+    process delivering renews the lease meanwhile, so that another node started meanwhile (a
+    delivery-only one here) finds the entry held and does not send the message a second time."""
+    with DnsServer() as dns_server, SinkServer("127.0.0.1", data_delay=8) as slow:
         env = {
             "SESAME_DNS__NAMESERVERS": dns_server.address,
             "SESAME_IDENTITIES__MIN_LOOKUP_INTERVAL": "0",
@@ -523,10 +521,16 @@ def test_a_delivery_outlasting_its_lease_is_not_sent_again_by_its_own_process(
             "SESAME_DELIVERY__POLL_INTERVAL": "0.1",
         }
         data_dir = tmp_path / "data"
-        with SesameProcess("serve", data_dir=data_dir, database=database, env=env) as proc:
+        # The first node claims when its own accept wakes it, and never again by polling meanwhile:
+        # only its lease renewal keeps the entry from the second node.
+        first_env = {**env, "SESAME_DELIVERY__POLL_INTERVAL": "60"}
+        with SesameProcess("serve", data_dir=data_dir, database=database, env=first_env) as proc:
             serve = Serve(proc, data_dir, database)
             message_id = Sender(serve, dns_server, 960).send("patient@slow-server.test")
-            assert [e["type"] for e in events(serve, message_id)] == ["Delivery"]
+            slow.wait_for(1, 10)  # the first copy: its reply now waits 8 s, the lease lasts 1 s
+            delivery_only = ["--roles", "delivery"]
+            with SesameProcess("serve", data_dir=data_dir, database=database, env=env, args=delivery_only):
+                assert [e["type"] for e in events(serve, message_id)] == ["Delivery"]
         assert [m.rcpt_tos for m in slow.messages] == [["patient@slow-server.test"]]
 
 

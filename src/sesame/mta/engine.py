@@ -148,6 +148,7 @@ class DeliveryEngine:
         gate = asyncio.Semaphore(limit)
         inflight: set[asyncio.Task[None]] = set()
         next_claim = 0.0  # monotonic time before which a claim waits, once the queue was found drained
+        renewing = asyncio.create_task(self._renew_leases(), name="sesame-lease-renewal")
         try:
             while True:
                 room = limit * 4 - len(inflight)
@@ -180,12 +181,24 @@ class DeliveryEngine:
                 woken.cancel()
                 self._wake.clear()
         finally:
+            renewing.cancel()
             # Shutting down: let deliveries under way finish for a moment; those cut short keep their
             # lease and are delivered again once it expires.
             if inflight:
                 await asyncio.wait(inflight, timeout=10)
                 for task in inflight:
                     task.cancel()
+
+    async def _renew_leases(self) -> None:
+        """Every third of a lease, extend the leases of the entries in hand (a claim gives a lease; only
+        a delivery that outlasts a third of it pays for this statement)."""
+        lease = self.delivery.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.queue.renew(sorted(self._in_hand), lease)
+            except Exception:  # the next turn tries again; the lease has two thirds left
+                log.exception("renewing the leases of deliveries under way failed")
 
     def delivering(self) -> bool:
         """Whether this process is busy delivering (events/pacing.py gives way to it): mail was claimed

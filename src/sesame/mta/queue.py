@@ -95,6 +95,20 @@ class DeliveryQueue:
         self.worker_id = worker_id
         self._settle = Work("delivery outcomes", self._write_settlements)
 
+    async def renew(self, ids: list[int], lease: float) -> None:
+        """Extend this worker's leases on entries it is still delivering, so that a slow server (up to
+        RFC 5321's ten minutes for the reply to the final dot) never lets another node take them and
+        send the message a second time."""
+        if not ids:
+            return
+        async with self.db.write() as s:
+            await s.execute(
+                sa.update(QueueEntry)
+                .where(QueueEntry.id.in_(ids), QueueEntry.locked_by == self.worker_id)
+                .values(locked_until=utcnow() + dt.timedelta(seconds=lease))
+                .execution_options(synchronize_session=False)
+            )
+
     async def claim(self, limit: int, lease: float) -> list[Claimed]:
         now = utcnow()
         unheld = sa.or_(QueueEntry.locked_until.is_(None), QueueEntry.locked_until < now)
