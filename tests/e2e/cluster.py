@@ -37,6 +37,9 @@ from cryptography.hazmat.primitives.serialization import (
 from sesame.testing.servers import SesameProcess, sesame_cli
 from tests.conftest import query_url
 
+#: Seconds a node may take to start: several start at once, on a machine that may be running the rest of
+#: the test suite beside them (30 s was not enough for six under `pytest -n 2` on a loaded 2-core box).
+STARTUP_TIMEOUT = 120.0
 UNVERIFIED = ssl._create_unverified_context()  # each node makes its own self-signed certificate
 _MESSAGE_ID = re.compile(rb"^Message-ID: <([^@>]+)@", re.MULTILINE | re.IGNORECASE)
 
@@ -79,7 +82,12 @@ class Cluster:
         env = {**self.env, "SESAME_DELIVERY__HELO_NAME": node_id}
         began = time.monotonic()
         proc = SesameProcess(
-            "serve", data_dir=node.data_dir, database=self.database, env=env, args=["--node-id", node_id]
+            "serve",
+            data_dir=node.data_dir,
+            database=self.database,
+            env=env,
+            args=["--node-id", node_id],
+            startup_timeout=STARTUP_TIMEOUT,
         ).start()
         with self._lock:
             node.proc = proc
@@ -130,7 +138,7 @@ class Cluster:
         thread.start()
         self._restarts.append(thread)
 
-    def wait_up(self, *node_ids: str, at_least: int = 1, timeout: float = 60.0) -> None:
+    def wait_up(self, *node_ids: str, at_least: int = 1, timeout: float = STARTUP_TIMEOUT + 30) -> None:
         """Until those nodes run, and at least ``at_least`` in all."""
         deadline = time.monotonic() + timeout
         while True:
