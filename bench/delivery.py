@@ -32,13 +32,19 @@ uses the aiosmtpd sink, which is slower, and the Postfix side is skipped.
 delivery engine alone (no API or SMTP intake competing for the cores). Sesame: a server with delivery
 off queues them, then a server with delivery on starts; the clock runs from its "ready" (so its start-up
 is included) to the last message at the sink. Postfix: `defer_transports = smtp` holds them in the
-deferred queue, then `postqueue -f` releases them; the clock runs from the flush.
+deferred queue, then `postqueue -f` releases them; the clock runs from the flush. Sesame's server CPU
+ms/msg is the delivering process's user + system time from its "ready" to the last message at the sink
+(signing, SMTP, settling and event records), per message; its start-up is left out.
 
 --events (with --drain): a third drain in which the sender's default configuration set publishes every
 event record to two destinations: a Firehose stream (JSON-lines files in the data dir) and an SNS topic of
 Sesame's own with an HTTP subscription to a receiver on loopback. Reported: its delivered/s against the
 drain without destinations (the goal: at most 10% lower), and the records published per second, counted
 from the drain's start to the moment none is left waiting.
+
+--drain-only: skip the timed runs (Sesame's and Postfix's) and run only the drains. --profile PATH (with
+--drain): py-spy samples the delivering server of the first drain from its "ready" to the last message
+at the sink, into PATH (.json speedscope, .txt collapsed stacks, else an SVG flame graph).
 
 --memory (slow, off by default): a separate `sesame serve` with delivery disabled queues up to
 --memory-messages through the API, bounded by --memory-seconds, and reports the server process's
@@ -59,6 +65,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -73,7 +80,7 @@ import dns.resolver
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from send import DOMAIN, PATH, REGION, boto_client, exchange, text_body  # bench/, beside us
+from send import DOMAIN, PATH, REGION, boto_client, exchange, py_spy, text_body  # bench/, beside us
 
 from sesame.testing.databases import temporary_database
 from sesame.testing.dns import DnsServer
@@ -610,8 +617,18 @@ def drain_sesame(args: argparse.Namespace, events: bool = False) -> dict | None:
         with SesameProcess("serve", data_dir=data_dir, database=url, env=env, args=workers(args)) as sesame:
             start = time.perf_counter()
             assert sesame.proc is not None
+            # From "ready": the process's start-up (imports, migrations check) is not a message's cost.
+            cpu_start = sesame.cpu_seconds()
+            spy = py_spy(sesame.proc.pid, args.seconds, args.profile) if args.profile and not events else None
             last = the_sink.wait_for(n, args.seconds) if n else None
-            cpu = sesame.cpu_seconds()
+            cpu = sesame.cpu_seconds() - cpu_start
+            if spy is not None:  # py-spy writes its output when interrupted
+                spy.send_signal(signal.SIGINT)
+                try:
+                    spy.wait(30)
+                    print(f"  profile written to {args.profile}", flush=True)
+                except subprocess.TimeoutExpired:
+                    spy.kill()
             result = {"name": f"sesame-{args.database}" + (" + events" if events else ""), "queued": n,
                       "delivered": the_sink.count(),
                       "delivered_s": n / (last - start) if last else float("nan"),
@@ -958,6 +975,9 @@ def main() -> None:
     )
     parser.add_argument("--drain", action="store_true",
                         help="also time each side delivering N messages already queued")  # fmt: skip
+    parser.add_argument("--drain-only", action="store_true", help="only the drains (implies --drain)")
+    parser.add_argument("--profile", default="", metavar="PATH",
+                        help="with --drain: py-spy the first Sesame drain into PATH")  # fmt: skip
     parser.add_argument("--memory", action="store_true", help="also the (slow) queue-memory run")
     parser.add_argument("--memory-messages", type=int, default=100_000)
     parser.add_argument("--memory-seconds", type=float, default=600.0)
@@ -971,12 +991,15 @@ def main() -> None:
     print(f"{args.messages} messages per side, ~2 KB text body to {RECIPIENT}; delivery concurrency "
           f"{args.concurrency}, {args.clients} sending connections; {os.cpu_count()} cores shared by all",
           flush=True)  # fmt: skip
+    args.drain = args.drain or args.drain_only
     results = []
-    sesame, message = bench_sesame(args)
+    sesame, message = bench_sesame(args) if not args.drain_only else (None, None)
     if sesame is not None:
         results.append(sesame)
     print(flush=True)
-    if message is not None and not args.no_postfix:
+    if args.drain_only:
+        pass
+    elif message is not None and not args.no_postfix:
         postfix = bench_postfix(args, message)
         if postfix is not None:
             results.append(postfix)
@@ -984,7 +1007,9 @@ def main() -> None:
     elif not args.no_postfix:
         print("postfix: skipped (no Sesame message to relay)")
 
-    if results:
+    if args.drain_only:
+        pass
+    elif results:
         print(f"{'target':>17} {'DKIM':>5} {'msg bytes':>9} {'accepted':>8} {'delivered':>9} {'sessions':>8} "
               f"{'accepted/s':>10} {'delivered/s':>11} {'span s':>7} {'lag s':>6}")  # fmt: skip
         for r in results:

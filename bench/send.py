@@ -4,7 +4,8 @@
                          [--concurrency 8,32] [--tracking]
 
 For each target it keeps that many requests in flight over keep-alive connections and reports accepted
-sends per second and p50/p99 latency:
+sends per second, p50/p99 latency and (Sesame targets) the server's CPU time per accepted send (user +
+system from /proc/PID/stat over the level; steadier than the rate on shared cores):
 
 * sesame-sqlite, sesame-postgresql: `sesame serve` on a free port with a fresh database. The sender
   domain is verified for real: its DKIM records are published on a DNS server on loopback that the
@@ -25,6 +26,10 @@ its links rewritten and signed.
 Each level is bounded both in time and in request count; every wait has a time bound. Client and
 servers share this machine's cores, so the figures are a floor. The goal this reports against: at
 concurrency 32, Sesame at least 3x moto's accepted rate with p99 under 50 ms.
+
+With ``--profile PATH`` (Sesame targets) py-spy (next to this Python, or on PATH) samples the server for
+the first level's duration and writes PATH (speedscope JSON if PATH ends in .json, raw collapsed stacks
+if .txt, else an SVG flame graph), prefixed with the target's name.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -150,13 +158,27 @@ async def exchange(
     return status, body, keep_alive
 
 
+def py_spy(pid: int, seconds: float, out: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` for ``seconds`` into ``out``; None (with a note) if py-spy is missing."""
+    exe = Path(sys.executable).with_name("py-spy")
+    found = str(exe) if exe.exists() else shutil.which("py-spy")
+    if found is None:
+        print("  --profile: py-spy not found; not profiling", flush=True)
+        return None
+    fmt = "speedscope" if out.endswith(".json") else "raw" if out.endswith(".txt") else "flamegraph"
+    cmd = [found, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", "200",
+           "--format", fmt, "--output", out, "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Client:
     """Connections to one target, each reopened if the server will not keep it alive."""
 
-    def __init__(self, endpoint: str, request: bytes) -> None:
+    def __init__(self, endpoint: str, request: bytes, server: SesameProcess | None = None) -> None:
         host, port = endpoint.removeprefix("http://").split(":")
         self.host, self.port = host, int(port)
         self.request = request
+        self.server = server  # ours, for its CPU time (workers included); None for other targets
         self.first_error: bytes | None = None
 
     def note_error(self, what: bytes) -> None:
@@ -201,7 +223,7 @@ async def warm_up(client: Client) -> tuple[int, int]:
     return sent, accepted
 
 
-async def level(client: Client, concurrency: int, seconds: float, cap: int) -> dict:
+async def level(client: Client, concurrency: int, seconds: float, cap: int, profile: str = "") -> dict:
     """Keep ``concurrency`` requests in flight, one per connection, until the time or count bound."""
     latencies: list[float] = []
     accepted = 0
@@ -209,6 +231,10 @@ async def level(client: Client, concurrency: int, seconds: float, cap: int) -> d
     for i, conn in enumerate(conns):  # open each connection with one untimed exchange
         _, kept = await client.send(conn)
         conns[i] = kept or await client.connect()
+    server = client.server
+    pid = server.proc.pid if server is not None and server.proc is not None else None
+    spy = py_spy(pid, seconds, profile) if profile and pid else None  # the supervisor, with --workers
+    cpu_before = server.cpu_seconds() if server else 0.0
     deadline = time.perf_counter() + seconds
     open_conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
@@ -237,6 +263,13 @@ async def level(client: Client, concurrency: int, seconds: float, cap: int) -> d
     except TimeoutError:
         stuck = True
     elapsed = time.perf_counter() - start
+    cpu = server.cpu_seconds() - cpu_before if server else float("nan")
+    if spy is not None:
+        try:
+            spy.wait(timeout=LEVEL_GRACE)
+            print(f"  profile written to {profile}", flush=True)
+        except subprocess.TimeoutExpired:
+            spy.kill()
     for _, writer in set(open_conns) | set(conns):
         writer.close()
     latencies.sort()
@@ -252,6 +285,7 @@ async def level(client: Client, concurrency: int, seconds: float, cap: int) -> d
         "rps": accepted / elapsed,
         "p50_ms": p50,
         "p99_ms": p99,
+        "cpu_ms": cpu / accepted * 1000 if accepted else float("nan"),
         "stuck": stuck,
     }
 
@@ -262,13 +296,17 @@ def run_levels(name: str, client: Client, args: argparse.Namespace) -> list[dict
     if accepted == 0:
         return None
     print(f"{'target':>17} {'concurrency':>11} {'requests':>9} {'errors':>6} {'accepted/s':>10} "
-          f"{'p50 ms':>7} {'p99 ms':>7}")  # fmt: skip
+          f"{'p50 ms':>7} {'p99 ms':>7} {'server cpu ms/send':>18}")  # fmt: skip
     results = []
-    for c in args.concurrency:
-        r = asyncio.run(level(client, c, args.seconds, args.max_requests))
+    for i, c in enumerate(args.concurrency):
+        profile = (
+            f"{Path(args.profile).parent / (name + '-' + Path(args.profile).name)}" if args.profile else ""
+        )
+        r = asyncio.run(level(client, c, args.seconds, args.max_requests, profile if i == 0 else ""))
         print(
             f"{name:>17} {r['concurrency']:>11} {r['requests']:>9} {r['errors']:>6} {r['rps']:>10.0f} "
-            f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}" + ("  (stuck: level abandoned)" if r["stuck"] else ""),
+            f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['cpu_ms']:>18.2f}"
+            + ("  (stuck: level abandoned)" if r["stuck"] else ""),
             flush=True,
         )
         results.append(r)
@@ -340,7 +378,7 @@ def bench_sesame(backend: str, args: argparse.Namespace) -> list[dict] | None:
             key, secret = account["AccessKeyId"], account["SecretAccessKey"]
             request = signed_request(sesame.endpoint, key, secret, body)
             name = f"sesame-{backend}" + ("-tracked" if args.tracking else "")
-            return run_levels(name, Client(sesame.endpoint, request), args)
+            return run_levels(name, Client(sesame.endpoint, request, sesame), args)
 
 
 def bench_moto(args: argparse.Namespace) -> list[dict] | None:
@@ -370,6 +408,8 @@ def main() -> None:
     parser.add_argument("--tracking", action="store_true", help="HTML with ten links, sent through a "
                         "configuration set with open and click tracking (Sesame targets)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="sesame serve --workers (Sesame targets)")
+    parser.add_argument("--profile", default="", metavar="PATH", help="py-spy the server during the first "
+                        "level into PATH (.json speedscope, .txt collapsed stacks, else SVG)")  # fmt: skip
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:

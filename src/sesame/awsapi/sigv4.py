@@ -26,6 +26,7 @@ request, task 2: hash it, task 3: string to sign, task 4: signing key, task 5: s
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import re
@@ -45,6 +46,8 @@ MAX_SKEW = datetime.timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 604800  # seven days: a SigV4 signing key is only valid that long
 _ISO_BASIC = "%Y%m%dT%H%M%SZ"
 _UNRESERVED = "-_.~"  # RFC 3986 §2.3, besides ASCII letters and digits (always safe for quote())
+_SEPARATORS = re.compile(r"[,\s]+")
+_BASIC_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _PRESIGN_REQUIRED = ("Algorithm", "Credential", "Signature", "SignedHeaders", "Date")  # X-Amz-…
 
 MSG_MISSING_TOKEN = "Request is missing Authentication Token"
@@ -103,7 +106,7 @@ def parse(req: AwsRequest, regions: Container[str] | None = None) -> SignedReque
         raise errors.MissingAuthenticationToken(MSG_MISSING_TOKEN)
     algorithm, _, rest = auth.strip().partition(" ")
     fields: dict[str, str] = {}
-    for token in re.split(r"[,\s]+", rest):  # AWS takes commas and/or spaces between components
+    for token in _SEPARATORS.split(rest):  # AWS takes commas and/or spaces between components
         if not token:
             continue
         key, equals, value = token.partition("=")
@@ -137,10 +140,7 @@ def verify(
     if now.tzinfo is None:
         now = now.replace(tzinfo=datetime.UTC)
     _check_time(signed, now)
-    # Task 4: the signing key is derived from the secret and the request's own scope.
-    key = f"AWS4{secret_access_key}".encode()
-    for part in (signed.date, signed.region, signed.service, TERMINATOR):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    key = signing_key(secret_access_key, signed.date, signed.region, signed.service)
     # Task 1's payload hash is always the body's own, computed here, presigned URLs included:
     # UNSIGNED-PAYLOAD is S3's alone, and SES answers a URL signed over it as any other mismatch.
     canonical = canonical_request(req, signed, hashlib.sha256(req.body).hexdigest())
@@ -152,6 +152,16 @@ def verify(
             f"{MSG_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
             f"The String-to-Sign should have been\n'{to_sign}'\n"
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def signing_key(secret_access_key: str, date: str, region: str, service: str) -> bytes:
+    """Task 4: the signing key, derived from the secret and the request's own scope. It changes once a
+    day per key and region, so it is remembered: four HMACs saved on every request."""
+    key = f"AWS4{secret_access_key}".encode()
+    for part in (date, region, service, TERMINATOR):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
 
 
 def canonical_request(req: AwsRequest, signed: SignedRequest, payload_hash: str) -> str:
@@ -311,8 +321,18 @@ def invalid_region(region: str) -> str:
 
 def _parse_basic_date(value: str) -> datetime.datetime:
     try:
-        if re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", value):  # strptime alone would take "2013524T0000Z" too
-            return datetime.datetime.strptime(value, _ISO_BASIC).replace(tzinfo=datetime.UTC)
+        if _BASIC_DATE.fullmatch(value):  # strptime alone would take "2013524T0000Z" too
+            # Fields by position: strptime took some 20 µs of every request.
+            v = value  # yyyymmddThhmmssZ
+            return datetime.datetime(
+                int(v[:4]),
+                int(v[4:6]),
+                int(v[6:8]),
+                int(v[9:11]),
+                int(v[11:13]),
+                int(v[13:15]),
+                tzinfo=datetime.UTC,
+            )
     except ValueError:  # e.g. month 13
         pass
     raise errors.IncompleteSignature(
