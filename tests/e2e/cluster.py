@@ -365,7 +365,8 @@ class Twice:
     message_id: str
     senders: list[str]  # the nodes that sent its copies (their EHLO names), in order
     kill: int | None  # the kill of the first sender after the first copy (index in Cluster.killed)
-    after: float | None  # how long after the first copy that kill came
+    #: For each copy but the last: how long after it its sender was killed (None: it was not).
+    after: list[float | None]
 
 
 def sent_twice(nodes: Cluster, messages: list[Any]) -> list[Twice]:
@@ -377,10 +378,13 @@ def sent_twice(nodes: Cluster, messages: list[Any]) -> list[Twice]:
     found = []
     for message_id, got in copies.items():
         if len(got) > 1:
-            first = got[0]
-            killed = enumerate(nodes.killed)
-            kills = [(t, i) for i, (node, t) in killed if node == first.helo and t >= first.received_at]
-            t, kill = min(kills) if kills else (None, None)
-            after = None if t is None else t - first.received_at
-            found.append(Twice(message_id, [m.helo for m in got], kill, after))
+            afters: list[float | None] = []
+            first_kill = None
+            for n, copy in enumerate(got[:-1]):
+                killed = enumerate(nodes.killed)
+                kills = [(t, i) for i, (node, t) in killed if node == copy.helo and t >= copy.received_at]
+                t, kill = min(kills) if kills else (None, None)
+                afters.append(None if t is None else t - copy.received_at)
+                first_kill = kill if n == 0 else first_kill
+            found.append(Twice(message_id, [m.helo for m in got], first_kill, afters))
     return found

@@ -267,7 +267,7 @@ def test_nodes_killed_and_started_again_lose_no_mail_and_no_event(postgres: str,
             )
             by_kill = Counter(t.kill for t in twice)
             for t in twice:
-                print(f"  sent twice: {t.message_id} by {t.senders}, the first killed {t.after}s later")
+                print(f"  sent again: {t.message_id} by {t.senders}, each killed {t.after} s later")
             print(f"  second copies by kill: {sorted(by_kill.values(), reverse=True)}")
             assert len(accepted) >= 100  # enough mail went through the kills to count
             assert set(accepted) - set(delivered) == set()  # no accepted message lost
@@ -277,8 +277,9 @@ def test_nodes_killed_and_started_again_lose_no_mail_and_no_event(postgres: str,
             # each delivery the node had finished but not yet committed (outcomes are group-committed:
             # several, on a busy machine). Any other second copy (a lease that ran out under a node
             # still alive, say) is a bug.
+            # (Two kills in a row may make a third copy: each sender killed in that window in turn.)
             for t in twice:
-                assert len(t.senders) == 2 and t.after is not None and t.after < LEASE, t
+                assert all(after is not None and after < LEASE for after in t.after), t
             assert len(twice) <= 3 * KILLS  # 11 to 21 measured for 20 kills on a loaded 2-core machine
             # Behind the records: one Send and one Delivery each, whatever was sent twice.
             stored = event_counts(nodes)
