@@ -33,9 +33,9 @@ from sesame.smtp.tls import server_context
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: A worker that dies sooner than this after its start is not restarted at once (a crash loop).
 RESTART_BACKOFF_SECONDS = 1.0
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 #: How long the workers have to say they are ready before the supervisor gives up.
 STARTUP_SECONDS = 60.0
 
@@ -82,6 +82,8 @@ def supervise(settings: Settings) -> int:
             multiprocess.mark_process_dead(pid)
         log.warning("worker %d (pid %d) ended (%s); starting it again", number, pid, _status(code))
         time.sleep(max(0.0, started[number] + RESTART_BACKOFF_SECONDS - time.monotonic()))
+        if stopping:  # a signal came meanwhile
+            continue
         started[number] = time.monotonic()
         workers[_fork(settings, number, sockets)] = number
     if directory := os.environ.get(metrics.MULTIPROCESS):
