@@ -252,23 +252,22 @@ _PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 
 def _numbered(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
     """``:name`` parameters to asyncpg's ``$n``, expanding list values into ``($1, $2, …)``."""
-    _, shape, values = _bind(sql, params)
+    shape, values = _bind(sql, params)
     return (_rewrite(sql, shape, "$"), *values)
 
 
 def _qmark(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     """``:name`` parameters to pysqlite's ``?``, expanding list values into ``(?, ?, …)``."""
-    _, shape, values = _bind(sql, params)
+    shape, values = _bind(sql, params)
     return _rewrite(sql, shape, "?"), values
 
 
-def _bind(sql: str, params: dict[str, Any]) -> tuple[tuple[str, ...], tuple[int, ...], list[Any]]:
-    """The statement's parameter names in order, its shape (each list value's length, -1 for a
-    scalar) and the values in order, lists flattened."""
-    names = _names(sql)
+def _bind(sql: str, params: dict[str, Any]) -> tuple[tuple[int, ...], list[Any]]:
+    """The statement's shape (each parameter's list length in order, -1 for a scalar) and its values
+    in order, lists flattened."""
     shape: list[int] = []
     values: list[Any] = []
-    for name in names:
+    for name in _names(sql):
         value = params[name]
         if isinstance(value, list | tuple):
             shape.append(len(value))
@@ -276,7 +275,7 @@ def _bind(sql: str, params: dict[str, Any]) -> tuple[tuple[str, ...], tuple[int,
         else:
             shape.append(-1)
             values.append(value)
-    return names, tuple(shape), values
+    return tuple(shape), values
 
 
 # The hot reads run the same few statements with the same shapes on every send: each is rewritten once
