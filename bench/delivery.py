@@ -2,7 +2,7 @@
 
     python bench/delivery.py [--messages 2000] [--database sqlite|postgresql] [--concurrency 16]
                              [--clients 16] [--seconds 300] [--no-postfix] [--drain [--events]]
-    python bench/delivery.py --memory [--memory-messages 100000] [--memory-seconds 600]
+    python bench/delivery.py --memory|--memory-only [--memory-messages 100000] [--memory-seconds 600]
 
 Sesame: `sesame serve` on a free port with a fresh database. The sender domain is verified for real with
 Easy DKIM (2048-bit keys, records published on a DNS server on loopback the server resolves through), so
@@ -48,7 +48,9 @@ at the sink, into PATH (.json speedscope, .txt collapsed stacks, else an SVG fla
 
 --memory (slow, off by default): a separate `sesame serve` with delivery disabled queues up to
 --memory-messages through the API, bounded by --memory-seconds, and reports the server process's
-VmRSS (/proc/PID/status) before and after and its peak (VmHWM). The target: under 300 MB.
+VmRSS (/proc/PID/status) before and after and its peak (VmHWM). The target: under 300 MB. The messages
+go in by SES v2 SendBulkEmail, 50 destinations a request (SES's most), from a stored template, so that
+a million fit in minutes; each destination is a message of its own in the queue, as with SendEmail.
 
 Every loop is bounded in count and in time. Clients, servers and sink share this machine's cores, and
 Sesame's client is Python where Postfix's is C, so Sesame's figures are a floor.
@@ -97,6 +99,8 @@ INSTALL = "apt-get install -y postfix"
 SBIN = "/usr/sbin"
 RESIGN_AFTER = 600.0  # seconds; a SigV4 signature stays valid for 15 minutes
 GRACE = 30.0  # seconds past a time bound before a stuck step is abandoned
+BULK_PATH = "/v2/email/outbound-bulk-emails"
+BULK_ENTRIES = 50  # SES's most destinations in one SendBulkEmail
 COUNTER = re.compile(rb"sess=(\d+) quit=\d+ mesg=(\d+)")
 
 
@@ -106,6 +110,26 @@ def request_body(recipient: str) -> bytes:
             "FromEmailAddress": SENDER,
             "Destination": {"ToAddresses": [recipient]},
             "Content": {"Simple": {"Subject": {"Data": "bench"}, "Body": {"Text": {"Data": text_body()}}}},
+        }
+    ).encode()
+
+
+def bulk_request_body() -> bytes:
+    """SendBulkEmail to ``BULK_ENTRIES`` recipients of the sink domain, from the template "bench"."""
+    entries = [
+        {
+            "Destination": {"ToAddresses": [f"someone{i}@{SINK_DOMAIN}"]},
+            "ReplacementEmailContent": {
+                "ReplacementTemplate": {"ReplacementTemplateData": json.dumps({"n": i})}
+            },
+        }
+        for i in range(BULK_ENTRIES)
+    ]
+    return json.dumps(
+        {
+            "FromEmailAddress": SENDER,
+            "DefaultContent": {"Template": {"TemplateName": "bench", "TemplateData": '{"n": 0}'}},
+            "BulkEmailEntries": entries,
         }
     ).encode()
 
@@ -257,20 +281,19 @@ def sink() -> Iterator[SmtpSink | PythonSink]:
 class Signer:
     """The whole HTTP/1.1 request, SigV4-signed once and again only when the signature is getting old."""
 
-    def __init__(self, endpoint: str, key: str, secret: str, body: bytes) -> None:
-        self.endpoint, self.key, self.secret, self.body = endpoint, key, secret, body
+    def __init__(self, endpoint: str, key: str, secret: str, body: bytes, path: str = PATH) -> None:
+        self.endpoint, self.key, self.secret, self.body, self.path = endpoint, key, secret, body, path
         self.signed_at = -float("inf")  # monotonic time starts near 0 on a freshly booted machine
         self.request = b""
         self.current()
 
     def current(self) -> bytes:
         if time.monotonic() - self.signed_at > RESIGN_AFTER:
-            req = AWSRequest(
-                "POST", f"{self.endpoint}{PATH}", data=self.body, headers={"Content-Type": "application/json"}
-            )
+            headers = {"Content-Type": "application/json"}
+            req = AWSRequest("POST", f"{self.endpoint}{self.path}", data=self.body, headers=headers)
             SigV4Auth(Credentials(self.key, self.secret), "ses", REGION).add_auth(req)
             hostport = self.endpoint.removeprefix("http://")
-            lines = [f"POST {PATH} HTTP/1.1", f"Host: {hostport}", f"Content-Length: {len(self.body)}"]
+            lines = [f"POST {self.path} HTTP/1.1", f"Host: {hostport}", f"Content-Length: {len(self.body)}"]
             lines += [
                 f"{k}: {v}" for k, v in req.headers.items() if k.lower() not in ("host", "content-length")
             ]
@@ -287,8 +310,11 @@ async def inject(
     seconds: float,
     progress: float = 0.0,
     note: Callable[[], str] = str,
+    per_request: int = 1,
 ) -> dict[str, Any]:
-    """Send up to ``n`` requests over ``clients`` connections, for at most ``seconds``.
+    """Send requests over ``clients`` connections until ``n`` messages are accepted, for at most
+    ``seconds``. A request accepts as many messages as its answer has MessageIds (SendBulkEmail: one per
+    destination).
 
     With ``progress`` > 0, prints a line that often, ending with ``note()`` (the memory run is long).
     """
@@ -305,7 +331,7 @@ async def inject(
     async def worker(i: int) -> None:
         nonlocal issued, accepted, errors, first_error, first_accept, last_accept
         while issued < n and time.perf_counter() < deadline:
-            issued += 1
+            issued += per_request
             conn = conns[i]
             try:
                 if conn is None:
@@ -323,7 +349,7 @@ async def inject(
             if status == 200 and b"MessageId" in body:
                 last_accept = time.perf_counter()
                 first_accept = first_accept or last_accept
-                accepted += 1
+                accepted += body.count(b'"MessageId"')
             else:
                 errors += 1
                 if not first_error:
@@ -666,9 +692,12 @@ def bench_memory(args: argparse.Namespace) -> dict | None:
             print(f"memory: sesame serve (pid {pid}, delivery disabled) VmRSS {before:.1f} MB; queueing "
                   f"up to {args.memory_messages} messages for at most {args.memory_seconds:g} s",
                   flush=True)  # fmt: skip
-            signer = Signer(
-                sesame.endpoint, account["AccessKeyId"], account["SecretAccessKey"], request_body(RECIPIENT)
+            key, secret = account["AccessKeyId"], account["SecretAccessKey"]
+            boto_client("sesv2", sesame.endpoint, key, secret).create_email_template(
+                TemplateName="bench",
+                TemplateContent={"Subject": "bench {{n}}", "Text": text_body() + "\n{{n}}\n"},
             )
+            signer = Signer(sesame.endpoint, key, secret, bulk_request_body(), path=BULK_PATH)
             sent = asyncio.run(
                 inject(
                     sesame.endpoint,
@@ -678,6 +707,7 @@ def bench_memory(args: argparse.Namespace) -> dict | None:
                     args.memory_seconds,
                     progress=30,
                     note=lambda: f"(VmRSS {vm(pid, 'VmRSS'):.1f} MB)",
+                    per_request=BULK_ENTRIES,
                 )
             )
             return {
@@ -952,6 +982,22 @@ def spool_count(directory: Path) -> int:
 # -- main --------------------------------------------------------------------------------------------------
 
 
+def report_memory(args: argparse.Namespace) -> None:
+    m = bench_memory(args)
+    if m is None:
+        print("memory: no figures")
+    else:
+        short = m["queued"] < args.memory_messages
+        print(f"memory: queued {m['queued']} of {args.memory_messages} in {m['seconds']:.0f} s "
+              f"({m['queued'] / m['seconds']:.0f}/s, {m['errors']} errors)"
+              + (" - time ran out" if short else ""))  # fmt: skip
+        print(f"{'VmRSS before':>13} {'VmRSS after':>12} {'VmHWM (peak)':>13}")
+        print(f"{m['before']:>10.1f} MB {m['after']:>9.1f} MB {m['peak']:>10.1f} MB")
+        met = m["peak"] < RSS_TARGET_MB
+        print(f"  goal: RSS under {RSS_TARGET_MB} MB with {m['queued']} queued: "
+              f"{'met' if met else 'NOT met'} (peak {m['peak']:.1f} MB)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -979,12 +1025,16 @@ def main() -> None:
     parser.add_argument("--profile", default="", metavar="PATH",
                         help="with --drain: py-spy the first Sesame drain into PATH")  # fmt: skip
     parser.add_argument("--memory", action="store_true", help="also the (slow) queue-memory run")
+    parser.add_argument("--memory-only", action="store_true", help="only the queue-memory run")
     parser.add_argument("--memory-messages", type=int, default=100_000)
     parser.add_argument("--memory-seconds", type=float, default=600.0)
     args = parser.parse_args()
     if min(args.messages, args.concurrency, args.clients, args.memory_messages) < 1:
         parser.error("--messages, --concurrency, --clients and --memory-messages must be at least 1")
 
+    if args.memory_only:
+        report_memory(args)
+        return
     if tool("smtp-sink") is None:
         print(f"smtp-sink not found (install it with: {INSTALL}); Sesame delivers to an aiosmtpd sink "
               "instead, and Postfix is skipped")  # fmt: skip
@@ -1062,19 +1112,7 @@ def main() -> None:
 
     if args.memory:
         print(flush=True)
-        m = bench_memory(args)
-        if m is None:
-            print("memory: no figures")
-        else:
-            short = m["queued"] < args.memory_messages
-            print(f"memory: queued {m['queued']} of {args.memory_messages} in {m['seconds']:.0f} s "
-                  f"({m['queued'] / m['seconds']:.0f}/s, {m['errors']} errors)"
-                  + (" - time ran out" if short else ""))  # fmt: skip
-            print(f"{'VmRSS before':>13} {'VmRSS after':>12} {'VmHWM (peak)':>13}")
-            print(f"{m['before']:>10.1f} MB {m['after']:>9.1f} MB {m['peak']:>10.1f} MB")
-            met = m["peak"] < RSS_TARGET_MB
-            print(f"  goal: RSS under {RSS_TARGET_MB} MB with {m['queued']} queued: "
-                  f"{'met' if met else 'NOT met'} (peak {m['peak']:.1f} MB)")  # fmt: skip
+        report_memory(args)
 
 
 if __name__ == "__main__":
