@@ -303,6 +303,29 @@ def test_raw_from_spoofing_is_refused(sesame: Serve, sender: Sender) -> None:
     assert msg["from_address"] == me and entries == [(f"friend@{d}", "queued")]
 
 
+def test_a_bulk_send_past_the_daily_quota_refuses_its_last_destinations(sender: Sender) -> None:
+    """A bulk call's destinations are accepted in order until the quota runs out, then refused one by
+    one; the accepted ones are queued (their MessageIds are real)."""
+    sender.production(max_send_rate="100", max_24_hour_send="3")
+    sender.v2.create_email_template(TemplateName="q", TemplateContent={"Subject": "s {{n}}", "Text": "b"})
+    results = sender.v2.send_bulk_email(
+        FromEmailAddress=f"me@{sender.domain}",
+        DefaultContent={"Template": {"TemplateName": "q", "TemplateData": '{"n": 1}'}},
+        BulkEmailEntries=[{"Destination": {"ToAddresses": [f"r{i}@example.org"]}} for i in range(5)],
+    )["BulkEmailEntryResults"]
+    assert [r["Status"] for r in results] == ["SUCCESS"] * 3 + ["ACCOUNT_DAILY_QUOTA_EXCEEDED"] * 2
+    queued = [stored(sender.sesame, r["MessageId"])[1] for r in results[:3]]
+    assert queued == [[(f"r{i}@example.org", "queued")] for i in range(3)]
+    sender.production(max_send_rate="100", max_24_hour_send="5")
+    v1 = sender.v1.send_bulk_templated_email(
+        Source=f"me@{sender.domain}",
+        Template="q",
+        DefaultTemplateData='{"n": 2}',
+        Destinations=[{"Destination": {"ToAddresses": [f"v{i}@example.org"]}} for i in range(4)],
+    )["Status"]
+    assert [s["Status"] for s in v1] == ["Success"] * 2 + ["AccountDailyQuotaExceeded"] * 2
+
+
 def test_quotas_rate_and_daily(sender: Sender) -> None:
     sender.production(max_send_rate="1", max_24_hour_send="3")
     simple = {"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}

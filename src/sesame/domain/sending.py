@@ -14,6 +14,7 @@ sent; the SQL is storage's.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -425,6 +426,36 @@ class Sending:
     async def send(self, account_id: str, region: str, msg: Outgoing, *, source_ip: str = "") -> str:
         """Check and durably accept ``msg``; its MessageId, once committed. ``source_ip``: the caller's
         address, as event records show it (the ses:source-ip tag)."""
+        return await self._submit(await self._prepare(account_id, region, msg, source_ip))
+
+    async def send_many(
+        self, account_id: str, region: str, msgs: list[Outgoing], *, source_ip: str = ""
+    ) -> list[str | SendError]:
+        """The messages of one bulk call, each accepted or refused on its own: a MessageId or the
+        SendError, in order. They are checked concurrently and handed to the writer together and in
+        order, so that the call costs one commit rather than one per message, and a quota that runs out
+        part way refuses the last ones, as when they are sent one by one."""
+
+        async def prepare(msg: Outgoing) -> _Unit | SendError:
+            try:
+                return await self._prepare(account_id, region, msg, source_ip)
+            except SendError as exc:
+                return exc
+
+        async def submit(unit: _Unit | SendError) -> str | SendError:
+            if isinstance(unit, SendError):
+                return unit
+            try:
+                return await self._submit(unit)
+            except SendError as exc:
+                return exc
+
+        units = await asyncio.gather(*(prepare(m) for m in msgs))
+        # gather starts its tasks in order, and each hands its unit to the writer in its first step.
+        return await asyncio.gather(*(submit(u) for u in units))
+
+    async def _prepare(self, account_id: str, region: str, msg: Outgoing, source_ip: str) -> _Unit:
+        """The checks of a send and what they change in ``msg``: what the writer is handed."""
         msg.source_ip = source_ip
         state, suppressed, tracking = await self._check(account_id, region, msg)
         if msg.list_management is not None and self.list_management is not None and not msg.rendering_failure:
@@ -435,32 +466,20 @@ class Sending:
             msg.body = await self.tracking.apply(tracking, msg.message_id, msg.body)
         if self.virus_found is not None and not msg.rendering_failure:
             msg.rejected = await self.virus_found(msg.body)
-        return await self._enqueue(
-            account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send
-        )
+        return _Unit(account_id, region, msg, suppressed, state.max_send_rate, state.max_24_hour_send)
 
     async def send_system(self, account_id: str, region: str, msg: Outgoing, *, counted: bool = False) -> str:
         """Accept Sesame's own mail for an account: no checks. ``counted`` mail (verification emails)
         counts like the account's own (SentLast24Hours, GetSendStatistics) without being refused for
         it: the caller reserved its place in the quota before creating what the mail is for."""
-        return await self._enqueue(account_id, region, msg, {}, -1, -1, system=not counted)
+        return await self._submit(_Unit(account_id, region, msg, {}, -1, -1, system=not counted))
 
-    async def _enqueue(
-        self,
-        account_id: str,
-        region: str,
-        msg: Outgoing,
-        suppressed: dict[str, str],
-        max_rate: float,
-        max_24h: float,
-        system: bool = False,
-    ) -> str:
+    async def _submit(self, unit: _Unit) -> str:
         """Hand the message to the group-commit writer; its MessageId once the batch is committed."""
-        unit = _Unit(account_id, region, msg, suppressed, max_rate, max_24h, system)
         refused = await self.db.writer.submit(self._accept, unit)
         if refused is not None:
             raise refused
-        return msg.message_id
+        return unit.message.message_id
 
     def _accepted(self, outcomes: list[SendError | None]) -> None:
         """After each commit: wake the delivery engine if the batch queued mail."""

@@ -11,7 +11,7 @@ from sesame.awsapi.errors import InvalidParameterValue, ServiceError, Throttling
 from sesame.domain import compose
 from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
-from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
+from sesame.domain.sending import MAX_RECIPIENTS, Outgoing, SendError, Sending
 from sesame.domain.templates import Content, Templates, TemplateStoreError
 from sesame.mail import handlebars as hb
 from sesame.mail import mime
@@ -177,7 +177,8 @@ class SendingV1:
             raise InvalidParameterValue(str(exc)) from None
         with v1_send_errors():
             default_tags = _tags(params, "DefaultTags")
-        statuses = []
+        statuses: list[dict[str, str]] = []
+        sends: dict[int, Outgoing] = {}  # by position in statuses
         deadline = self.templates.deadline()  # one time limit for all the call's renderings
         for dest in destinations:
             try:
@@ -198,12 +199,20 @@ class SendingV1:
                     limit=compose.V1_MAX_BYTES,
                 )
                 out.summary["Destination"] = dest.get("Destination") or {}
-                message_id = await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
-                statuses.append({"Status": "Success", "MessageId": message_id})
+                sends[len(statuses)] = out
+                statuses.append({})
             except (SendError, IllegalAddress) as exc:
                 statuses.append({"Status": _SEND_ERRORS[exc.kind][1], "Error": exc.message})
             except (hb.TemplateError, ServiceError) as exc:
                 statuses.append({"Status": "InvalidParameterValue", "Error": str(exc)})
+        sent = await self.sending.send_many(
+            ctx.account_id, ctx.region, list(sends.values()), source_ip=ctx.source_ip
+        )
+        for i, outcome in zip(sends, sent, strict=True):
+            if isinstance(outcome, SendError):
+                statuses[i] = {"Status": _SEND_ERRORS[outcome.kind][1], "Error": outcome.message}
+            else:
+                statuses[i] = {"Status": "Success", "MessageId": outcome}
         return {"Status": statuses}
 
     # -- templates --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sesame.domain import compose
 from sesame.domain.addresses import IllegalAddress
 from sesame.domain.compose import Envelope
 from sesame.domain.contact_lists import ListManagement
-from sesame.domain.sending import MAX_RECIPIENTS, SendError, Sending
+from sesame.domain.sending import MAX_RECIPIENTS, Outgoing, SendError, Sending
 from sesame.domain.suppression import Suppression
 from sesame.domain.templates import MAX_INLINE_TEMPLATE_BYTES, Content, Templates, TemplateStoreError
 from sesame.domain.tenants import Tenants
@@ -224,7 +224,8 @@ class SendingV2:
             raise E.BadRequestException(str(exc)) from None
         with v2_send_errors():
             default_tags = _tags(params.get("DefaultEmailTags"))
-        results = []
+        results: list[dict[str, str]] = []
+        sends: dict[int, Outgoing] = {}  # by position in results
         deadline = self.templates.deadline()  # one time limit for all the call's renderings
         for entry in entries:
             try:
@@ -248,12 +249,20 @@ class SendingV2:
                     limit=compose.V2_MAX_BYTES,
                 )
                 out.summary["Destination"] = destination
-                message_id = await self.sending.send(ctx.account_id, ctx.region, out, source_ip=ctx.source_ip)
-                results.append({"Status": "SUCCESS", "MessageId": message_id})
+                sends[len(results)] = out
+                results.append({})
             except (SendError, IllegalAddress) as exc:
                 results.append({"Status": _SEND_ERRORS[exc.kind][1], "Error": exc.message})
             except hb.TemplateError as exc:
                 results.append({"Status": "INVALID_PARAMETER", "Error": str(exc)})
+        sent = await self.sending.send_many(
+            ctx.account_id, ctx.region, list(sends.values()), source_ip=ctx.source_ip
+        )
+        for i, outcome in zip(sends, sent, strict=True):
+            if isinstance(outcome, SendError):
+                results[i] = {"Status": _SEND_ERRORS[outcome.kind][1], "Error": outcome.message}
+            else:
+                results[i] = {"Status": "SUCCESS", "MessageId": outcome}
         return {"BulkEmailEntryResults": results}
 
     # -- templates --------------------------------------------------------------------------------
