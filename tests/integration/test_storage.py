@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -70,3 +72,47 @@ def test_second_process_on_the_same_sqlite_file(tmp_path: Path) -> None:
         ).stdout
     )
     assert created <= {a["AccountId"] for a in listed}
+
+
+def test_pooled_postgresql_connections_dropped_while_idle_are_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server side of every pooled connection goes away (a PostgreSQL restart, a firewall's idle
+    timeout); the first read and write after an idle spell still succeed, on fresh connections."""
+    import asyncpg
+
+    from sesame.storage import db as storage
+    from sesame.testing.databases import POSTGRES, temporary_database
+
+    monkeypatch.setattr(storage, "IDLE_PING_SECONDS", 0.05)
+
+    async def run(url: str) -> list[object]:
+        name = url.rpartition("/")[2]
+        database = storage.Database(
+            config.load("serve", data_dir=tmp_path, database=url, env={}).database_url
+        )
+        try:
+            for _ in range(3):  # several connections in each pool
+                await asyncio.gather(*(database.fetch([("SELECT 1 AS one", {})]) for _ in range(3)))
+                async with database.write() as s:
+                    await s.execute(sa.text("SELECT 1"))
+            admin = await asyncpg.connect(f"{POSTGRES}/postgres")
+            try:
+                killed = await admin.fetchval(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = $1) AS t",
+                    name,
+                )
+            finally:
+                await admin.close()
+            await asyncio.sleep(0.2)
+            read = await database.fetch([("SELECT 1 AS one", {})])
+            async with database.write() as s:
+                written = (await s.execute(sa.text("SELECT 2"))).scalar()
+            return [killed > 0, read, written]
+        finally:
+            await database.close()
+
+    with temporary_database("postgresql", tmp_path) as url:
+        Sesame(config.load("serve", data_dir=tmp_path, database=url, env={})).migrate()
+        assert asyncio.run(run(url)) == [True, [[{"one": 1}]], 2]

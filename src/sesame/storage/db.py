@@ -20,11 +20,13 @@ import contextlib
 import functools
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -35,6 +37,11 @@ log = logging.getLogger(__name__)
 
 #: How long a SQLite writer waits for another process's write lock before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: A pooled PostgreSQL connection idle this long (seconds) is pinged before it is used again: long
+#: enough that a busy pool never pings, short enough that connections a restarted server or a
+#: firewall dropped overnight are found before a request uses them.
+IDLE_PING_SECONDS = 30.0
 
 
 #: How often a LISTEN connection is probed (seconds): a peer that vanished without closing is noticed
@@ -65,10 +72,34 @@ def _sqlite_events(engine: Engine, immediate: bool) -> None:
         conn.exec_driver_sql(begin)
 
 
+def _ping_when_idle(engine: Engine) -> None:
+    """pool_pre_ping's liveness check, but only for a connection that sat in the pool for
+    ``IDLE_PING_SECONDS``: on asyncpg the ping is three round trips (BEGIN, an empty statement,
+    ROLLBACK), which pool_pre_ping paid on every checkout, several times per message. A connection in
+    steady use has just shown it is alive; one that died since (a restarted server) fails its statement,
+    and SQLAlchemy then discards every connection the pool opened before, so the next use reconnects."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:  # the pool discards this one and checks out another
+            raise DisconnectionError(f"pooled connection did not answer a ping: {exc}") from exc
+
+
 def _make_engine(url: str, *, immediate: bool = False, **kw: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kw)
     if engine.dialect.name == "sqlite":
         _sqlite_events(engine.sync_engine, immediate)
+    else:
+        _ping_when_idle(engine.sync_engine)
     return engine
 
 
@@ -121,11 +152,11 @@ class Database:
             self._reader = None
             # Separate pools: a burst of reads must not keep a writer (the group commit above all)
             # waiting for a connection.
-            self.write_engine = _make_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+            self.write_engine = _make_engine(url, pool_size=5, max_overflow=10)
             # Up to the same 30 read connections as before, but all kept: as overflow connections, those
             # past the tenth were closed when given back and opened again at the next burst (a new
             # PostgreSQL session per read: ~10% of the server's CPU at 32 sends in flight).
-            self.read_engine = _make_engine(url, pool_size=pool_size + 20, max_overflow=0, pool_pre_ping=True)
+            self.read_engine = _make_engine(url, pool_size=pool_size + 20, max_overflow=0)
             self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._fetch_connection: Any = None  # SQLite: the pooled connection ``fetch`` keeps
