@@ -17,11 +17,24 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from sesame.storage.models import table
 
 
-class BulkUpsert:
+class _SqliteStatement:
+    sql: str
+    t: sa.Table
+    fixed: list[str]
+
+    def _sqlite(self, s: Session, fixed: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+        """The statement for every row, through the session's own (synchronous) connection."""
+        conn = s.connection()
+        head = tuple(_bound(self.t.c[c].type, conn.dialect, fixed[c]) for c in self.fixed)
+        conn.exec_driver_sql(self.sql, [head + row for row in rows])
+
+
+class BulkUpsert(_SqliteStatement):
     """Rows of ``model``: ``fixed`` columns with one value per batch, ``varying`` ones per row."""
 
     def __init__(
@@ -66,9 +79,7 @@ class BulkUpsert:
         if not rows:
             return
         if self.is_sqlite:
-            conn = await s.connection()
-            head = tuple(_bound(self.t.c[c].type, conn.dialect, fixed[c]) for c in self.fixed)
-            await conn.exec_driver_sql(self.sql, [head + row for row in rows])
+            await s.run_sync(self._sqlite, fixed, rows)
             return
         params: dict[str, Any] = {f"fixed_{c}": fixed[c] for c in self.fixed}
         for i, c in enumerate(self.varying):
@@ -76,7 +87,7 @@ class BulkUpsert:
         await s.execute(self.stmt, params)
 
 
-class BulkDelete:
+class BulkDelete(_SqliteStatement):
     """Rows of ``model`` deleted by their key: ``fixed`` key columns with one value per batch, one
     ``varying`` key column per row."""
 
@@ -99,9 +110,7 @@ class BulkDelete:
         if not keys:
             return
         if self.is_sqlite:
-            conn = await s.connection()
-            head = tuple(_bound(self.t.c[c].type, conn.dialect, fixed[c]) for c in self.fixed)
-            await conn.exec_driver_sql(self.sql, [(*head, k) for k in keys])
+            await s.run_sync(self._sqlite, fixed, [(k,) for k in keys])
             return
         await s.execute(self.stmt, {**{f"fixed_{c}": fixed[c] for c in self.fixed}, "keys": keys})
 

@@ -5,17 +5,19 @@ Invariants:
   deadlock upgrading a read lock, and wait (busy timeout) instead of failing when another process
   holds it.
 - Readers never block writers: SQLite runs in WAL mode.
-- On SQLite, reads run inline on the event loop (pysqlite, behind the same AsyncSession API) and writes
-  on aiosqlite's thread. A WAL reader never waits for a lock, and a cached page read costs microseconds,
-  while each aiosqlite call is a thread round trip: measured on GetAccount, a read session took 1.8 ms
-  through aiosqlite and 0.45 ms inline. Writes stay off the loop because they may wait for another
-  process's lock (busy timeout) and pay for the commit.
+- On SQLite, statements run inline on the event loop (pysqlite, behind the same AsyncSession API). A
+  WAL reader never waits for a lock, and a cached page read costs microseconds, while each aiosqlite
+  call is a thread round trip: measured on GetAccount, a read session took 1.8 ms through aiosqlite
+  and 0.45 ms inline. A write transaction's BEGIN IMMEDIATE (which may wait for another process's lock)
+  and its COMMIT (the fsync) run on a thread; its statements in between, which hold the lock already,
+  run inline.
 - Sessions do not expire objects on commit: results stay usable after the transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
@@ -30,6 +32,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util.concurrency import await_
 
 from sesame.storage.writer import Writer
 
@@ -103,26 +106,22 @@ def _make_engine(url: str, *, immediate: bool = False, **kw: Any) -> AsyncEngine
     return engine
 
 
-class _InlineReadSession(Session):
+class _InlineSession(Session):
     engine: ClassVar[Engine]
+    #: The writer's thread for BEGIN and COMMIT (None for readers).
+    thread: ClassVar[concurrent.futures.ThreadPoolExecutor | None] = None
 
 
-def _inline_reader(url: str, pool_size: int) -> type[_InlineReadSession]:
+def _inline_session(engine: Engine) -> type[_InlineSession]:
     """A Session class on a synchronous pysqlite engine, for AsyncSession(sync_session_class=...).
 
     AsyncSession runs each call of its sync session in a greenlet; pysqlite never yields, so the call
     completes inline without a thread hop.
     """
-    read_engine = create_engine(
-        url.replace("sqlite+aiosqlite:", "sqlite:", 1), pool_size=pool_size, max_overflow=20
-    )
-    _sqlite_events(read_engine, immediate=False)
 
-    class InlineReadSession(_InlineReadSession):
-        engine = read_engine
-
+    class InlineSession(_InlineSession):
         def __init__(self, bind: Any = None, **kw: Any) -> None:
-            super().__init__(bind=read_engine, **kw)
+            super().__init__(bind=engine, **kw)
 
         def execute(self, *args: Any, **kw: Any) -> Any:
             result = super().execute(*args, **kw)
@@ -132,7 +131,58 @@ def _inline_reader(url: str, pool_size: int) -> type[_InlineReadSession]:
                 return result.freeze()()
             return result
 
-    return InlineReadSession
+    InlineSession.engine = engine
+    return InlineSession
+
+
+def _sync_sqlite_engine(url: str, **kw: Any) -> Engine:
+    return create_engine(url.replace("sqlite+aiosqlite:", "sqlite:", 1), **kw)
+
+
+def _inline_reader(url: str, pool_size: int) -> type[_InlineSession]:
+    engine = _sync_sqlite_engine(url, pool_size=pool_size, max_overflow=20)
+    _sqlite_events(engine, immediate=False)
+    return _inline_session(engine)
+
+
+def _inline_writer(url: str) -> type[_InlineSession]:
+    """The write sessions of a SQLite process: statements inline like the reads, but the two steps that
+    may take long off the event loop, each on a thread: BEGIN IMMEDIATE (it waits for another process's
+    write lock, up to the busy timeout) and COMMIT (the fsync, and the WAL checkpoint when one is due).
+    Two thread round trips a transaction, where aiosqlite made one per statement.
+
+    One connection: the ``Database`` lets one write session at a time in (an asyncio lock), so the
+    pool, whose waits would block the event loop, never has to wait."""
+    engine = _sync_sqlite_engine(url, pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, "FULL"))
+
+    # A thread of its own: the default executor's threads may all be busy for seconds (botocore calls,
+    # HTTP function calls, DKIM signing), and every write of the process would wait behind them.
+    thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sesame-sqlite-commit")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        await_(_on_thread(thread, conn.connection.dbapi_connection.execute, "BEGIN IMMEDIATE"))
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn: Any) -> None:
+        # pysqlite's own commit, which SQLAlchemy calls next, finds no transaction left and does nothing.
+        await_(_on_thread(thread, conn.connection.dbapi_connection.execute, "COMMIT"))
+
+    session = _inline_session(engine)
+    session.thread = thread
+    return session
+
+
+async def _on_thread(thread: concurrent.futures.Executor, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on ``thread``. A caller cancelled meanwhile still waits for it to finish: the
+    connection must not be used (to roll back) while the thread still has it."""
+    task = asyncio.get_running_loop().run_in_executor(thread, fn, *args)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 class Database:
@@ -142,13 +192,18 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        #: SQLite: one write session at a time in this process (see _inline_writer).
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
-            self._reader: type[_InlineReadSession] | None = _inline_reader(url, pool_size)
+            self._reader: type[_InlineSession] | None = _inline_reader(url, pool_size)
             self._read = async_sessionmaker(sync_session_class=self._reader, expire_on_commit=False)
             # One write connection per process: SQLite has one writer anyway, and queueing here is
             # cheaper than queueing on the file lock.
-            self.write_engine = _make_engine(url, immediate=True, pool_size=1, max_overflow=0)
+            self._writer_class: type[_InlineSession] | None = _inline_writer(url)
+            self._write = async_sessionmaker(sync_session_class=self._writer_class, expire_on_commit=False)
+            self._write_lock = asyncio.Lock()
         else:
+            self._writer_class = None
             self._reader = None
             # Separate pools: a burst of reads must not keep a writer (the group commit above all)
             # waiting for a connection.
@@ -158,7 +213,7 @@ class Database:
             # PostgreSQL session per read: ~10% of the server's CPU at 32 sends in flight).
             self.read_engine = _make_engine(url, pool_size=pool_size + 20, max_overflow=0)
             self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
-        self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
+            self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._fetch_connection: Any = None  # SQLite: the pooled connection ``fetch`` keeps
         self.writer = Writer(self)
 
@@ -169,7 +224,11 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._write() as session, session.begin():
+        if self._write_lock is None:
+            async with self._write() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._write() as session, session.begin():
             yield session
 
     async def page(self, query: Any, key: Any, after: str | None, limit: int) -> tuple[list[Any], str | None]:
@@ -263,8 +322,12 @@ class Database:
 
     async def close(self) -> None:
         await self.writer.close()
-        await self.write_engine.dispose()
-        if self._reader is None:
+        if self._writer_class is not None:
+            self._writer_class.engine.dispose()
+            if self._writer_class.thread is not None:
+                self._writer_class.thread.shutdown(wait=False)
+        else:
+            await self.write_engine.dispose()
             await self.read_engine.dispose()
         if self._fetch_connection is not None:
             self._fetch_connection.close()
