@@ -24,8 +24,9 @@ With ``--tracking`` (Sesame targets only) the message is HTML (~2 KB, ten links)
 configuration set with an OPEN and CLICK event destination, so each send also has its pixel placed and
 its links rewritten and signed.
 Each level is bounded both in time and in request count; every wait has a time bound. Client and
-servers share this machine's cores, so the figures are a floor. The goal this reports against: at
-concurrency 32, Sesame at least 3x moto's accepted rate with p99 under 50 ms.
+servers share this machine's cores, so the figures are a floor. The goals this reports against, at
+concurrency 32: Sesame at least 3x moto's accepted rate on SQLite with p99 under 50 ms, and 2x on
+PostgreSQL.
 
 With ``--profile PATH`` (Sesame targets) py-spy (next to this Python, or on PATH) samples the server for
 the first level's duration and writes PATH (speedscope JSON if PATH ends in .json, raw collapsed stacks
@@ -438,11 +439,14 @@ def main() -> None:
             if c in moto and moto[c]["rps"] > 0:
                 print(f"{name} / moto at c={c}: {r['rps'] / moto[c]['rps']:.1f}x")
             if c == 32:
-                ok_rate = c in moto and moto[c]["rps"] > 0 and r["rps"] >= 3 * moto[c]["rps"]
-                ok_p99 = r["p99_ms"] < 50
+                times = 3 if name == "sesame-sqlite" else 2
+                ok_rate = c in moto and moto[c]["rps"] > 0 and r["rps"] >= times * moto[c]["rps"]
                 rate = "n/a (no moto figure)" if c not in moto else ("met" if ok_rate else "NOT met")
-                print(f"  goal at c=32 ({name}): >=3x moto {rate}; p99 < 50 ms "
-                      f"{'met' if ok_p99 else 'NOT met'} ({r['p99_ms']:.1f} ms)")  # fmt: skip
+                line = f"  goal at c=32 ({name}): >={times}x moto {rate}"
+                if name == "sesame-sqlite":
+                    ok_p99 = r["p99_ms"] < 50
+                    line += f"; p99 < 50 ms {'met' if ok_p99 else 'NOT met'} ({r['p99_ms']:.1f} ms)"
+                print(line)
 
 
 if __name__ == "__main__":
