@@ -116,3 +116,52 @@ def test_pooled_postgresql_connections_dropped_while_idle_are_replaced(
     with temporary_database("postgresql", tmp_path) as url:
         Sesame(config.load("serve", data_dir=tmp_path, database=url, env={})).migrate()
         assert asyncio.run(run(url)) == [True, [[{"one": 1}]], 2]
+
+
+BOUNCES = {"SuppressedReasons": ["BOUNCE"]}
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_fetch_answers_each_statement_with_its_rows(database: str, tmp_path: Path) -> None:
+    """Several plain reads in one call (the send checks' way): each statement's rows, in order of the
+    statements, ``IN`` lists expanded (an empty one matches nothing)."""
+    from sesame.storage import db as storage
+    from sesame.storage.models import Account, Tenant
+
+    settings = config.load("serve", data_dir=tmp_path, database=database, env={})
+    Sesame(settings).migrate()
+
+    async def run() -> list[list[dict[str, object]]]:
+        database_ = storage.Database(settings.database_url)
+        try:
+            async with database_.write() as s:
+                s.add(Account(id="111122223333", name="fetch"))
+                await s.flush()
+                where = {"account_id": "111122223333", "region": "us-east-1"}
+                s.add(Tenant(**where, name="a", tenant_id="a", arn="arn:a", suppression_attributes=BOUNCES))
+                s.add(Tenant(**where, name="b", tenant_id="b", arn="arn:b"))
+            return await database_.fetch(
+                [
+                    (
+                        "SELECT name, suppression_attributes FROM tenants"
+                        " WHERE account_id = :a AND name IN :names ORDER BY name",
+                        {"a": "111122223333", "names": ["a", "b", "c"]},
+                    ),
+                    ("SELECT name FROM tenants WHERE name IN :none", {"none": []}),
+                    ("SELECT count(*) AS n FROM tenants WHERE region = :r", {"r": "us-east-1"}),
+                ]
+            )
+        finally:
+            await database_.close()
+
+    tenants, none, count = asyncio.run(run())
+    # JSON columns: text on SQLite, decoded on PostgreSQL; callers take both.
+    decoded = [{**r, "suppression_attributes": _json(r["suppression_attributes"])} for r in tenants]
+    assert sorted(decoded, key=lambda r: str(r["name"])) == [
+        {"name": "a", "suppression_attributes": BOUNCES},
+        {"name": "b", "suppression_attributes": None},
+    ]
+    assert none == [] and count == [{"n": 2}]

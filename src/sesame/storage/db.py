@@ -249,15 +249,22 @@ class Database:
 
         For the few reads on the hot path of every send: SQLAlchemy costs 0.2–0.4 ms per statement, a
         pysqlite statement 10 µs. On SQLite the rows come straight from a pooled pysqlite connection; on
-        PostgreSQL on the pool's asyncpg connection. JSON columns come back as text (and booleans as 0/1
-        on SQLite): callers decode what they use.
+        PostgreSQL on the pool's asyncpg connection. JSON columns come back as text on SQLite and decoded
+        on PostgreSQL (booleans as 0/1 on SQLite): callers take both.
+
+        On PostgreSQL several statements go as one, each one's rows gathered by json_agg: one round trip
+        instead of one per statement (the send checks' three reads: 1.29 -> 1.12-1.21 ms of CPU per
+        send). Their timestamps then come back as ISO text, and a statement's row order is not promised.
         """
         if self._reader is None:
             async with self.read_engine.connect() as conn:
                 apg: Any = (await conn.get_raw_connection()).driver_connection  # the asyncpg connection
-                # No transaction: each statement reads committed data, and BEGIN/COMMIT would double
-                # the round trips of a check that tolerates a change landing between two statements.
-                return [[dict(r) for r in await apg.fetch(*_numbered(sql, p))] for sql, p in statements]
+                # No transaction: one statement reads one snapshot.
+                if len(statements) == 1:
+                    return [[dict(r) for r in await apg.fetch(*_numbered(*statements[0]))]]
+                sql, values = _gathered(statements)
+                row = await apg.fetchrow(sql, *values)
+            return list(row)  # the pool's connections decode json (SQLAlchemy's codec)
         # Nothing below awaits, so no other task can use the connection meanwhile: one is kept out of
         # the pool for these reads (a pool checkout and return cost more than the statements).
         raw = self._fetch_connection
@@ -350,6 +357,18 @@ def _numbered(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
     return (_rewrite(sql, shape, "$"), *values)
 
 
+def _gathered(statements: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[Any]]:
+    """One PostgreSQL SELECT whose n-th column is the n-th statement's rows as a JSON array."""
+    columns: list[str] = []
+    values: list[Any] = []
+    for sql, params in statements:
+        shape, more = _bind(sql, params)
+        inner = _rewrite(sql, shape, "$", len(values))
+        columns.append(f"(SELECT coalesce(json_agg(q), '[]') FROM ({inner}) AS q)")
+        values.extend(more)
+    return "SELECT " + ", ".join(columns), values
+
+
 def _qmark(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     """``:name`` parameters to pysqlite's ``?``, expanding list values into ``(?, ?, …)``."""
     shape, values = _bind(sql, params)
@@ -380,10 +399,11 @@ def _names(sql: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _rewrite(sql: str, shape: tuple[int, ...], style: str) -> str:
-    """``sql`` with its ``:name`` parameters in ``style`` ("?" or "$" for $1, $2…) for ``shape``."""
+def _rewrite(sql: str, shape: tuple[int, ...], style: str, before: int = 0) -> str:
+    """``sql`` with its ``:name`` parameters in ``style`` ("?" or "$" for $1, $2…) for ``shape``; "$"
+    numbers start after ``before`` parameters of an enclosing statement."""
     lengths = iter(shape)
-    count = 0
+    count = before
 
     def one(m: re.Match[str]) -> str:
         nonlocal count
