@@ -23,6 +23,8 @@ from sesame.storage.models import table
 
 
 class _SqliteStatement:
+    """SQLite's way for both kinds: one plain statement run for every row (executemany)."""
+
     sql: str
     t: sa.Table
     fixed: list[str]
