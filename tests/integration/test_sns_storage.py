@@ -73,12 +73,13 @@ def test_an_expired_lease_is_claimed_again_and_only_its_holder_settles(database:
     async def go() -> None:
         topic = await confirmed_topic(sesame, "leases")
         message_id = await sesame.sns.publish(topic, "once")
-        first = Outbox(sesame.db, "worker-that-dies", lease_seconds=0.2)
+        # A lease long enough that a loaded machine still makes the second claim inside it.
+        first = Outbox(sesame.db, "worker-that-dies", lease_seconds=1.5)
         other = Outbox(sesame.db, "next-worker", lease_seconds=60)
         (held,) = [j for j in await first.claim(10) if j.message_id == message_id]
         assert held.attempts == 1 and held.endpoint == "https://hooks.example.org/0"
         assert [j for j in await other.claim(10) if j.message_id == message_id] == []
-        await asyncio.sleep(0.3)  # the first worker died: its lease runs out
+        await asyncio.sleep(1.6)  # the first worker died: its lease runs out
         (again,) = [j for j in await other.claim(10) if j.message_id == message_id]
         assert again.id == held.id and again.attempts == 2
         # The dead worker's late outcome changes nothing; the holder's does.
